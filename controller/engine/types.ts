@@ -1,0 +1,130 @@
+// CONTRACT between the reconciler and the restore engine (everything Docker on one host).
+// The engine work implements RestoreEngine in this folder; the reconciler depends only on this file.
+
+import type { CheckpointSource, ContainerTemplate } from '../api/types.js';
+import type { StartMode } from '../api/labels.js';
+
+export interface ReplicaOwner {
+  uid: string;
+  namespace: string;
+  name: string;
+}
+
+/** Everything needed to create one replica container. */
+export interface ReplicaSpec {
+  owner: ReplicaOwner;
+  node: string;
+  /** Stable slot id within the resource, [a-z0-9]{1,12}. */
+  replicaId: string;
+  /** 1-based; part of the container name so a retry never clashes with a leftover. */
+  attempt: number;
+  templateHash: string;
+  template: ContainerTemplate;
+  checkpoint: CheckpointSource;
+}
+
+export type ReplicaState = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
+
+/** A container the engine proved (by OWNER_UID label) to belong to a resource. */
+export interface Replica {
+  containerId: string;
+  containerName: string;
+  ownerUid: string;
+  replicaId: string;
+  attempt: number;
+  templateHash: string;
+  startMode: StartMode;
+  state: ReplicaState;
+  /** Running, and started by us from the checkpoint or (startMode 'cold') without it. */
+  ready: boolean;
+  createdAt: Date;
+}
+
+/** The closed set of failure reasons. Transient ones are worth a retry. */
+export type FailureReason =
+  | 'RestoreRace'
+  | 'RestoreTimeout'
+  | 'CheckpointNotFound'
+  | 'CheckpointNotAllowed'
+  | 'ImageNotFound'
+  | 'CriuFailed'
+  | 'DiskFull'
+  | 'EngineUnavailable'
+  | 'NameConflict'
+  | 'InvalidSpec'
+  | 'Aborted'
+  | 'Unknown';
+
+export const TRANSIENT_REASONS: ReadonlySet<FailureReason> = new Set<FailureReason>([
+  'RestoreRace',
+  'RestoreTimeout',
+  'DiskFull',
+  'EngineUnavailable',
+  'NameConflict',
+  'Unknown',
+]);
+
+export type EngineEvent =
+  | { type: 'restore.queued'; owner: ReplicaOwner; replicaId: string; attempt: number; at: Date }
+  | { type: 'restore.started'; owner: ReplicaOwner; replicaId: string; attempt: number; at: Date; inFlight: number }
+  | {
+      type: 'restore.succeeded';
+      owner: ReplicaOwner;
+      replicaId: string;
+      attempt: number;
+      containerId: string;
+      at: Date;
+      durationSeconds: number;
+      inFlight: number;
+    }
+  | {
+      type: 'restore.failed';
+      owner: ReplicaOwner;
+      replicaId: string;
+      attempt: number;
+      reason: FailureReason;
+      transient: boolean;
+      message: string;
+      at: Date;
+      durationSeconds: number;
+      inFlight: number;
+    }
+  | { type: 'coldstart.succeeded'; owner: ReplicaOwner; replicaId: string; containerId: string; at: Date }
+  | { type: 'replica.removed'; owner: ReplicaOwner | { uid: string }; containerId: string; at: Date }
+  | { type: 'hygiene.reclaimed'; bytes: number; paths: number; at: Date }
+  | { type: 'disk.waiting'; neededBytes: number; availableBytes: number; path: string; at: Date };
+
+export interface RestoreOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface RestoreEngine {
+  /** Replicas of one resource on this host: containers whose OWNER_UID label equals ownerUid. */
+  listReplicas(ownerUid: string, signal?: AbortSignal): Promise<Replica[]>;
+  /** Every container with an OWNER_UID label on this host (to find orphans of deleted resources). */
+  listAllReplicas(signal?: AbortSignal): Promise<Replica[]>;
+  /**
+   * One restore attempt: create the container, place a unique copy of the checkpoint, start from it.
+   * Waits for a slot of the per-host limiter first. Throws EngineError; on failure nothing half-made
+   * is left behind (the container and its checkpoint copy are removed).
+   */
+  restoreReplica(spec: ReplicaSpec, options: RestoreOptions): Promise<Replica>;
+  /** The ColdStart fallback: create and start the container without the checkpoint (START_MODE 'cold'). */
+  coldStartReplica(spec: ReplicaSpec, options: RestoreOptions): Promise<Replica>;
+  /** Stop and remove a container that carries ownerUid; refuses any other container. */
+  removeReplica(ownerUid: string, containerId: string, signal?: AbortSignal): Promise<void>;
+  /** Fails fast with a typed error when the source is missing or not allowed for this namespace. */
+  checkSource(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal): Promise<void>;
+  /** Subscribe to engine events; returns the unsubscribe function. */
+  onEvent(listener: (event: EngineEvent) => void): () => void;
+  /** Restores in flight right now on this host, and the limit. */
+  readonly inFlight: number;
+  readonly concurrencyLimit: number;
+  /** Remove leaked checkpoint copies of restores this engine finished or that a crash left; returns bytes reclaimed. */
+  sweep(signal?: AbortSignal): Promise<number>;
+  /** Free bytes on the disks that restores write to. */
+  diskHeadroomBytes(): Promise<number>;
+  ping(signal?: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}

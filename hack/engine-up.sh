@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Starts the project's own Docker engine (dockerd --experimental, for checkpoint/restore) on its own
+# socket, data root and exec root, and checks CRIU. Idempotent: does nothing when it already runs.
+# Prints `export DOCKER_HOST=...` for the shell. Needs root: dockerd and CRIU need it.
+source "$(dirname "$0")/lib.sh"
+need_root "starting the Docker engine" "dockerd and CRIU (checkpoint/restore) only run as root"
+bash "$HACK_DIR/install-engine.sh"
+
+pidfile="$CRS_DOCKER_RUN/dockerd.pid"
+logfile="$CRS_STATE_DIR/logs/dockerd.log"
+ping() { curl -fsS --unix-socket "$CRS_DOCKER_SOCK" http://localhost/_ping; }
+
+if pid_alive "$pidfile" && ping >/dev/null 2>&1; then
+  log "engine already running (pid $(cat "$pidfile"), $CRS_DOCKER_HOST)"
+else
+  criu check >/dev/null 2>&1 || die "criu check failed: $(criu check 2>&1 | tail -3 | tr '\n' ' ')"
+  mkdir -p "$CRS_DOCKER_ROOT" "$CRS_DOCKER_RUN" "$CRS_CONTAINERD_TMP" "$(dirname "$logfile")"
+  # A dockerd killed hard leaves its pidfile and socket behind; they would block the next start.
+  pid_alive "$pidfile" || rm -f "$pidfile" "$CRS_DOCKER_SOCK"
+  log "starting dockerd on $CRS_DOCKER_HOST (data root $CRS_DOCKER_ROOT, log $logfile)"
+  # --bridge=none and no iptables: the engine must not rewrite the host's network for tests;
+  # replicas that need networking get it from a real deployment's engine.
+  XDG_RUNTIME_DIR="$CRS_CONTAINERD_TMP" TMPDIR="$CRS_CONTAINERD_TMP" setsid dockerd \
+    --experimental \
+    --host "$CRS_DOCKER_HOST" \
+    --data-root "$CRS_DOCKER_ROOT" \
+    --exec-root "$CRS_DOCKER_RUN/exec" \
+    --pidfile "$pidfile" \
+    --bridge none --iptables=false --ip6tables=false --ip-masq=false \
+    --storage-driver overlay2 \
+    --log-level warn \
+    >>"$logfile" 2>&1 < /dev/null &
+  wait_for 60 "dockerd" ping || die "dockerd did not answer on $CRS_DOCKER_SOCK within 60 s; see $logfile: $(tail -5 "$logfile" | tr '\n' ' ')"
+fi
+experimental=$(DOCKER_HOST="$CRS_DOCKER_HOST" docker version -f '{{.Server.Experimental}}' 2>/dev/null || true)
+[ "$experimental" = true ] || die "the engine on $CRS_DOCKER_HOST does not run with experimental features (checkpoint routes need them)"
+echo "export DOCKER_HOST=$CRS_DOCKER_HOST"

@@ -1,0 +1,55 @@
+# Shared settings for the hack/ scripts. Source it; do not run it.
+# Everything the scripts create lives in two places:
+#   - CRS_CACHE_DIR: built binaries keyed by version (survives clean clones; safe to delete);
+#   - CRS_STATE_DIR: the running test bed (certs, etcd data, kubeconfig, Docker data root, logs).
+set -euo pipefail
+
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$HACK_DIR/.." && pwd)"
+
+KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.4}"
+
+CRS_CACHE_DIR="${CRS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/crs-controller}"
+CRS_STATE_DIR="${CRS_STATE_DIR:-$REPO_ROOT/.local}"
+KUBE_BIN_DIR="$CRS_CACHE_DIR/kube-$KUBE_VERSION-etcd-$ETCD_VERSION"
+
+# The control plane listens on loopback only.
+APISERVER_PORT="${APISERVER_PORT:-16443}"
+ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-12379}"
+ETCD_PEER_PORT="${ETCD_PEER_PORT:-12380}"
+CP_DIR="$CRS_STATE_DIR/control-plane"
+KUBECONFIG_PATH="$CP_DIR/admin.kubeconfig"
+
+# The project's own Docker engine: its own socket, data root and exec root, so it never
+# disturbs another Docker daemon on the machine.
+CRS_DOCKER_ROOT="${CRS_DOCKER_ROOT:-/var/lib/crs-docker}"
+CRS_DOCKER_RUN="${CRS_DOCKER_RUN:-/run/crs-docker}"
+CRS_DOCKER_SOCK="$CRS_DOCKER_RUN/docker.sock"
+CRS_DOCKER_HOST="unix://$CRS_DOCKER_SOCK"
+# containerd writes (and leaks) one ctrd-checkpoint* copy per restore into $XDG_RUNTIME_DIR;
+# pointing it at a folder of ours keeps those copies out of /tmp and traceable.
+CRS_CONTAINERD_TMP="$CRS_DOCKER_ROOT/containerd-tmp"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "$1 needs root (run it with sudo): $2"
+}
+
+# pid_alive FILE: true when FILE holds the pid of a live process.
+pid_alive() {
+  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.5 s.
+wait_for() {
+  local seconds=$1 what=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.5
+  done
+  log "$what is ready"
+}
