@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Stops the whole local test bed (control plane and engine). `--purge` also deletes their data.
+source "$(dirname "$0")/lib.sh"
+bash "$HACK_DIR/control-plane-down.sh" "$@"
+bash "$HACK_DIR/engine-down.sh" "$@"
