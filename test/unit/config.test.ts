@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig, usage } from '../../controller/config.js';
+
+const env = { NODE_NAME: 'node-a' };
+
+describe('parseConfig', () => {
+  it('fills defaults and reads the node name from NODE_NAME', () => {
+    const config = parseConfig([], env);
+    expect(config).toMatchObject({
+      nodeName: 'node-a',
+      dockerSocket: '/var/run/docker.sock',
+      dockerRoot: '/var/lib/docker',
+      maxConcurrentRestores: 10,
+      metricsHost: '0.0.0.0',
+      metricsPort: 9464,
+      logLevel: 'info',
+      namespace: undefined,
+      kubeconfig: undefined,
+    });
+  });
+
+  it('prefers flags (both --flag value and --flag=value) over env', () => {
+    const config = parseConfig(
+      ['--node-name', 'node-b', '--max-concurrent-restores=3', '--metrics-address', '127.0.0.1:9000', '--namespace=team-a'],
+      { ...env, MAX_CONCURRENT_RESTORES: '7' },
+    );
+    expect(config).toMatchObject({ nodeName: 'node-b', maxConcurrentRestores: 3, metricsHost: '127.0.0.1', metricsPort: 9000, namespace: 'team-a' });
+  });
+
+  it.each([
+    [[], {}, 'node-name', 'is required'],
+    [['--max-concurrent-restores', '11'], env, 'max-concurrent-restores', 'from 1 to 10'],
+    [['--max-concurrent-restores', '0'], env, 'max-concurrent-restores', 'from 1 to 10'],
+    [['--log-level', 'loud'], env, 'log-level', 'not one of'],
+    [['--metrics-address', '9464'], env, 'metrics-address', 'host:port'],
+    [['--docker-root', 'var/lib/docker'], env, 'docker-root', 'absolute path'],
+    [['--node-name', 'Node_A'], {}, 'node-name', 'not a valid Kubernetes node name'],
+    [['--bogus', 'x'], env, 'bogus', 'unknown flag'],
+    [['--workers'], env, 'workers', 'needs a value'],
+  ] as const)('rejects %j with an error naming --%s', (argv, environment, flag, reason) => {
+    let caught: unknown;
+    try {
+      parseConfig(argv, environment);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).flag).toBe(flag);
+    expect((caught as ConfigError).code).toBe('InvalidConfig');
+    expect((caught as ConfigError).message).toContain(`--${flag}`);
+    expect((caught as ConfigError).message).toContain(reason);
+  });
+
+  it('documents every flag with its environment variable', () => {
+    expect(usage()).toContain('--max-concurrent-restores');
+    expect(usage()).toContain('MAX_CONCURRENT_RESTORES');
+  });
+});
