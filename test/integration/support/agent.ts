@@ -1,0 +1,108 @@
+// Runs the real agent (controller/main.ts) as a child process against the test bed, the way a
+// DaemonSet pod would run it, so end-to-end tests can kill it (SIGKILL / SIGTERM) and start it again.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import type { Testbed } from '../testbed.js';
+
+export interface AgentOptions {
+  nodeName: string;
+  namespace?: string;
+  maxConcurrentRestores?: number;
+  checkpointRoot?: string;
+  logLevel?: 'debug' | 'info';
+  resyncSeconds?: number;
+  /** Extra environment for the process. */
+  env?: Record<string, string>;
+}
+
+export interface RunningAgent {
+  readonly metricsUrl: string;
+  readonly logFile: string;
+  readonly process: ChildProcess;
+  /** Resolves once /readyz answers 200. */
+  ready(timeoutMs?: number): Promise<void>;
+  metrics(): Promise<string>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export async function startAgent(bed: Testbed, options: AgentOptions): Promise<RunningAgent> {
+  const port = await freePort();
+  const logDir = path.join(bed.repoRoot, '.local/logs');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, `agent-${options.nodeName}-${Date.now()}.log`);
+  const args = [
+    path.join(bed.repoRoot, 'node_modules/tsx/dist/cli.mjs'),
+    path.join(bed.repoRoot, 'controller/main.ts'),
+    '--kubeconfig', bed.kubeconfig,
+    '--node-name', options.nodeName,
+    '--docker-socket', bed.dockerSocket,
+    '--docker-root', bed.dockerRoot,
+    '--containerd-tmp', bed.containerdTmp,
+    '--metrics-address', `127.0.0.1:${port}`,
+    '--max-concurrent-restores', String(options.maxConcurrentRestores ?? 10),
+    '--log-level', options.logLevel ?? 'debug',
+    '--resync-seconds', String(options.resyncSeconds ?? 30),
+  ];
+  if (options.namespace) args.push('--namespace', options.namespace);
+  if (options.checkpointRoot) args.push('--checkpoint-root', options.checkpointRoot);
+  const child = spawn(process.execPath, args, {
+    cwd: bed.repoRoot,
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(logFile, { flags: 'a' });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const metricsUrl = `http://127.0.0.1:${port}`;
+
+  return {
+    metricsUrl,
+    logFile,
+    process: child,
+    async ready(timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode} before ready; see ${logFile}`);
+        const ok = await fetch(`${metricsUrl}/readyz`).then((r) => r.ok, () => false);
+        if (ok) return;
+        if (Date.now() > deadline) throw new Error(`agent not ready within ${timeoutMs} ms; see ${logFile}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async metrics() {
+      const res = await fetch(`${metricsUrl}/metrics`);
+      return res.text();
+    },
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      const code = await exited;
+      log.end();
+      return code;
+    },
+  };
+}
+
+/** The value of one sample line `name{labels} value` in a Prometheus text exposition. */
+export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
+  }
+  return undefined;
+}

@@ -1,0 +1,34 @@
+// The real kubectl of the test bed, for end-to-end tests that act as a user would.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { Testbed } from '../testbed.js';
+
+const run = promisify(execFile);
+
+export interface Kubectl {
+  (...args: string[]): Promise<string>;
+  /** kubectl apply -f - with the given manifest (YAML or JSON text). */
+  apply(manifest: string, ...args: string[]): Promise<string>;
+  json<T>(...args: string[]): Promise<T>;
+}
+
+export function kubectl(bed: Testbed): Kubectl {
+  const env = { ...process.env, KUBECONFIG: bed.kubeconfig };
+  const call = async (...args: string[]): Promise<string> => {
+    try {
+      return (await run(bed.kubectl, args, { env, maxBuffer: 64 << 20 })).stdout;
+    } catch (err) {
+      const e = err as { stderr?: string; message: string };
+      throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+    }
+  };
+  const apply = (manifest: string, ...args: string[]): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const child = execFile(bed.kubectl, ['apply', '-f', '-', ...args], { env }, (err, stdout, stderr) =>
+        err ? reject(new Error(`kubectl apply failed: ${stderr.trim() || err.message}`)) : resolve(stdout),
+      );
+      child.stdin?.end(manifest);
+    });
+  const json = async <T>(...args: string[]): Promise<T> => JSON.parse(await call(...args, '-o', 'json')) as T;
+  return Object.assign(call, { apply, json });
+}
