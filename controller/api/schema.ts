@@ -1,0 +1,474 @@
+// The CheckpointReplicaSet API as ONE OpenAPI v3 structural schema: the single source of truth.
+//
+// hack/gen-api.ts turns this object into
+//   - crds/checkpoint.dev_checkpointreplicasets.yaml (the CRD, via ./crd.ts), and
+//   - controller/api/types.ts (the TypeScript types, via ./typegen.ts);
+// test/unit/api/generated.test.ts fails when either committed file differs from what this generates.
+//
+// Keys starting with `x-ts-` steer the TypeScript generator only and are stripped from the CRD:
+//   x-ts-name      emit this node as a named, exported type (interface, or alias for an enum);
+//   x-ts-type      use this TypeScript type text verbatim instead of deriving one;
+//   x-ts-required  the property is always present in TypeScript even though the CRD does not require it;
+//   x-ts-optional  the property stays optional in TypeScript although it has a schema default;
+//   x-ts-omit      the property exists in the CRD only to be rejected with a clear message.
+// Every other property is required in TypeScript when the schema requires it or defaults it (the
+// apiserver fills defaults before it stores the object, so the controller always sees them).
+//
+// CEL messages name the field in full (`spec.restore.maxConcurrent ...`) because kubectl prints the
+// message as is, and a person reading it should not have to know where the rule sits.
+
+export const GROUP = 'checkpoint.dev';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'CheckpointReplicaSet';
+export const LIST_KIND = 'CheckpointReplicaSetList';
+export const PLURAL = 'checkpointreplicasets';
+export const SINGULAR = 'checkpointreplicaset';
+export const SHORT_NAMES = ['crs'];
+export const CRD_NAME = `${PLURAL}.${GROUP}`;
+export const FINALIZER = 'checkpoint.dev/containers';
+
+/** The most restores one node runs at once for one resource: containerd starts at most 10 containers at a time. */
+export const MAX_CONCURRENT_RESTORES = 10;
+
+/** How a CEL rule's failure is reported; mirrors apiextensions.k8s.io/v1 ValidationRule. */
+export interface ValidationRule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+}
+
+/** The subset of apiextensions.k8s.io/v1 JSONSchemaProps this API uses, plus the x-ts-* keys above. */
+export interface SchemaNode {
+  type?: 'object' | 'array' | 'string' | 'integer' | 'number' | 'boolean';
+  format?: string;
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+  additionalProperties?: SchemaNode;
+  items?: SchemaNode;
+  required?: string[];
+  enum?: string[];
+  default?: unknown;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  maxProperties?: number;
+  pattern?: string;
+  'x-kubernetes-validations'?: ValidationRule[];
+  'x-kubernetes-list-type'?: 'atomic' | 'set' | 'map';
+  'x-kubernetes-list-map-keys'?: string[];
+  'x-kubernetes-map-type'?: 'atomic' | 'granular';
+  'x-kubernetes-preserve-unknown-fields'?: boolean;
+  'x-ts-name'?: string;
+  'x-ts-type'?: string;
+  'x-ts-required'?: boolean;
+  'x-ts-optional'?: boolean;
+  'x-ts-omit'?: boolean;
+}
+
+// ---- building blocks -------------------------------------------------------------------------
+
+/** A rule that a path is absolute and has no `..` segment (a replica must not escape a root). */
+function absolutePathRules(field: string): ValidationRule[] {
+  return [
+    { rule: "self.startsWith('/')", message: `${field} must be an absolute path (start with /)` },
+    {
+      rule: "!self.matches('(^|/)\\\\.\\\\.(/|$)')",
+      message: `${field} must not contain '..' segments`,
+    },
+  ];
+}
+
+/** A Kubernetes quantity such as 512Mi or 500m, greater than zero. */
+function positiveQuantity(field: string, description: string, example: string): SchemaNode {
+  return {
+    type: 'string',
+    description,
+    maxLength: 64,
+    'x-kubernetes-validations': [
+      {
+        rule: 'isQuantity(self)',
+        message: `${field} must be a Kubernetes quantity such as ${example}`,
+      },
+      {
+        rule: "!isQuantity(self) || quantity(self).isGreaterThan(quantity('0'))",
+        message: `${field} must be greater than zero`,
+      },
+    ],
+  };
+}
+
+/** A field that exists only so that setting it is rejected with a reason, not "unknown field". */
+function rejected(field: string, node: SchemaNode, why: string): { node: SchemaNode; rule: ValidationRule } {
+  const name = field.slice(field.lastIndexOf('.') + 1);
+  const isBoolean = node.type === 'boolean';
+  return {
+    node: { ...node, description: `Not supported in v1alpha1: ${why}`, 'x-ts-omit': true },
+    rule: {
+      // `false` asks for nothing unsafe, so it is accepted (a copied Pod spec often says it).
+      rule: isBoolean ? `!has(self.${name}) || !self.${name}` : `!has(self.${name})`,
+      message: `${field} is not supported in v1alpha1: ${why}`,
+      fieldPath: `.${name}`,
+      reason: 'FieldValueForbidden',
+    },
+  };
+}
+
+const unsafe = {
+  privileged: rejected('spec.template.privileged', { type: 'boolean' }, 'replicas never run privileged'),
+  hostNetwork: rejected(
+    'spec.template.hostNetwork',
+    { type: 'boolean' },
+    "replicas never share the host's network namespace",
+  ),
+  hostPID: rejected('spec.template.hostPID', { type: 'boolean' }, "replicas never share the host's PID namespace"),
+  capabilities: rejected(
+    'spec.template.capabilities',
+    { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+    "replicas run with Docker's default capabilities; none can be added",
+  ),
+  volumes: rejected(
+    'spec.template.volumes',
+    { type: 'array', items: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+    'replicas mount nothing from the host',
+  ),
+};
+
+const condition: SchemaNode = {
+  type: 'object',
+  'x-ts-name': 'Condition',
+  description: 'One aspect of the state, in the shape of metav1.Condition.',
+  required: ['type', 'status', 'reason', 'message', 'lastTransitionTime'],
+  properties: {
+    type: {
+      type: 'string',
+      'x-ts-name': 'ConditionType',
+      enum: ['Ready', 'Progressing', 'Degraded'],
+      description: 'Ready: all replicas run. Progressing: the controller is converging. Degraded: replicas failed.',
+    },
+    status: {
+      type: 'string',
+      'x-ts-name': 'ConditionStatus',
+      enum: ['True', 'False', 'Unknown'],
+    },
+    reason: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 1024,
+      description: 'A CamelCase word a program can branch on.',
+    },
+    message: { type: 'string', maxLength: 32768, description: 'What a person should know, in words.' },
+    lastTransitionTime: {
+      type: 'string',
+      format: 'date-time',
+      description: 'When status last changed (not when reason or message changed).',
+    },
+    observedGeneration: {
+      type: 'integer',
+      format: 'int64',
+      minimum: 0,
+      description: 'The metadata.generation this condition describes.',
+    },
+  },
+};
+
+const conditionList: SchemaNode = {
+  type: 'array',
+  items: condition,
+  maxItems: 16,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+};
+
+function replicaCount(description: string): SchemaNode {
+  return { type: 'integer', format: 'int32', minimum: 0, default: 0, description };
+}
+
+// ---- the resource ----------------------------------------------------------------------------
+
+export const checkpointReplicaSetSchema: SchemaNode = {
+  type: 'object',
+  'x-ts-name': 'CheckpointReplicaSet',
+  description:
+    'CheckpointReplicaSet runs, on each selected Docker host, a number of containers restored from one CRIU checkpoint.',
+  required: ['spec'],
+  properties: {
+    apiVersion: { type: 'string', 'x-ts-type': 'typeof API_VERSION', 'x-ts-required': true },
+    kind: { type: 'string', 'x-ts-type': 'typeof KIND', 'x-ts-required': true },
+    metadata: { type: 'object', 'x-ts-type': 'ObjectMeta', 'x-ts-required': true },
+    spec: {
+      type: 'object',
+      'x-ts-name': 'CheckpointReplicaSetSpec',
+      description: 'What should run on each selected node.',
+      required: ['checkpoint', 'template'],
+      properties: {
+        replicas: {
+          type: 'integer',
+          format: 'int32',
+          // minimum, not CEL: the scale subresource already rejects a negative value in its own words.
+          minimum: 0,
+          default: 1,
+          description: 'Replicas on EACH node the resource selects. Default 1.',
+        },
+        checkpoint: {
+          type: 'object',
+          'x-ts-name': 'CheckpointSource',
+          description: 'Exactly one of `container` (with `name`) or `path` is set (the schema enforces it).',
+          properties: {
+            container: {
+              type: 'string',
+              maxLength: 128,
+              description: 'Name or id of a container on the node that holds the checkpoint.',
+              'x-kubernetes-validations': [
+                {
+                  rule: "self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",
+                  message: 'spec.checkpoint.container must be a Docker container name or id ([a-zA-Z0-9][a-zA-Z0-9_.-]*)',
+                },
+              ],
+            },
+            name: {
+              type: 'string',
+              maxLength: 128,
+              description: "The checkpoint's name on that container.",
+              'x-kubernetes-validations': [
+                {
+                  rule: "self.matches('^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')",
+                  message: 'spec.checkpoint.name must be a Docker checkpoint name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)',
+                },
+              ],
+            },
+            path: {
+              type: 'string',
+              maxLength: 4096,
+              description: "Absolute host directory holding CRIU image files (under the agent's checkpoint root).",
+              'x-kubernetes-validations': absolutePathRules('spec.checkpoint.path'),
+            },
+          },
+          'x-kubernetes-validations': [
+            {
+              rule: 'has(self.container) || has(self.path)',
+              message: 'spec.checkpoint must name a source: container and name, or path',
+              reason: 'FieldValueRequired',
+            },
+            {
+              rule: '!(has(self.path) && (has(self.container) || has(self.name)))',
+              message: 'spec.checkpoint must name exactly one source: either container and name, or path, not both',
+              fieldPath: '.path',
+              reason: 'FieldValueForbidden',
+            },
+            {
+              rule: '!has(self.container) || has(self.name)',
+              message: 'spec.checkpoint.name is required with spec.checkpoint.container (the checkpoint to restore)',
+              fieldPath: '.name',
+              reason: 'FieldValueRequired',
+            },
+          ],
+        },
+        template: {
+          type: 'object',
+          'x-ts-name': 'ContainerTemplate',
+          description:
+            'The container to create for each replica. Only what is safe: no privileged mode, host mounts, host network or PID namespace, or added capabilities.',
+          required: ['image'],
+          properties: {
+            image: {
+              type: 'string',
+              maxLength: 512,
+              description: 'The image of the checkpointed container (a restore needs the same root filesystem).',
+              'x-kubernetes-validations': [
+                {
+                  rule: "self.matches('^[^\\\\s]+$')",
+                  message: 'spec.template.image must be a non-empty image reference without spaces',
+                },
+              ],
+            },
+            command: { type: 'array', items: { type: 'string' }, description: "Overrides the image's entrypoint." },
+            args: { type: 'array', items: { type: 'string' }, description: "Overrides the image's command." },
+            env: {
+              type: 'array',
+              maxItems: 1024,
+              'x-kubernetes-list-type': 'map',
+              'x-kubernetes-list-map-keys': ['name'],
+              description: 'Environment variables, each name once.',
+              items: {
+                type: 'object',
+                'x-ts-name': 'EnvVar',
+                required: ['name'],
+                properties: {
+                  name: {
+                    type: 'string',
+                    maxLength: 256,
+                    'x-kubernetes-validations': [
+                      {
+                        rule: "self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",
+                        message:
+                          'spec.template.env[].name must be a C identifier: letters, digits and _, not starting with a digit',
+                      },
+                    ],
+                  },
+                  value: { type: 'string' },
+                },
+              },
+            },
+            workingDir: {
+              type: 'string',
+              maxLength: 4096,
+              description: 'Absolute directory the process starts in.',
+              'x-kubernetes-validations': absolutePathRules('spec.template.workingDir'),
+            },
+            user: {
+              type: 'string',
+              maxLength: 256,
+              description: 'user, uid, user:group or uid:gid.',
+              'x-kubernetes-validations': [
+                {
+                  rule: "self.matches('^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$')",
+                  message: 'spec.template.user must be user, uid, user:group or uid:gid',
+                },
+              ],
+            },
+            labels: {
+              type: 'object',
+              maxProperties: 256,
+              additionalProperties: { type: 'string' },
+              description: 'Docker labels added to each replica. Keys under checkpoint.dev/ are the controller\'s own.',
+              'x-kubernetes-validations': [
+                {
+                  rule: "self.all(k, !k.startsWith('checkpoint.dev/'))",
+                  message:
+                    'spec.template.labels must not use the prefix checkpoint.dev/: the controller sets those labels to track ownership',
+                },
+              ],
+            },
+            resources: {
+              type: 'object',
+              description: 'Limits applied to each replica.',
+              properties: {
+                limits: {
+                  type: 'object',
+                  'x-ts-name': 'ResourceLimits',
+                  properties: {
+                    memory: positiveQuantity('spec.template.resources.limits.memory', 'Kubernetes quantity, e.g. "512Mi".', '512Mi'),
+                    cpu: positiveQuantity('spec.template.resources.limits.cpu', 'Kubernetes quantity, e.g. "500m" or "2".', '500m'),
+                  },
+                },
+              },
+            },
+            privileged: unsafe.privileged.node,
+            hostNetwork: unsafe.hostNetwork.node,
+            hostPID: unsafe.hostPID.node,
+            capabilities: unsafe.capabilities.node,
+            volumes: unsafe.volumes.node,
+          },
+          'x-kubernetes-validations': Object.values(unsafe).map((u) => u.rule),
+        },
+        nodeSelector: {
+          type: 'object',
+          additionalProperties: { type: 'string' },
+          description: 'Labels of the nodes whose agents run replicas; empty means every agent.',
+        },
+        restore: {
+          type: 'object',
+          'x-ts-name': 'RestorePolicy',
+          default: {},
+          description: 'Defaults are filled by the apiserver (schema defaults), so these are always present once stored.',
+          properties: {
+            maxConcurrent: {
+              type: 'integer',
+              format: 'int32',
+              default: MAX_CONCURRENT_RESTORES,
+              description: 'Restores in flight at once on one node for this resource, 1..10. Default 10.',
+              'x-kubernetes-validations': [
+                {
+                  rule: `self >= 1 && self <= ${MAX_CONCURRENT_RESTORES}`,
+                  message: `spec.restore.maxConcurrent must be between 1 and ${MAX_CONCURRENT_RESTORES}: Docker's containerd starts at most ${MAX_CONCURRENT_RESTORES} containers at a time`,
+                },
+              ],
+            },
+            timeoutSeconds: {
+              type: 'integer',
+              format: 'int32',
+              default: 120,
+              description: 'Per-restore timeout. Default 120.',
+              'x-kubernetes-validations': [
+                {
+                  // A day is far beyond any restore, and keeps the timer below Node's 2^31 ms limit.
+                  rule: 'self >= 1 && self <= 86400',
+                  message: 'spec.restore.timeoutSeconds must be between 1 and 86400 (a day)',
+                },
+              ],
+            },
+            maxAttempts: {
+              type: 'integer',
+              format: 'int32',
+              default: 5,
+              description: 'Attempts per replica before it counts as failed. Default 5.',
+              'x-kubernetes-validations': [
+                { rule: 'self >= 1 && self <= 100', message: 'spec.restore.maxAttempts must be between 1 and 100' },
+              ],
+            },
+            fallback: {
+              type: 'string',
+              'x-ts-name': 'RestoreFallback',
+              enum: ['None', 'ColdStart'],
+              default: 'None',
+              description: 'What to do once the attempts are spent. Default None.',
+            },
+          },
+        },
+        paused: {
+          type: 'boolean',
+          default: false,
+          'x-ts-optional': true,
+          description: 'Stop acting, keep what runs.',
+        },
+      },
+    },
+    status: {
+      type: 'object',
+      'x-ts-name': 'CheckpointReplicaSetStatus',
+      description: 'Written only by the controller, through the status subresource.',
+      properties: {
+        observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+        replicas: { type: 'integer', format: 'int32', minimum: 0 },
+        readyReplicas: { type: 'integer', format: 'int32', minimum: 0 },
+        restoringReplicas: { type: 'integer', format: 'int32', minimum: 0 },
+        failedReplicas: { type: 'integer', format: 'int32', minimum: 0 },
+        conditions: conditionList,
+        nodes: {
+          type: 'array',
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['node'],
+          items: {
+            type: 'object',
+            'x-ts-name': 'NodeStatus',
+            description:
+              "One node's part of the status; a list-map keyed by `node` so agents never clobber each other.",
+            required: ['node'],
+            properties: {
+              node: { type: 'string', minLength: 1, maxLength: 253 },
+              observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+              replicas: replicaCount('Replicas that exist on this node.'),
+              readyReplicas: replicaCount('Replicas running on this node.'),
+              restoringReplicas: replicaCount('Replicas being restored on this node.'),
+              failedReplicas: replicaCount('Replicas that spent their attempts on this node.'),
+              coldStartedReplicas: {
+                type: 'integer',
+                format: 'int32',
+                minimum: 0,
+                description: 'Ready replicas that run a cold start (fallback), not a restore.',
+              },
+              conditions: conditionList,
+              lastUpdateTime: { type: 'string', format: 'date-time' },
+            },
+          },
+        },
+        selector: { type: 'string', description: 'Label selector string for the scale subresource.' },
+      },
+    },
+  },
+};
