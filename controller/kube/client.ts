@@ -1,0 +1,114 @@
+// Typed access to CheckpointReplicaSets through @kubernetes/client-node's CustomObjectsApi. Every
+// failure surfaces as an ApiError (code NotFound/Conflict/Gone/Forbidden/Unavailable/Invalid/Unknown).
+
+import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { GROUP, PLURAL, VERSION, type CheckpointReplicaSet } from '../api/types.js';
+import { ApiError, toApiError } from './api-error.js';
+
+export { ApiError, isApiError, type ApiErrorCode } from './api-error.js';
+
+/** One RFC 6902 operation; `value` is any JSON. */
+export type JsonPatchOp =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
+
+export interface CheckpointReplicaSetList {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { resourceVersion?: string };
+  items: CheckpointReplicaSet[];
+}
+
+/** The calls the kube layer makes on CheckpointReplicaSets (a port: unit tests pass a fake). */
+export interface CrsClient {
+  get(namespace: string, name: string): Promise<CheckpointReplicaSet>;
+  /** All resources, or one namespace's. */
+  list(namespace?: string): Promise<CheckpointReplicaSetList>;
+  /**
+   * PUT /status with the object's metadata.resourceVersion: the apiserver answers Conflict when the
+   * object changed since it was read. Only `status` is taken from the body.
+   */
+  replaceStatus(obj: CheckpointReplicaSet): Promise<CheckpointReplicaSet>;
+  /** JSON patch (RFC 6902) of the main resource, e.g. metadata.finalizers. */
+  patch(namespace: string, name: string, ops: JsonPatchOp[]): Promise<CheckpointReplicaSet>;
+}
+
+export const FIELD_MANAGER = 'crs-controller';
+
+export function crsPath(namespace?: string): string {
+  return namespace
+    ? `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}`
+    : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+}
+
+export function createCrsClient(kc: KubeConfig): CrsClient {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const base = { group: GROUP, version: VERSION, plural: PLURAL };
+  return {
+    async get(namespace, name) {
+      const what = `get ${PLURAL} ${namespace}/${name}`;
+      try {
+        return asResource(await api.getNamespacedCustomObject({ ...base, namespace, name }), what);
+      } catch (err) {
+        throw toApiError(err, what);
+      }
+    },
+    async list(namespace) {
+      const what = `list ${PLURAL}${namespace ? ` in ${namespace}` : ''}`;
+      try {
+        const raw: unknown = namespace
+          ? await api.listNamespacedCustomObject({ ...base, namespace })
+          : await api.listClusterCustomObject(base);
+        return asList(raw, what);
+      } catch (err) {
+        throw toApiError(err, what);
+      }
+    },
+    async replaceStatus(obj) {
+      const { namespace, name } = obj.metadata;
+      const what = `update ${PLURAL}/status ${namespace}/${name}`;
+      if (!obj.metadata.resourceVersion) {
+        // Without it the PUT would be unconditional and could overwrite another agent's write.
+        throw new ApiError('Invalid', `${what}: metadata.resourceVersion is required for a conflict-safe write`, undefined);
+      }
+      try {
+        return asResource(
+          await api.replaceNamespacedCustomObjectStatus({ ...base, namespace, name, body: obj, fieldManager: FIELD_MANAGER }),
+          what,
+        );
+      } catch (err) {
+        throw toApiError(err, what);
+      }
+    },
+    async patch(namespace, name, ops) {
+      const what = `patch ${PLURAL} ${namespace}/${name}`;
+      try {
+        return asResource(
+          await api.patchNamespacedCustomObject(
+            { ...base, namespace, name, body: ops, fieldManager: FIELD_MANAGER },
+            setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+          ),
+          what,
+        );
+      } catch (err) {
+        throw toApiError(err, what);
+      }
+    },
+  };
+}
+
+function asResource(raw: unknown, what: string): CheckpointReplicaSet {
+  const meta = (raw as { metadata?: { name?: unknown; uid?: unknown } } | null)?.metadata;
+  if (typeof meta?.name !== 'string' || typeof meta.uid !== 'string') {
+    throw new ApiError('Unknown', `${what}: the apiserver answered with no metadata.name/uid`, undefined);
+  }
+  return raw as CheckpointReplicaSet;
+}
+
+function asList(raw: unknown, what: string): CheckpointReplicaSetList {
+  const list = raw as { items?: unknown; metadata?: { resourceVersion?: string } } | null;
+  if (!Array.isArray(list?.items)) {
+    throw new ApiError('Unknown', `${what}: the apiserver answered with no items list`, undefined);
+  }
+  return { ...list, metadata: list.metadata ?? {}, items: list.items as CheckpointReplicaSet[] };
+}
