@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import Docker from 'dockerode';
 import { afterAll, describe, expect, it } from 'vitest';
+import { checkpointContainer } from '../support/workload.js';
 import { testbed } from '../testbed.js';
 
 const run = promisify(execFile);
@@ -76,7 +77,7 @@ describe('Docker engine with CRIU', () => {
     created.push(source.id);
     await source.start();
     const before = await waitForCounter(source, 3);
-    await source.createCheckpoint({ CheckpointID: 'smoke', Exit: true } as Docker.ContainerCreateCheckpointOptions);
+    await checkpointContainer(source, 'smoke');
     expect((await source.inspect()).State.Running).toBe(false);
 
     const target = await docker.createContainer({

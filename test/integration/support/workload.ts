@@ -1,0 +1,100 @@
+// The sample workload (hack/workload) as a checkpoint source for end-to-end tests: a running
+// container that counted a little, checkpointed under a name, allowed into the given namespaces.
+import Docker from 'dockerode';
+import { RESTORE_INTO_NAMESPACES } from '../../../controller/api/labels.js';
+import type { Testbed } from '../testbed.js';
+
+export interface SourceOptions {
+  containerName: string;
+  checkpointName: string;
+  /** Namespaces that may restore it ('*' for all). */
+  allowNamespaces: string;
+  memoryMb?: number;
+}
+
+export function dockerClient(bed: Testbed): Docker {
+  return new Docker({ socketPath: bed.dockerSocket });
+}
+
+/** Creates (replacing any of that name) and checkpoints a source container; returns its id. */
+export async function checkpointedSource(bed: Testbed, options: SourceOptions): Promise<string> {
+  const docker = dockerClient(bed);
+  await docker.getContainer(options.containerName).remove({ force: true }).catch(() => undefined);
+  const source = await docker.createContainer({
+    name: options.containerName,
+    Image: bed.sampleImage,
+    Env: [`APP_MEMORY_MB=${options.memoryMb ?? 16}`],
+    Labels: { [RESTORE_INTO_NAMESPACES]: options.allowNamespaces },
+    HostConfig: { NetworkMode: 'none' },
+  });
+  await source.start();
+  const deadline = Date.now() + 30_000;
+  while (!/counter 2\b/.test((await source.logs({ stdout: true, stderr: true })).toString())) {
+    if (Date.now() > deadline) throw new Error(`source ${options.containerName} did not start counting in 30 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await checkpointContainer(source, options.checkpointName);
+  return source.id;
+}
+
+/**
+ * `docker checkpoint create --leave-running=false`. @types/dockerode 4 does not declare
+ * createCheckpoint (dockerode has it); the API defaults to leaving the container running, hence Exit.
+ */
+export async function checkpointContainer(container: Docker.Container, checkpointName: string): Promise<void> {
+  const withCheckpoint = container as Docker.Container & {
+    createCheckpoint(options: { CheckpointID: string; Exit: boolean }): Promise<unknown>;
+  };
+  await withCheckpoint.createCheckpoint({ CheckpointID: checkpointName, Exit: true });
+}
+
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  state: string;
+  created: number;
+  labels: Record<string, string>;
+}
+
+/** Containers on the engine carrying label key=value (all states). */
+export async function containersWithLabel(bed: Testbed, key: string, value?: string): Promise<ContainerSummary[]> {
+  const list = await dockerClient(bed).listContainers({
+    all: true,
+    filters: { label: [value === undefined ? key : `${key}=${value}`] },
+  });
+  return list.map((c) => ({
+    id: c.Id,
+    name: (c.Names[0] ?? '').replace(/^\//, ''),
+    state: c.State,
+    created: c.Created,
+    labels: c.Labels,
+  }));
+}
+
+/**
+ * Watches Docker's event stream and keeps the highest number of containers of one owner that were
+ * created but not yet started or gone at the same moment: an upper bound, observed independently of
+ * the agent, on the restores it had in flight (it creates a replica only once it holds a restore slot).
+ */
+export async function watchInFlight(bed: Testbed, ownerUidLabel: string, ownerUid: string): Promise<{ peak(): number; stop(): void }> {
+  const stream = (await dockerClient(bed).getEvents({
+    filters: { type: ['container'], label: [`${ownerUidLabel}=${ownerUid}`] },
+  })) as NodeJS.ReadableStream & { destroy(): void };
+  const pending = new Set<string>();
+  let peak = 0;
+  let buffer = '';
+  stream.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString();
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      if (!line.trim()) continue;
+      const event = JSON.parse(line) as { Action: string; id: string };
+      if (event.Action === 'create') pending.add(event.id);
+      if (event.Action === 'start' || event.Action === 'destroy' || event.Action === 'die') pending.delete(event.id);
+      peak = Math.max(peak, pending.size);
+    }
+  });
+  return { peak: () => peak, stop: () => stream.destroy() };
+}
