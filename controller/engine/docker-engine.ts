@@ -1,0 +1,623 @@
+// The RestoreEngine over dockerode for one Docker host: the only module of the controller that
+// talks to Docker. See ../../docs and issue 4 for the why; the pieces live in small modules:
+// container-spec (names, labels, create options), inventory (labels -> replicas), checkpoint-placement
+// (where checkpoints may come from, unique hard-linked copies), limiter (per-host fair semaphore),
+// hygiene (leaked ctrd-checkpoint copies, disk headroom) and errors (the classifier).
+
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import Docker from 'dockerode';
+import type { CheckpointSource } from '../api/types.js';
+import { OWNER_NAME, OWNER_NAMESPACE, OWNER_UID, RESTORE_INTO_NAMESPACES, type StartMode } from '../api/labels.js';
+import {
+  REPLICA_CHECKPOINT_NAME,
+  dockerCheckpointDir,
+  isValidCheckpointName,
+  listCheckpointFiles,
+  placeCheckpoint,
+  resolvePathSource,
+  type CheckpointFiles,
+  type Marker,
+} from './checkpoint-placement.js';
+import { systemClock, withDeadline, type Clock } from './clock.js';
+import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from './container-spec.js';
+import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
+import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
+import { ownerFilter, replicaFromContainer } from './inventory.js';
+import { FairLimiter, abortedError } from './limiter.js';
+import type { EngineEvent, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
+
+/** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
+export const MAX_CONCURRENCY = 10;
+
+export interface DockerEngineOptions {
+  /** Path of the Docker engine's unix socket, e.g. /run/crs-docker/docker.sock. */
+  dockerSocket: string;
+  /** The engine's --data-root: checkpoints live at <root>/containers/<id>/checkpoints/<name>/. */
+  dockerRoot: string;
+  /** containerd's XDG_RUNTIME_DIR, where it leaks one ctrd-checkpoint* copy per restore. */
+  containerdTmp: string;
+  /** This node's name (label on every replica, and in every marker). */
+  node: string;
+  /** Restores in flight at once on this host, 1..10. Default 10. */
+  concurrencyLimit?: number;
+  /** The only folder `path` sources may name. Unset: path sources are refused. */
+  checkpointRoot?: string;
+  /** Free bytes to keep on the disks beyond what the restores need. Default 1 GiB. */
+  diskReserveBytes?: number;
+  /** Disk a restore needs, as a multiple of the checkpoint size (tar upload + unpacked copy). Default 3. */
+  diskSpaceFactor?: number;
+  /** How often to look at the disk again while waiting for room. Default 2000 ms. */
+  diskPollMs?: number;
+  /** Grace period of `docker stop` on removal. Default 10 s. */
+  stopTimeoutSeconds?: number;
+  /** Network mode for replicas; default: the source container's, else Docker's default. */
+  networkMode?: string;
+  /** Reclaim crash leftovers once when the engine is created. Default true. */
+  sweepOnStart?: boolean;
+  clock?: Clock;
+}
+
+interface ResolvedSource {
+  dir: string;
+  files: CheckpointFiles;
+  networkMode?: string;
+  /** For messages: "container app-template checkpoint warm" or "path /srv/ckpt/x". */
+  description: string;
+}
+
+function describeOwner(owner: ReplicaOwner): string {
+  return `${owner.namespace}/${owner.name}`;
+}
+
+function describeSpec(spec: ReplicaSpec, what: string): string {
+  return `${what} of ${describeOwner(spec.owner)} replica ${spec.replicaId} (attempt ${spec.attempt})`;
+}
+
+function validateOptions(o: DockerEngineOptions): Required<Pick<DockerEngineOptions, 'concurrencyLimit'>> {
+  const limit = o.concurrencyLimit ?? MAX_CONCURRENCY;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CONCURRENCY)
+    throw new EngineError(
+      'InvalidSpec',
+      `concurrencyLimit: ${String(limit)} must be a whole number from 1 to ${MAX_CONCURRENCY} (containerd starts at most ${MAX_CONCURRENCY} containers at once; more concurrent restores time out)`,
+    );
+  for (const key of ['dockerSocket', 'dockerRoot', 'containerdTmp'] as const) {
+    if (!o[key] || !path.isAbsolute(o[key])) throw new EngineError('InvalidSpec', `${key}: ${JSON.stringify(o[key])} must be an absolute path`);
+  }
+  if (o.checkpointRoot !== undefined && !path.isAbsolute(o.checkpointRoot))
+    throw new EngineError('InvalidSpec', `checkpointRoot: ${JSON.stringify(o.checkpointRoot)} must be an absolute path`);
+  if (!o.node) throw new EngineError('InvalidSpec', 'node: is empty; every replica is labelled with the node that made it');
+  for (const key of ['diskReserveBytes', 'diskSpaceFactor', 'diskPollMs', 'stopTimeoutSeconds'] as const) {
+    const v = o[key];
+    if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new EngineError('InvalidSpec', `${key}: ${v} must be a number >= 0`);
+  }
+  return { concurrencyLimit: limit };
+}
+
+/** Fail with a typed error when a folder the engine must write to is missing or read-only. */
+async function requireWritableDir(dir: string, field: string, hint: string): Promise<void> {
+  try {
+    const st = await fs.stat(dir);
+    if (!st.isDirectory()) throw new Error('not a directory');
+    await fs.access(dir, fsConstants.W_OK);
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new EngineError('InvalidSpec', `${field}: ${dir} is not a writable directory (${why}); ${hint}`, { cause: err });
+  }
+}
+
+/** Create the engine for one Docker host: checks the folders, pings Docker and sweeps crash leftovers. */
+export async function createDockerEngine(options: DockerEngineOptions): Promise<DockerEngine> {
+  validateOptions(options);
+  await requireWritableDir(
+    path.join(options.dockerRoot, 'containers'),
+    'dockerRoot',
+    "point it at the Docker engine's --data-root and run the agent as root (restores place checkpoint files there)",
+  );
+  await requireWritableDir(options.containerdTmp, 'containerdTmp', "point it at containerd's XDG_RUNTIME_DIR (where it leaks ctrd-checkpoint copies)");
+  if (options.checkpointRoot !== undefined) {
+    const st = await fs.stat(options.checkpointRoot).catch(() => undefined);
+    if (!st?.isDirectory()) throw new EngineError('InvalidSpec', `checkpointRoot: ${options.checkpointRoot} is not a directory on this node`);
+  }
+  const engine = new DockerEngine(options);
+  await engine.ping();
+  if (options.sweepOnStart ?? true) await engine.sweep();
+  return engine;
+}
+
+export class DockerEngine implements RestoreEngine {
+  readonly concurrencyLimit: number;
+  private readonly docker: Docker;
+  private readonly clock: Clock;
+  private readonly limiter: FairLimiter;
+  private readonly listeners = new Set<(event: EngineEvent) => void>();
+  /** Containers between create and the end of their start: their leaked copies are in use. */
+  private readonly active = new Set<string>();
+  /** Containers a failed operation could not remove (engine unreachable); retried by sweep(). */
+  private readonly pendingRemovals = new Map<string, string>();
+  private readonly closing = new AbortController();
+  private readonly running = new Set<Promise<unknown>>();
+  private diskReserve: number;
+  /** Disk promised to restores that passed the disk check and have not finished. */
+  private diskPromised = 0;
+
+  constructor(private readonly options: DockerEngineOptions) {
+    this.concurrencyLimit = validateOptions(options).concurrencyLimit;
+    this.docker = new Docker({ socketPath: options.dockerSocket });
+    this.clock = options.clock ?? systemClock;
+    this.limiter = new FairLimiter(this.concurrencyLimit);
+    this.diskReserve = options.diskReserveBytes ?? 2 ** 30;
+  }
+
+  get inFlight(): number {
+    return this.limiter.inFlight;
+  }
+
+  /** Change the free-disk reserve at run time (an operator freeing or claiming room). */
+  setDiskReserveBytes(bytes: number): void {
+    if (!Number.isFinite(bytes) || bytes < 0) throw new EngineError('InvalidSpec', `diskReserveBytes: ${bytes} must be a number >= 0`);
+    this.diskReserve = bytes;
+  }
+
+  onEvent(listener: (event: EngineEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: EngineEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A faulty listener must not break a restore; listeners own their errors.
+      }
+    }
+  }
+
+  private get dockerHost(): string {
+    return `unix://${this.options.dockerSocket}`;
+  }
+
+  async ping(signal?: AbortSignal): Promise<void> {
+    try {
+      // dockerode's ping accepts options at run time (docker-modem reads abortSignal); its types do not say so.
+      await (this.docker.ping as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<unknown>).call(this.docker, { abortSignal: signal });
+    } catch (err) {
+      throw this.toEngineError(err, { operation: 'ping of the Docker engine' }, signal);
+    }
+  }
+
+  private toEngineError(err: unknown, ctx: { operation: string; image?: string; checkpoint?: string }, signal?: AbortSignal): EngineError {
+    if (err instanceof EngineError) return err;
+    if (signal?.aborted) return abortedError(signal);
+    return classifyError(err, { ...ctx, dockerHost: this.dockerHost });
+  }
+
+  // ---------------------------------------------------------------- inventory
+
+  async listReplicas(ownerUid: string, signal?: AbortSignal): Promise<Replica[]> {
+    if (!ownerUid) throw new EngineError('InvalidSpec', 'ownerUid: is empty');
+    return (await this.list(ownerUid, signal)).filter((r) => r.ownerUid === ownerUid);
+  }
+
+  async listAllReplicas(signal?: AbortSignal): Promise<Replica[]> {
+    return this.list(undefined, signal);
+  }
+
+  private async list(ownerUid: string | undefined, signal?: AbortSignal): Promise<Replica[]> {
+    let infos: Docker.ContainerInfo[];
+    try {
+      infos = await this.docker.listContainers({ all: true, filters: ownerFilter(ownerUid), abortSignal: signal });
+    } catch (err) {
+      throw this.toEngineError(err, { operation: 'listing replicas' }, signal);
+    }
+    return infos.map(replicaFromContainer).filter((r): r is Replica => r !== undefined);
+  }
+
+  // ---------------------------------------------------------------- sources
+
+  async checkSource(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal): Promise<void> {
+    await this.resolveSource(owner, source, signal);
+  }
+
+  private async resolveSource(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal): Promise<ResolvedSource> {
+    const hasContainer = source.container !== undefined && source.container !== '';
+    const hasPath = source.path !== undefined && source.path !== '';
+    if (hasContainer === hasPath)
+      throw new EngineError('InvalidSpec', 'checkpoint: set exactly one of checkpoint.container (with checkpoint.name) or checkpoint.path');
+    if (hasPath) {
+      const dir = await resolvePathSource(source.path as string, this.options.checkpointRoot);
+      const files = await listCheckpointFiles(dir, 'checkpoint.path');
+      const resolved: ResolvedSource = { dir, files, description: `path ${source.path}` };
+      if (this.options.networkMode) resolved.networkMode = this.options.networkMode;
+      return resolved;
+    }
+    const containerRef = source.container as string;
+    const name = source.name ?? '';
+    if (!isValidCheckpointName(name))
+      throw new EngineError('InvalidSpec', `checkpoint.name: ${JSON.stringify(name)} must be a Docker checkpoint name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(containerRef).inspect({ abortSignal: signal });
+    } catch (err) {
+      if (isNoSuchContainer(err))
+        throw new EngineError('CheckpointNotFound', `checkpoint.container: no container ${containerRef} on node ${this.options.node}; create the source container and its checkpoint on this node`, { cause: err });
+      throw this.toEngineError(err, { operation: `inspecting source container ${containerRef}` }, signal);
+    }
+    const allowed = (info.Config.Labels?.[RESTORE_INTO_NAMESPACES] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
+    if (!allowed.includes('*') && !allowed.includes(owner.namespace))
+      throw new EngineError(
+        'CheckpointNotAllowed',
+        `checkpoint.container: ${containerRef} does not allow restores into namespace ${owner.namespace} ` +
+          `(its label ${RESTORE_INTO_NAMESPACES} is ${allowed.length ? JSON.stringify(allowed.join(',')) : 'absent'}); ` +
+          `a checkpoint clones the process with its secrets, so the source's owner must list the namespace in that label`,
+      );
+    const dir = dockerCheckpointDir(this.options.dockerRoot, info.Id, name);
+    const files = await listCheckpointFiles(dir, `checkpoint ${name} of container ${containerRef}`).catch((err: unknown) => {
+      if (err instanceof EngineError && err.code === 'CheckpointNotFound')
+        throw new EngineError('CheckpointNotFound', `checkpoint.name: container ${containerRef} has no checkpoint ${name} on node ${this.options.node} (${err.message}); take it with docker checkpoint create`, { cause: err });
+      throw err;
+    });
+    const resolved: ResolvedSource = { dir, files, description: `container ${containerRef} checkpoint ${name}` };
+    const networkMode = this.options.networkMode ?? info.HostConfig.NetworkMode;
+    if (networkMode) resolved.networkMode = networkMode;
+    return resolved;
+  }
+
+  // ---------------------------------------------------------------- disk
+
+  async diskHeadroomBytes(): Promise<number> {
+    return (await freeBytes([this.options.dockerRoot, this.options.containerdTmp])).bytes;
+  }
+
+  /** Wait (emitting disk.waiting) until the disks have room for `needed` more bytes; returns the release. */
+  private async reserveDisk(needed: number, signal: AbortSignal): Promise<() => void> {
+    const started = this.clock.now().getTime();
+    for (;;) {
+      const free = await freeBytes([this.options.dockerRoot, this.options.containerdTmp]);
+      const available = free.bytes - this.diskReserve - this.diskPromised;
+      if (available >= needed) {
+        this.diskPromised += needed;
+        let released = false;
+        return () => {
+          if (!released) this.diskPromised -= needed;
+          released = true;
+        };
+      }
+      this.emit({ type: 'disk.waiting', neededBytes: needed, availableBytes: Math.max(0, available), path: free.path, at: this.clock.now() });
+      try {
+        await this.clock.sleep(this.options.diskPollMs ?? 2000, signal);
+      } catch {
+        const waited = Math.round((this.clock.now().getTime() - started) / 1000);
+        const reason: unknown = signal.reason;
+        if (reason instanceof EngineError && reason.code === 'RestoreTimeout')
+          throw new EngineError(
+            'DiskFull',
+            `waited ${waited} s for ${mib(needed)} of free disk on ${free.path} (have ${mib(Math.max(0, available))} beyond the reserve of ${mib(this.diskReserve)}); ` +
+              'free space there or lower the number of concurrent restores',
+          );
+        throw abortedError(signal);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- restore
+
+  async restoreReplica(spec: ReplicaSpec, options: RestoreOptions): Promise<Replica> {
+    return this.track(this.startReplica(spec, options, 'restore'));
+  }
+
+  async coldStartReplica(spec: ReplicaSpec, options: RestoreOptions): Promise<Replica> {
+    return this.track(this.startReplica(spec, options, 'cold'));
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const done = (): void => {
+      this.running.delete(p);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  private async startReplica(spec: ReplicaSpec, options: RestoreOptions, mode: StartMode): Promise<Replica> {
+    validateReplicaSpec(spec);
+    if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)
+      throw new EngineError('InvalidSpec', `timeoutMs: ${options.timeoutMs} must be a number of milliseconds > 0`);
+    if (this.closing.signal.aborted) throw new EngineError('EngineUnavailable', 'the restore engine is closed (the agent is shutting down)');
+    const base = { owner: spec.owner, replicaId: spec.replicaId, attempt: spec.attempt };
+    const outer = AbortSignal.any([this.closing.signal, ...(options.signal ? [options.signal] : [])]);
+    const queuedAt = this.clock.now();
+    if (mode === 'restore') this.emit({ type: 'restore.queued', ...base, at: queuedAt });
+    let release: () => void;
+    try {
+      release = await this.limiter.acquire(spec.owner.uid, outer);
+    } catch (err) {
+      const e = this.toEngineError(err, { operation: describeSpec(spec, mode) }, outer);
+      if (mode === 'restore') this.emitFailed(spec, e, queuedAt);
+      throw e;
+    }
+    const startedAt = this.clock.now();
+    if (mode === 'restore') this.emit({ type: 'restore.started', ...base, at: startedAt, inFlight: this.limiter.inFlight });
+    const deadline = withDeadline(
+      this.clock,
+      options.timeoutMs,
+      () =>
+        new EngineError(
+          'RestoreTimeout',
+          `${describeSpec(spec, mode)} did not finish within ${options.timeoutMs} ms; the half-made container was removed. ` +
+            'A large checkpoint or a busy host needs a longer spec.restore.timeoutSeconds',
+        ),
+      outer,
+    );
+    try {
+      const replica = await this.runOnce(spec, mode, deadline.signal);
+      deadline.dispose();
+      release();
+      const at = this.clock.now();
+      if (mode === 'restore')
+        this.emit({
+          type: 'restore.succeeded',
+          ...base,
+          containerId: replica.containerId,
+          at,
+          durationSeconds: (at.getTime() - startedAt.getTime()) / 1000,
+          inFlight: this.limiter.inFlight,
+        });
+      else this.emit({ type: 'coldstart.succeeded', owner: spec.owner, replicaId: spec.replicaId, containerId: replica.containerId, at });
+      return replica;
+    } catch (err) {
+      deadline.dispose();
+      release();
+      const e = this.toEngineError(err, { operation: describeSpec(spec, mode), image: spec.template.image }, deadline.signal);
+      if (mode === 'restore') this.emitFailed(spec, e, startedAt);
+      throw e;
+    }
+  }
+
+  private emitFailed(spec: ReplicaSpec, e: EngineError, since: Date): void {
+    const at = this.clock.now();
+    this.emit({
+      type: 'restore.failed',
+      owner: spec.owner,
+      replicaId: spec.replicaId,
+      attempt: spec.attempt,
+      reason: e.code,
+      transient: e.transient,
+      message: e.message,
+      at,
+      durationSeconds: (at.getTime() - since.getTime()) / 1000,
+      inFlight: this.limiter.inFlight,
+    });
+  }
+
+  /** One attempt while holding a limiter slot. On failure nothing half-made is left behind. */
+  private async runOnce(spec: ReplicaSpec, mode: StartMode, signal: AbortSignal): Promise<Replica> {
+    const what = describeSpec(spec, mode);
+    let source: ResolvedSource | undefined;
+    let releaseDisk = (): void => undefined;
+    if (mode === 'restore') {
+      source = await this.resolveSource(spec.owner, spec.checkpoint, signal);
+      releaseDisk = await this.reserveDisk(source.files.bytes * (this.options.diskSpaceFactor ?? 3), signal);
+    }
+    const networkMode = source?.networkMode ?? this.options.networkMode;
+    const createOptions = buildCreateOptions({ spec, mode, ...(networkMode ? { networkMode } : {}) });
+    let containerId: string | undefined;
+    try {
+      try {
+        containerId = (await this.docker.createContainer({ ...createOptions, abortSignal: signal })).id;
+      } catch (err) {
+        const e = this.toEngineError(err, { operation: `${what}: creating the container`, image: spec.template.image }, signal);
+        // A create cut short may still have happened on the daemon: find it by name, prove it ours by label.
+        if (e.code !== 'NameConflict') await this.removeIfOurs(replicaContainerName(spec), spec.owner.uid);
+        throw e;
+      }
+      this.active.add(containerId);
+      const container = this.docker.getContainer(containerId);
+      if (mode === 'restore' && source) {
+        const dest = dockerCheckpointDir(this.options.dockerRoot, containerId, REPLICA_CHECKPOINT_NAME);
+        const marker: Marker = {
+          v: 1,
+          containerId,
+          ownerUid: spec.owner.uid,
+          namespace: spec.owner.namespace,
+          name: spec.owner.name,
+          replicaId: spec.replicaId,
+          attempt: spec.attempt,
+          node: this.options.node,
+        };
+        try {
+          await placeCheckpoint(source.dir, source.files, dest, marker);
+        } catch (err) {
+          throw placementError(err, what, dest);
+        }
+        try {
+          await container.start(checkpointStartOptions(REPLICA_CHECKPOINT_NAME, signal));
+        } finally {
+          // The copy served its purpose once Docker answered; the leaked unpacked copy too.
+          await fs.rm(path.dirname(dest), { recursive: true, force: true }).catch(() => undefined);
+          await this.reclaimCopiesOf(containerId);
+        }
+      } else {
+        await container.start({ abortSignal: signal });
+      }
+      const info = await container.inspect({ abortSignal: signal });
+      if (!info.State.Running)
+        throw new EngineError(
+          'Unknown',
+          `${what}: the container ${info.Name.replace(/^\//, '')} is ${info.State.Status} right after its start (exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''}); see docker logs ${containerId.slice(0, 12)}`,
+        );
+      const listed = await this.docker.listContainers({ all: true, filters: { id: [containerId] }, abortSignal: signal });
+      const replica = listed[0] ? replicaFromContainer(listed[0]) : undefined;
+      if (!replica) throw new EngineError('Unknown', `${what}: the container ${containerId.slice(0, 12)} vanished right after its start`);
+      return replica;
+    } catch (err) {
+      const e = this.toEngineError(err, { operation: what, image: spec.template.image, ...(source ? { checkpoint: source.description } : {}) }, signal);
+      if (containerId !== undefined) await this.discard(containerId);
+      throw e;
+    } finally {
+      if (containerId !== undefined) this.active.delete(containerId);
+      releaseDisk();
+    }
+  }
+
+  /** Remove a container this engine just made (never anyone else's), its copies, retrying if Docker is busy. */
+  private async discard(containerId: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.docker.getContainer(containerId).remove({ force: true, v: true });
+        break;
+      } catch (err) {
+        if (isNoSuchContainer(err)) break;
+        // "removal already in progress" or a restore still finishing on the daemon: try again shortly.
+        if (attempt >= 5 || classifyError(err, { operation: 'remove' }).code === 'EngineUnavailable') {
+          this.pendingRemovals.set(containerId, errorShape(err).message);
+          break;
+        }
+        await this.clock.sleep(500 * attempt).catch(() => undefined);
+      }
+    }
+    await fs.rm(path.join(this.options.dockerRoot, 'containers', containerId, 'checkpoints'), { recursive: true, force: true }).catch(() => undefined);
+    await this.reclaimCopiesOf(containerId);
+  }
+
+  private async removeIfOurs(name: string, ownerUid: string): Promise<void> {
+    try {
+      const info = await this.docker.getContainer(name).inspect();
+      if (info.Config.Labels?.[OWNER_UID] === ownerUid) await this.discard(info.Id);
+    } catch {
+      // Not there (the create never happened) or Docker unreachable (the reconciler's inventory finds it later).
+    }
+  }
+
+  private async reclaimCopiesOf(containerId: string): Promise<number> {
+    let bytes = 0;
+    let paths = 0;
+    for (const dir of await findCopiesOf(this.options.containerdTmp, containerId)) {
+      bytes += await removeFolder(dir).catch(() => 0);
+      paths++;
+    }
+    if (paths > 0) this.emit({ type: 'hygiene.reclaimed', bytes, paths, at: this.clock.now() });
+    return bytes;
+  }
+
+  // ---------------------------------------------------------------- removal
+
+  async removeReplica(ownerUid: string, containerId: string, signal?: AbortSignal): Promise<void> {
+    if (!ownerUid) throw new EngineError('InvalidSpec', 'ownerUid: is empty');
+    const container = this.docker.getContainer(containerId);
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await container.inspect({ abortSignal: signal });
+    } catch (err) {
+      if (isNoSuchContainer(err)) return; // already gone: removal is idempotent
+      throw this.toEngineError(err, { operation: `inspecting container ${containerId} before removal` }, signal);
+    }
+    const labels = info.Config.Labels ?? {};
+    const actual = labels[OWNER_UID];
+    if (actual !== ownerUid)
+      throw new EngineError(
+        'InvalidSpec',
+        `refusing to remove container ${info.Name.replace(/^\//, '')} (${info.Id.slice(0, 12)}): it ${actual ? `belongs to owner uid ${actual}` : 'carries no owner label'}, not to ${ownerUid}`,
+      );
+    try {
+      await container.stop({ t: this.options.stopTimeoutSeconds ?? 10, abortSignal: signal });
+    } catch (err) {
+      if (!isNotModified(err) && !isNoSuchContainer(err)) {
+        const e = this.toEngineError(err, { operation: `stopping replica container ${info.Id.slice(0, 12)}` }, signal);
+        if (e.code === 'EngineUnavailable' || e.code === 'Aborted') throw e;
+        // Otherwise (e.g. a dead container that cannot be stopped) fall through to the forced removal.
+      }
+    }
+    try {
+      await container.remove({ force: true, v: true, abortSignal: signal });
+    } catch (err) {
+      if (!isNoSuchContainer(err)) throw this.toEngineError(err, { operation: `removing replica container ${info.Id.slice(0, 12)}` }, signal);
+    }
+    await fs.rm(path.join(this.options.dockerRoot, 'containers', info.Id, 'checkpoints'), { recursive: true, force: true }).catch(() => undefined);
+    await this.reclaimCopiesOf(info.Id);
+    this.pendingRemovals.delete(info.Id);
+    const owner: ReplicaOwner | { uid: string } =
+      labels[OWNER_NAMESPACE] && labels[OWNER_NAME] ? { uid: ownerUid, namespace: labels[OWNER_NAMESPACE], name: labels[OWNER_NAME] } : { uid: ownerUid };
+    this.emit({ type: 'replica.removed', owner, containerId: info.Id, at: this.clock.now() });
+  }
+
+  // ---------------------------------------------------------------- hygiene
+
+  /**
+   * Reclaim leaked ctrd-checkpoint copies whose marker names one of our replicas and whose restore is
+   * over: the container is gone, or it exists with that owner and is past its start. Copies of
+   * restores in flight (here or in another engine process) are left alone.
+   */
+  async sweep(signal?: AbortSignal): Promise<number> {
+    for (const containerId of [...this.pendingRemovals.keys()]) {
+      try {
+        await this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: signal });
+        this.pendingRemovals.delete(containerId);
+      } catch (err) {
+        if (isNoSuchContainer(err)) this.pendingRemovals.delete(containerId);
+      }
+    }
+    let bytes = 0;
+    let paths = 0;
+    for (const copy of await findMarkedCopies(this.options.containerdTmp)) {
+      if (signal?.aborted) throw abortedError(signal);
+      if (this.active.has(copy.containerId)) continue;
+      if (copy.marker && copy.marker.node !== this.options.node) continue;
+      let reclaimable: boolean;
+      try {
+        const info = await this.docker.getContainer(copy.containerId).inspect({ abortSignal: signal });
+        const ownerMatches = copy.marker === undefined || info.Config.Labels?.[OWNER_UID] === copy.marker.ownerUid;
+        reclaimable = ownerMatches && info.Config.Labels?.[OWNER_UID] !== undefined && info.State.Status !== 'created';
+      } catch (err) {
+        if (!isNoSuchContainer(err)) throw this.toEngineError(err, { operation: 'sweeping leaked checkpoint copies' }, signal);
+        reclaimable = true;
+      }
+      if (!reclaimable) continue;
+      bytes += await removeFolder(copy.dir).catch(() => 0);
+      paths++;
+    }
+    if (paths > 0) this.emit({ type: 'hygiene.reclaimed', bytes, paths, at: this.clock.now() });
+    return bytes;
+  }
+
+  /** Containers a failed restore could not remove yet (the engine was unreachable); sweep() retries them. */
+  get pendingRemovalIds(): string[] {
+    return [...this.pendingRemovals.keys()];
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort(new EngineError('Aborted', 'the restore engine is closing (agent shutdown)'));
+    await Promise.allSettled([...this.running]);
+  }
+}
+
+/**
+ * Start options for a restore. `start({ checkpoint })` makes dockerode send the options as the request
+ * body too, which Docker refuses (HTTP 400 "starting container with non-empty request body was
+ * deprecated"); docker-modem sends `_query` as the query string and `_body` as the body instead.
+ * The dockerode types do not know `_query`/`_body`, hence the cast.
+ */
+export function checkpointStartOptions(checkpoint: string, signal?: AbortSignal): Docker.ContainerStartOptions {
+  const options = { _query: { checkpoint }, _body: {}, ...(signal ? { abortSignal: signal } : {}) };
+  return options as unknown as Docker.ContainerStartOptions;
+}
+
+function mib(bytes: number): string {
+  return `${Math.round(bytes / 2 ** 20)} MiB`;
+}
+
+function placementError(err: unknown, what: string, dest: string): EngineError {
+  if (err instanceof EngineError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const message = (err as Error).message;
+  if (code === 'ENOSPC') return new EngineError('DiskFull', `${what}: no space left to place the checkpoint at ${dest} (${message}); free disk on the Docker data root`, { cause: err });
+  if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
+    return new EngineError('InvalidSpec', `${what}: cannot write the checkpoint copy at ${dest} (${code}); the agent needs write access to Docker's data root (run it as root, on the right --docker-root)`, { cause: err });
+  if (code === 'ENOENT') return new EngineError('CheckpointNotFound', `${what}: a checkpoint file vanished while it was being placed (${message}); was the checkpoint deleted?`, { cause: err });
+  return new EngineError('Unknown', `${what}: placing the checkpoint at ${dest} failed: ${message}`, { cause: err });
+}
