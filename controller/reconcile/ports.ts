@@ -1,0 +1,104 @@
+// The ports the reconciler talks through. Everything outside this folder (Docker, the apiserver,
+// Prometheus) is reached only via these small interfaces, so the reconcile logic is testable with
+// fakes and a simulated clock.
+
+import type { NodeStatus } from '../api/types.js';
+import type { RestoreEngine } from '../engine/types.js';
+
+/** Identifies one resource (and the generation of its spec the caller is acting on). */
+export interface ResourceRef {
+  namespace: string;
+  name: string;
+  uid: string;
+  generation: number;
+}
+
+/** Writes THIS node's entry of status.nodes; the kube layer coalesces and aggregates over nodes. */
+export interface StatusPort {
+  report(ref: ResourceRef, node: NodeStatus): Promise<void>;
+}
+
+export type EventType = 'Normal' | 'Warning';
+
+/** Records a Kubernetes Event on the resource. Must not throw (the kube recorder logs failures). */
+export interface EventsPort {
+  record(ref: ResourceRef, type: EventType, reason: EventReason, message: string): void;
+}
+
+/** The few Event reasons the reconciler emits (CamelCase, stable: people grep for them). */
+export type EventReason =
+  | 'BatchStarted'
+  | 'BatchFinished'
+  | 'RestoreFailed'
+  | 'FallbackUsed'
+  | 'RemoveFailed'
+  | 'Degraded'
+  | 'Recovered';
+
+/** The per-node finalizer; the kube layer owns the finalizer string. */
+export interface FinalizerPort {
+  /** Adds this node's finalizer before the first container is created (idempotent). */
+  ensure(ref: ResourceRef): Promise<void>;
+  /** Removes it once every container of this node for the resource is gone. */
+  release(ref: ResourceRef): Promise<void>;
+}
+
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+}
+
+/** The resting state a reconcile call ended in (also the label value of the reconcile metric). */
+export type ReconcileOutcome =
+  | 'converged'
+  | 'waiting'
+  | 'backingOff'
+  | 'degraded'
+  | 'paused'
+  | 'deleted'
+  | 'stopped'
+  | 'error';
+
+export interface ReplicaCounts {
+  desired: number;
+  replicas: number;
+  ready: number;
+  restoring: number;
+  failed: number;
+  coldStarted: number;
+}
+
+/** Optional hooks for Prometheus; one small interface so the metrics module can implement it whole. */
+export interface ReconcileMetricsPort {
+  /** One reconcile call finished, in `seconds` of wall time. */
+  reconciled(outcome: ReconcileOutcome, seconds: number): void;
+  /** A generation went from first observed to Ready in `seconds`. */
+  converged(ref: ResourceRef, seconds: number): void;
+  /** This node's replica counts for the resource, whenever they are recomputed. */
+  replicaCounts(ref: ResourceRef, node: string, counts: ReplicaCounts): void;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export interface ReconcilePorts {
+  engine: RestoreEngine;
+  status: StatusPort;
+  events: EventsPort;
+  finalizer: FinalizerPort;
+  logger: Logger;
+  metrics?: ReconcileMetricsPort;
+}
+
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
