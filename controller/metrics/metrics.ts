@@ -1,0 +1,238 @@
+// The agent's metrics on its OWN prom-client registry (never the global one, so tests and embedders
+// can build several side by side), with typed methods so callers cannot invent names or labels.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { FailureReason } from '../engine/types.js';
+import type { WorkQueueMetricsSink } from '../kube/workqueue-metrics.js';
+import {
+  CATALOG,
+  FAILURE_REASONS,
+  RECONCILE_RESULTS,
+  type MetricDefinition,
+  type ReconcileResult,
+  type RestoreReasonLabel,
+} from './catalog.js';
+import { MetricsError } from './errors.js';
+
+/** Which resource a series belongs to; any ResourceRef / ReplicaOwner fits. */
+export interface NamedResource {
+  namespace: string;
+  name: string;
+}
+
+/** This node's replica counts for one resource. */
+export interface ReplicaCounts {
+  desired: number;
+  ready: number;
+  restoring: number;
+  failed: number;
+}
+
+export type RestoreOutcome = { result: 'success' } | { result: 'failure'; reason: FailureReason };
+
+export interface CreateMetricsOptions {
+  /** The agent's version, for crs_build_info. */
+  version: string;
+  /** Process and Node.js runtime metrics (prom-client's defaults). Default true. */
+  defaultMetrics?: boolean;
+}
+
+export interface CrsMetrics {
+  readonly registry: Registry;
+  /** The work queue's sink (workqueue_* metrics, label `name` = the queue's name). */
+  readonly workQueue: WorkQueueMetricsSink;
+  /** Sets crs_replicas_{desired,ready,restoring,failed} for one resource on one node. */
+  replicaCounts(resource: NamedResource, node: string, counts: ReplicaCounts): void;
+  /** One finished restore attempt: crs_restores_total and crs_restore_duration_seconds. */
+  restoreFinished(resource: NamedResource, outcome: RestoreOutcome, durationSeconds: number): void;
+  restoresInFlight(node: string, count: number): void;
+  concurrencyLimit(node: string, limit: number): void;
+  /** A new generation of `resource` became Ready after `seconds`. */
+  converged(resource: NamedResource, seconds: number): void;
+  reconciled(result: ReconcileResult, seconds: number): void;
+  checkpointCopiesReclaimed(node: string, bytes: number): void;
+  diskHeadroom(node: string, bytes: number): void;
+  /** Deletes every series labelled with a deleted resource, so they do not linger forever. */
+  forget(resource: NamedResource): void;
+}
+
+export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
+  const registry = new Registry();
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  const gauge = (def: MetricDefinition) =>
+    new Gauge({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
+  const counter = (def: MetricDefinition) =>
+    new Counter({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
+  const histogram = (def: MetricDefinition) =>
+    new Histogram({
+      name: def.name,
+      help: def.help,
+      labelNames: def.labels,
+      buckets: [...(def.buckets ?? [])],
+      registers: [registry],
+    });
+
+  const replicasDesired = gauge(CATALOG.replicasDesired);
+  const replicasReady = gauge(CATALOG.replicasReady);
+  const replicasRestoring = gauge(CATALOG.replicasRestoring);
+  const replicasFailed = gauge(CATALOG.replicasFailed);
+  const restoresTotal = counter(CATALOG.restoresTotal);
+  const restoreDuration = histogram(CATALOG.restoreDuration);
+  const restoresInFlight = gauge(CATALOG.restoresInFlight);
+  const restoreConcurrencyLimit = gauge(CATALOG.restoreConcurrencyLimit);
+  const convergeDuration = histogram(CATALOG.convergeDuration);
+  const reconcileTotal = counter(CATALOG.reconcileTotal);
+  const reconcileDuration = histogram(CATALOG.reconcileDuration);
+  const workqueueDepth = gauge(CATALOG.workqueueDepth);
+  const workqueueAdds = counter(CATALOG.workqueueAdds);
+  const workqueueRetries = counter(CATALOG.workqueueRetries);
+  const workqueueQueueDuration = histogram(CATALOG.workqueueQueueDuration);
+  const workqueueWorkDuration = histogram(CATALOG.workqueueWorkDuration);
+  const reclaimedBytes = counter(CATALOG.checkpointCopiesReclaimedBytes);
+  const diskHeadroom = gauge(CATALOG.diskHeadroom);
+  const buildInfo = gauge(CATALOG.buildInfo);
+
+  buildInfo.set({ version: label('version', options.version), node_version: process.version }, 1);
+  // Counters that alerts divide by exist from the start, so a ratio is 0, not "no data".
+  for (const result of RECONCILE_RESULTS) reconcileTotal.inc({ result }, 0);
+
+  // prom-client deletes a series only given its full label set, so remember which ones a
+  // resource created: forget() must remove exactly those.
+  const seriesOf = new Map<string, { resource: NamedResource; nodes: Set<string>; outcomes: Set<string> }>();
+  const track = (resource: NamedResource) => {
+    const key = `${resource.namespace}/${resource.name}`;
+    let entry = seriesOf.get(key);
+    if (!entry) {
+      entry = { resource: { namespace: resource.namespace, name: resource.name }, nodes: new Set(), outcomes: new Set() };
+      seriesOf.set(key, entry);
+    }
+    return entry;
+  };
+
+  const workQueue: WorkQueueMetricsSink = {
+    added(queue) {
+      workqueueAdds.inc({ name: label('queue', queue) });
+    },
+    depth(queue, depth) {
+      workqueueDepth.set({ name: label('queue', queue) }, count('depth', depth));
+    },
+    retried(queue) {
+      workqueueRetries.inc({ name: label('queue', queue) });
+    },
+    queued(queue, seconds) {
+      workqueueQueueDuration.observe({ name: label('queue', queue) }, nonNegative('seconds', seconds));
+    },
+    worked(queue, seconds) {
+      workqueueWorkDuration.observe({ name: label('queue', queue) }, nonNegative('seconds', seconds));
+    },
+  };
+
+  return {
+    registry,
+    workQueue,
+    replicaCounts(resource, node, counts) {
+      const labels = resourceNodeLabels(resource, node);
+      const values = {
+        desired: count('counts.desired', counts.desired),
+        ready: count('counts.ready', counts.ready),
+        restoring: count('counts.restoring', counts.restoring),
+        failed: count('counts.failed', counts.failed),
+      };
+      replicasDesired.set(labels, values.desired);
+      replicasReady.set(labels, values.ready);
+      replicasRestoring.set(labels, values.restoring);
+      replicasFailed.set(labels, values.failed);
+      track(resource).nodes.add(labels.node);
+    },
+    restoreFinished(resource, outcome, durationSeconds) {
+      const seconds = nonNegative('durationSeconds', durationSeconds);
+      const reason = reasonLabel(outcome);
+      const labels = {
+        namespace: label('resource.namespace', resource.namespace),
+        name: label('resource.name', resource.name),
+        result: outcome.result,
+        reason,
+      };
+      restoresTotal.inc(labels);
+      restoreDuration.observe(seconds);
+      track(resource).outcomes.add(JSON.stringify([outcome.result, reason]));
+    },
+    restoresInFlight(node, inFlight) {
+      restoresInFlight.set({ node: label('node', node) }, count('count', inFlight));
+    },
+    concurrencyLimit(node, limit) {
+      restoreConcurrencyLimit.set({ node: label('node', node) }, count('limit', limit));
+    },
+    converged(resource, seconds) {
+      label('resource.namespace', resource.namespace);
+      label('resource.name', resource.name);
+      convergeDuration.observe(nonNegative('seconds', seconds));
+    },
+    reconciled(result, seconds) {
+      if (!(RECONCILE_RESULTS as readonly string[]).includes(result)) {
+        throw new MetricsError('InvalidLabel', `result: "${String(result)}" is not one of ${RECONCILE_RESULTS.join(', ')}`);
+      }
+      reconcileTotal.inc({ result });
+      reconcileDuration.observe(nonNegative('seconds', seconds));
+    },
+    checkpointCopiesReclaimed(node, bytes) {
+      reclaimedBytes.inc({ node: label('node', node) }, nonNegative('bytes', bytes));
+    },
+    diskHeadroom(node, bytes) {
+      diskHeadroom.set({ node: label('node', node) }, nonNegative('bytes', bytes));
+    },
+    forget(resource) {
+      const key = `${resource.namespace}/${resource.name}`;
+      const entry = seriesOf.get(key);
+      if (!entry) return;
+      for (const node of entry.nodes) {
+        const labels = { namespace: entry.resource.namespace, name: entry.resource.name, node };
+        for (const g of [replicasDesired, replicasReady, replicasRestoring, replicasFailed]) g.remove(labels);
+      }
+      for (const outcome of entry.outcomes) {
+        const [result, reason] = JSON.parse(outcome) as [string, string];
+        restoresTotal.remove({ namespace: entry.resource.namespace, name: entry.resource.name, result, reason });
+      }
+      seriesOf.delete(key);
+    },
+  };
+}
+
+function resourceNodeLabels(resource: NamedResource, node: string) {
+  return {
+    namespace: label('resource.namespace', resource.namespace),
+    name: label('resource.name', resource.name),
+    node: label('node', node),
+  };
+}
+
+/** The reason label stays in the closed set even if an engine reports something unexpected at run time. */
+function reasonLabel(outcome: RestoreOutcome): RestoreReasonLabel {
+  if (outcome.result === 'success') return 'none';
+  if (outcome.result !== 'failure') {
+    throw new MetricsError('InvalidLabel', `outcome.result: "${String((outcome as { result: unknown }).result)}" is not success or failure`);
+  }
+  return (FAILURE_REASONS as readonly string[]).includes(outcome.reason) ? outcome.reason : 'Unknown';
+}
+
+function label(field: string, value: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new MetricsError('InvalidLabel', `${field}: must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function nonNegative(field: string, value: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new MetricsError('InvalidValue', `${field}: must be a finite number >= 0, got ${String(value)}`);
+  }
+  return value;
+}
+
+function count(field: string, value: number): number {
+  if (!Number.isInteger(nonNegative(field, value))) {
+    throw new MetricsError('InvalidValue', `${field}: must be a whole number, got ${String(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,163 @@
+// The agent's HTTP endpoint: /metrics for Prometheus, /healthz for the liveness probe, /readyz for
+// the readiness probe. node:http only; nothing else is served.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { MetricsError } from './errors.js';
+import { parseListenAddress, type ListenAddress } from './listen-address.js';
+
+/** A probe answers "ok" or why not; a plain boolean is accepted for convenience. */
+export type ProbeResult = boolean | { ok: true } | { ok: false; reason: string };
+export type Probe = () => ProbeResult | Promise<ProbeResult>;
+
+export interface MetricsServerOptions {
+  registry: Registry;
+  /** "host:port", ":port" or "[ipv6]:port" (port 0 = any free port), or an already parsed address. */
+  address: string | ListenAddress;
+  /**
+   * /readyz: 200 once the caches have synced. Required: only the caller knows when that is.
+   */
+  ready: Probe;
+  /**
+   * /healthz: 200 while the process loop works (answering at all proves the event loop turns) and
+   * the informers have not given up. Default: always healthy.
+   */
+  health?: Probe;
+  /** A probe that takes longer than this fails with 503. Default 5000 ms. */
+  probeTimeoutMs?: number;
+  /** close() waits this long for requests in progress, then cuts the connections. Default 5000 ms. */
+  closeTimeoutMs?: number;
+}
+
+export interface MetricsServer {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly address: { host: string; port: number };
+  /** A URL that reaches the server from this host, e.g. http://127.0.0.1:9464. */
+  readonly url: string;
+  /** Stops accepting, lets requests in progress finish (bounded), then resolves. Idempotent. */
+  close(): Promise<void>;
+}
+
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const address = typeof options.address === 'string' ? parseListenAddress(options.address) : options.address;
+  const probeTimeoutMs = options.probeTimeoutMs ?? 5_000;
+  const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
+  const health: Probe = options.health ?? (() => true);
+
+  const server = createServer((request, response) => {
+    void handle(request, response).catch((error: unknown) => {
+      // handle() answers every error itself; this only catches a failure to write the answer.
+      if (!response.headersSent) respond(response, request, 500, `internal error: ${messageOf(error)}\n`);
+      else response.destroy();
+    });
+  });
+  server.keepAliveTimeout = 65_000; // longer than Prometheus' idle connections, so no reset races
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '/').split('?', 1)[0];
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('Allow', 'GET, HEAD');
+      respond(response, request, 405, 'method not allowed\n');
+      return;
+    }
+    switch (path) {
+      case '/metrics': {
+        let body: string;
+        try {
+          body = await options.registry.metrics();
+        } catch (error) {
+          respond(response, request, 500, `collecting metrics failed: ${messageOf(error)}\n`);
+          return;
+        }
+        respond(response, request, 200, body, options.registry.contentType);
+        return;
+      }
+      case '/healthz':
+      case '/readyz': {
+        const verdict = await runProbe(path === '/healthz' ? health : options.ready, probeTimeoutMs);
+        respond(response, request, verdict.ok ? 200 : verdict.status, verdict.ok ? 'ok\n' : `${verdict.reason}\n`);
+        return;
+      }
+      default:
+        respond(response, request, 404, 'not found: this server serves /metrics, /healthz and /readyz\n');
+    }
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException) => {
+      reject(
+        new MetricsError(
+          'ListenFailed',
+          `metrics server: cannot listen on ${address.host ?? '*'}:${address.port}: ${error.code ?? error.message}` +
+            (error.code === 'EADDRINUSE' ? ' (another process uses the port; pick another --metrics-address)' : ''),
+          { cause: error },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(address.port, address.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+
+  const bound = server.address() as AddressInfo;
+  const reachableHost = bound.address === '::' || bound.address === '0.0.0.0' ? '127.0.0.1' : bound.address;
+  const urlHost = reachableHost.includes(':') ? `[${reachableHost}]` : reachableHost;
+
+  let closing: Promise<void> | undefined;
+  return {
+    address: { host: bound.address, port: bound.port },
+    url: `http://${urlHost}:${bound.port}`,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), closeTimeoutMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        // Keep-alive connections with no request in progress would otherwise hold close() open.
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+type Verdict = { ok: true } | { ok: false; status: number; reason: string };
+
+async function runProbe(probe: Probe, timeoutMs: number): Promise<Verdict> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<Verdict>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, status: 503, reason: `probe did not answer within ${timeoutMs} ms` }), timeoutMs);
+  });
+  const answer = (async (): Promise<Verdict> => {
+    try {
+      const result = await probe();
+      if (result === true) return { ok: true };
+      if (result === false) return { ok: false, status: 503, reason: 'not ok' };
+      return result.ok ? { ok: true } : { ok: false, status: 503, reason: result.reason };
+    } catch (error) {
+      return { ok: false, status: 500, reason: `probe failed: ${messageOf(error)}` };
+    }
+  })();
+  try {
+    return await Promise.race([answer, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function respond(response: ServerResponse, request: IncomingMessage, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
+  response.statusCode = status;
+  response.setHeader('Content-Type', contentType);
+  response.setHeader('Content-Length', Buffer.byteLength(body));
+  response.setHeader('Cache-Control', 'no-store');
+  response.end(request.method === 'HEAD' ? undefined : body);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
