@@ -3,15 +3,17 @@ import { WorkQueue, keyOf, splitKey, type WorkResult } from '../../../controller
 import type { WorkQueueMetricsSink } from '../../../controller/kube/workqueue-metrics.js';
 import { ManualClock, flush } from './manual-clock.js';
 
-/** A promise the test resolves or rejects by hand. */
-function deferred<T = void>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
+/** A promise the test resolves by hand. */
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+function deferred(): Deferred {
+  let resolve!: () => void;
+  const promise = new Promise<void>((res) => {
     resolve = res;
-    reject = rej;
   });
-  return { promise, resolve, reject };
+  return { promise, resolve };
 }
 
 class RecordingMetrics implements WorkQueueMetricsSink {
@@ -65,7 +67,7 @@ describe('WorkQueue', () => {
     const { queue } = setup(4);
     let running = 0;
     let maxRunning = 0;
-    const gates: Array<ReturnType<typeof deferred>> = [];
+    const gates: Deferred[] = [];
     queue.start(async () => {
       running++;
       maxRunning = Math.max(maxRunning, running);
@@ -97,7 +99,7 @@ describe('WorkQueue', () => {
   it('runs different keys on up to N workers in parallel', async () => {
     const { queue } = setup(2);
     const started: string[] = [];
-    const gates = new Map<string, ReturnType<typeof deferred>>();
+    const gates = new Map<string, Deferred>();
     queue.start(async (key) => {
       started.push(key);
       const gate = deferred();
