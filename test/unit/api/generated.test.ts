@@ -1,0 +1,27 @@
+// The committed CRD and types must be exactly what controller/api/schema.ts generates.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { buildCrd } from '../../../controller/api/crd.js';
+import { CRD_FILE, TYPES_FILE, generatedApiFiles } from '../../../controller/api/generated-files.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '../../..');
+
+describe('files generated from the schema', () => {
+  for (const file of generatedApiFiles()) {
+    it(`${file.path} is current (else run: npx tsx hack/gen-api.ts)`, () => {
+      const committed = readFileSync(path.join(repoRoot, file.path), 'utf8');
+      expect(committed).toBe(file.content);
+    });
+  }
+
+  it('lists both the CRD and the types', () => {
+    expect(generatedApiFiles().map((f) => f.path)).toEqual([CRD_FILE, TYPES_FILE]);
+  });
+
+  it('the committed CRD YAML parses back to the object buildCrd() makes', () => {
+    const committed: unknown = parse(readFileSync(path.join(repoRoot, CRD_FILE), 'utf8'));
+    expect(committed).toEqual(buildCrd());
+  });
+});
