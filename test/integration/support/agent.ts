@@ -43,7 +43,8 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `agent-${options.nodeName}-${Date.now()}.log`);
   const args = [
-    path.join(bed.repoRoot, 'node_modules/tsx/dist/cli.mjs'),
+    // One process (no tsx wrapper) so signals, RSS and CPU time are the agent's own.
+    '--import', 'tsx',
     path.join(bed.repoRoot, 'controller/main.ts'),
     '--kubeconfig', bed.kubeconfig,
     '--node-name', options.nodeName,
