@@ -1,0 +1,215 @@
+// Pure status arithmetic for the status writer: merge ONE node's entry into status.nodes (other
+// nodes' entries are kept exactly as they are), recompute the sums and the top-level conditions
+// from all entries. No I/O, no clock: `now` is a parameter.
+
+import { OWNER_UID } from '../api/labels.js';
+import { kubeTime, setCondition } from '../api/conditions.js';
+import type { CheckpointReplicaSetStatus, Condition, ConditionType, NodeStatus } from '../api/types.js';
+
+export interface ObjectIdentity {
+  uid: string;
+  /** metadata.generation of the object the status is computed for. */
+  generation: number;
+}
+
+/** status.selector: the label every replica container of this resource carries. */
+export function selectorFor(uid: string): string {
+  return `${OWNER_UID}=${uid}`;
+}
+
+/**
+ * The status after `entry` replaced this node's entry (or was appended). `entry.lastUpdateTime`
+ * and the conditions' lastTransitionTime are managed here: kept when nothing changed, so
+ * re-reporting the same state yields a status deep-equal to the current one (no write needed).
+ */
+export function mergeNodeStatus(
+  current: CheckpointReplicaSetStatus | undefined,
+  entry: NodeStatus,
+  object: ObjectIdentity,
+  now: Date,
+): CheckpointReplicaSetStatus {
+  const nodes = current?.nodes ?? [];
+  const index = nodes.findIndex((n) => n.node === entry.node);
+  const merged = normaliseEntry(index === -1 ? undefined : nodes[index], entry, now);
+  const nextNodes = index === -1 ? [...nodes, merged] : nodes.map((n, i) => (i === index ? merged : n));
+  return aggregate(current, nextNodes, object, now);
+}
+
+/** The status without `node`'s entry (e.g. the node no longer matches spec.nodeSelector). */
+export function removeNodeStatus(
+  current: CheckpointReplicaSetStatus | undefined,
+  node: string,
+  object: ObjectIdentity,
+  now: Date,
+): CheckpointReplicaSetStatus {
+  const nodes = (current?.nodes ?? []).filter((n) => n.node !== node);
+  return aggregate(current, nodes, object, now);
+}
+
+/** Sums, observedGeneration, selector and conditions over `nodes`; keeps fields it does not own. */
+export function aggregate(
+  current: CheckpointReplicaSetStatus | undefined,
+  nodes: NodeStatus[],
+  object: ObjectIdentity,
+  now: Date,
+): CheckpointReplicaSetStatus {
+  const sum = (pick: (n: NodeStatus) => number | undefined) => nodes.reduce((acc, n) => acc + (pick(n) ?? 0), 0);
+  const status: CheckpointReplicaSetStatus = {
+    ...current,
+    replicas: sum((n) => n.replicas),
+    readyReplicas: sum((n) => n.readyReplicas),
+    restoringReplicas: sum((n) => n.restoringReplicas),
+    failedReplicas: sum((n) => n.failedReplicas),
+    conditions: aggregateConditions(current?.conditions, nodes, object.generation, now),
+    nodes,
+    selector: selectorFor(object.uid),
+  };
+  // The generation EVERY node has acted on; absent while no node has reported.
+  const generations = nodes.map((n) => n.observedGeneration ?? 0);
+  if (generations.length > 0) status.observedGeneration = Math.min(...generations);
+  else delete status.observedGeneration;
+  return status;
+}
+
+/**
+ * Top-level Ready / Progressing / Degraded from the nodes' entries, in node-name order:
+ *  - Ready is True iff there is at least one entry and every entry has observed `generation` and
+ *    says Ready True; otherwise False with the first offending node's reason, message naming it.
+ *  - Degraded is True if any entry says Degraded True (reason and message from the first such node).
+ *  - Progressing is True if any entry says Progressing True or has not observed `generation` yet.
+ */
+export function aggregateConditions(
+  previous: Condition[] | undefined,
+  nodes: readonly NodeStatus[],
+  generation: number,
+  now: Date,
+): Condition[] {
+  const sorted = [...nodes].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
+  const stale = sorted.filter((n) => (n.observedGeneration ?? 0) < generation);
+  const cond = (n: NodeStatus, type: ConditionType) => n.conditions?.find((c) => c.type === type);
+  const staleMessage = (n: NodeStatus) =>
+    `node ${n.node}: generation ${generation} not observed yet (last observed ${n.observedGeneration ?? 'none'})`;
+
+  let ready: Omit<Condition, 'lastTransitionTime'>;
+  const notReady = sorted.find((n) => (n.observedGeneration ?? 0) < generation || cond(n, 'Ready')?.status !== 'True');
+  if (sorted.length === 0) {
+    ready = { type: 'Ready', status: 'False', reason: 'NoNodeReported', message: 'no node agent has reported yet' };
+  } else if (notReady) {
+    const c = cond(notReady, 'Ready');
+    ready =
+      (notReady.observedGeneration ?? 0) < generation
+        ? { type: 'Ready', status: 'False', reason: 'GenerationNotObserved', message: staleMessage(notReady) }
+        : {
+            type: 'Ready',
+            status: 'False',
+            reason: c?.reason || 'NodeNotReady',
+            message: `node ${notReady.node}: ${c?.message || 'Ready is not True'}`,
+          };
+  } else {
+    const total = sorted.reduce((acc, n) => acc + n.readyReplicas, 0);
+    ready = {
+      type: 'Ready',
+      status: 'True',
+      reason: 'AllNodesReady',
+      message: `${total} replicas ready on ${sorted.length} node${sorted.length === 1 ? '' : 's'}`,
+    };
+  }
+
+  let degraded: Omit<Condition, 'lastTransitionTime'>;
+  const degradedNode = sorted.find((n) => cond(n, 'Degraded')?.status === 'True');
+  if (degradedNode) {
+    const c = cond(degradedNode, 'Degraded');
+    degraded = {
+      type: 'Degraded',
+      status: 'True',
+      reason: c?.reason || 'NodeDegraded',
+      message: `node ${degradedNode.node}: ${c?.message || 'degraded'}`,
+    };
+  } else {
+    degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no node reports a failure' };
+  }
+
+  let progressing: Omit<Condition, 'lastTransitionTime'>;
+  const progressingNode = sorted.find((n) => cond(n, 'Progressing')?.status === 'True');
+  const firstStale = stale[0];
+  if (progressingNode) {
+    const c = cond(progressingNode, 'Progressing');
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      reason: c?.reason || 'NodeProgressing',
+      message: `node ${progressingNode.node}: ${c?.message || 'progressing'}`,
+    };
+  } else if (firstStale) {
+    progressing = {
+      type: 'Progressing',
+      status: 'True',
+      reason: 'GenerationNotObserved',
+      message: staleMessage(firstStale),
+    };
+  } else {
+    const first = sorted[0];
+    const c = first ? cond(first, 'Progressing') : undefined;
+    progressing = {
+      type: 'Progressing',
+      status: 'False',
+      reason: c?.reason || (first ? 'Converged' : 'NoNodeReported'),
+      message: first ? 'no node is progressing' : 'no node agent has reported yet',
+    };
+  }
+
+  let list = previous ?? [];
+  for (const c of [ready, progressing, degraded]) {
+    list = setCondition(list, { ...c, message: truncate(c.message), observedGeneration: generation }, now);
+  }
+  return list;
+}
+
+function normaliseEntry(previous: NodeStatus | undefined, entry: NodeStatus, now: Date): NodeStatus {
+  // Conditions: lastTransitionTime kept from the previous entry while the status stays the same.
+  let conditions: Condition[] | undefined;
+  if (entry.conditions) {
+    const prior = previous?.conditions ?? [];
+    conditions = entry.conditions.map((c) => {
+      const { lastTransitionTime: _ignored, ...update } = c;
+      const kept = setCondition(prior, update, now).find((x) => x.type === c.type);
+      return kept ?? { ...c, lastTransitionTime: kubeTime(now) };
+    });
+  }
+  const next: NodeStatus = { ...entry };
+  if (conditions) next.conditions = conditions;
+  delete next.lastUpdateTime;
+  const unchanged = previous !== undefined && canonicalJson(withoutUpdateTime(previous)) === canonicalJson(next);
+  next.lastUpdateTime = unchanged && previous.lastUpdateTime ? previous.lastUpdateTime : kubeTime(now);
+  return next;
+}
+
+function withoutUpdateTime(n: NodeStatus): NodeStatus {
+  const copy = { ...n };
+  delete copy.lastUpdateTime;
+  return copy;
+}
+
+const MAX_MESSAGE = 32_768;
+function truncate(message: string): string {
+  return message.length <= MAX_MESSAGE ? message : `${message.slice(0, MAX_MESSAGE - 3)}...`;
+}
+
+/** JSON with object keys sorted and undefined dropped: equal documents give equal strings. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(
+        Object.entries(v as Record<string, unknown>)
+          .filter(([, x]) => x !== undefined)
+          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+      );
+    }
+    return v;
+  });
+}
+
+/** Deep equality of two statuses as the apiserver would store them. */
+export function sameStatus(a: CheckpointReplicaSetStatus | undefined, b: CheckpointReplicaSetStatus | undefined): boolean {
+  return canonicalJson(a ?? {}) === canonicalJson(b ?? {});
+}
