@@ -72,6 +72,12 @@ export interface SchemaNode {
 
 // ---- building blocks -------------------------------------------------------------------------
 
+/** A Kubernetes label key: optional DNS-subdomain prefix and `/`, then a name of at most 63 characters. */
+const LABEL_KEY_PATTERN =
+  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+/** A Kubernetes label value: empty, or alphanumeric at both ends with -_. between (length is capped by maxLength). */
+const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
+
 /** A rule that a path is absolute and has no `..` segment (a replica must not escape a root). */
 function absolutePathRules(field: string): ValidationRule[] {
   return [
@@ -368,8 +374,20 @@ export const checkpointReplicaSetSchema: SchemaNode = {
         },
         nodeSelector: {
           type: 'object',
-          additionalProperties: { type: 'string' },
+          maxProperties: 64,
+          additionalProperties: { type: 'string', maxLength: 63 },
           description: 'Labels of the nodes whose agents run replicas; empty means every agent.',
+          // A malformed key or value can never match a node's label: refuse it rather than select nothing.
+          'x-kubernetes-validations': [
+            {
+              rule: `self.all(k, k.matches('${LABEL_KEY_PATTERN}'))`,
+              message: 'spec.nodeSelector keys must be Kubernetes label keys such as kubernetes.io/hostname or disk',
+            },
+            {
+              rule: `self.all(k, self[k].matches('${LABEL_VALUE_PATTERN}'))`,
+              message: 'spec.nodeSelector values must be Kubernetes label values: at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends',
+            },
+          ],
         },
         restore: {
           type: 'object',
