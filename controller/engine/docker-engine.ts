@@ -63,6 +63,8 @@ interface ResolvedSource {
   dir: string;
   files: CheckpointFiles;
   networkMode?: string;
+  /** The image of the source container: CRIU restores only into the very same image. */
+  imageId?: string;
   /** For messages: "container app-template checkpoint warm" or "path /srv/ckpt/x". */
   description: string;
 }
@@ -262,7 +264,7 @@ export class DockerEngine implements RestoreEngine {
         throw new EngineError('CheckpointNotFound', `checkpoint.name: container ${containerRef} has no checkpoint ${name} on node ${this.options.node} (${err.message}); take it with docker checkpoint create`, { cause: err });
       throw err;
     });
-    const resolved: ResolvedSource = { dir, files, description: `container ${containerRef} checkpoint ${name}` };
+    const resolved: ResolvedSource = { dir, files, imageId: info.Image, description: `container ${containerRef} checkpoint ${name}` };
     const networkMode = this.options.networkMode ?? info.HostConfig.NetworkMode;
     if (networkMode) resolved.networkMode = networkMode;
     return resolved;
@@ -404,6 +406,7 @@ export class DockerEngine implements RestoreEngine {
       source = await this.resolveSource(spec.owner, spec.checkpoint, signal);
       releaseDisk = await this.reserveDisk(source.files.bytes * (this.options.diskSpaceFactor ?? 3), signal);
     }
+    await this.requireImage(spec, source?.imageId, signal);
     const networkMode = source?.networkMode ?? this.options.networkMode;
     const createOptions = buildCreateOptions({ spec, mode, ...(networkMode ? { networkMode } : {}) });
     let containerId: string | undefined;
@@ -463,6 +466,27 @@ export class DockerEngine implements RestoreEngine {
       if (containerId !== undefined) this.active.delete(containerId);
       releaseDisk();
     }
+  }
+
+  /**
+   * The template's image must exist here, and for a container source be the source's very image:
+   * CRIU refuses another binary ("File app has bad build-ID"), which otherwise shows only as an
+   * opaque CRIU failure after a full upload of the checkpoint.
+   */
+  private async requireImage(spec: ReplicaSpec, sourceImageId: string | undefined, signal: AbortSignal): Promise<void> {
+    let imageId: string;
+    try {
+      // Image inspect takes no abort signal in dockerode; it is a quick local lookup.
+      imageId = (await this.docker.getImage(spec.template.image).inspect()).Id;
+    } catch (err) {
+      throw this.toEngineError(err, { operation: `${describeSpec(spec, 'restore')}: looking up template.image`, image: spec.template.image }, signal);
+    }
+    if (sourceImageId !== undefined && imageId !== sourceImageId)
+      throw new EngineError(
+        'InvalidSpec',
+        `template.image: ${spec.template.image} is ${imageId.slice(0, 19)}, but the checkpoint was taken in a container of image ${sourceImageId.slice(0, 19)}; ` +
+          'CRIU restores only into the same image: set template.image to that image (by id if its tag moved), or take a new checkpoint',
+      );
   }
 
   /** Remove a container this engine just made (never anyone else's), its copies, retrying if Docker is busy. */
