@@ -1,0 +1,313 @@
+// Writes THIS node's entry of status.nodes, for many resources, without a write storm and without
+// clobbering other nodes:
+//  - reports are coalesced per resource: the latest entry wins, written at most once per debounce
+//    window (250 ms default), with at most one write in flight per resource;
+//  - each write reads the object, merges only this node's entry (aggregate.ts recomputes sums and
+//    conditions from ALL entries), and PUTs /status with the resourceVersion it read; a 409 Conflict
+//    re-reads and retries (bounded, with jittered backoff);
+//  - nothing is written when the merged status equals the stored one;
+//  - failures other than "the resource is gone" keep the entry pending and retry later with backoff.
+// report() resolves once its entry is stored (or found unchanged, or the resource is gone, or the
+// bounded retries failed and a background retry is scheduled); it never rejects for API errors.
+
+import type { CheckpointReplicaSet, CheckpointReplicaSetStatus, NodeStatus } from '../api/types.js';
+import { mergeNodeStatus, removeNodeStatus, sameStatus } from './aggregate.js';
+import { ApiError, isApiError } from './api-error.js';
+import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
+import type { CrsClient } from './client.js';
+import { realClock, sleep, type Clock, type TimerHandle } from './clock.js';
+import { noopLogger, type Logger } from './logger.js';
+import type { ResourceRef, StatusReporter } from './ports.js';
+import { keyOf } from './workqueue.js';
+
+export interface StatusWriterOptions {
+  client: Pick<CrsClient, 'get' | 'replaceStatus'>;
+  /** This agent's node name: the only entry of status.nodes it writes. */
+  node: string;
+  /** Coalescing window per resource. Default 250 ms. */
+  debounceMs?: number;
+  /** Re-read-and-retry rounds after 409 Conflict within one write. Default 8. */
+  maxConflictRetries?: number;
+  /** Pause between conflict retries. Default 50 ms doubling to 2 s, 50 % jitter. */
+  conflictBackoff?: BackoffPolicy;
+  /** Pause before retrying a write that failed otherwise (apiserver away). Default 1 s to 60 s. */
+  retryBackoff?: BackoffPolicy;
+  clock?: Clock;
+  logger?: Logger;
+  random?: () => number;
+}
+
+export interface StatusWriterStats {
+  /** Successful PUTs of /status. */
+  writes: number;
+  /** Write rounds that found nothing to change. */
+  unchanged: number;
+  /** 409 Conflicts answered by a re-read. */
+  conflicts: number;
+  /** Write rounds that failed (and were rescheduled). */
+  failures: number;
+  /** Reports dropped because the resource is gone or was replaced (another uid). */
+  dropped: number;
+}
+
+export class InvalidNodeStatusError extends Error {
+  readonly code = 'InvalidNodeStatus';
+  constructor(
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`status report: ${field} ${reason}`);
+  }
+}
+
+type Change = { kind: 'set'; entry: NodeStatus } | { kind: 'remove' };
+
+interface Pending {
+  ref: ResourceRef;
+  change: Change;
+  waiters: Array<() => void>;
+}
+
+interface KeyState {
+  pending?: Pending;
+  timer?: TimerHandle;
+  inFlight?: Promise<void>;
+  failures: number;
+}
+
+export const DEFAULT_STATUS_DEBOUNCE_MS = 250;
+
+export class StatusWriter implements StatusReporter {
+  readonly node: string;
+  private readonly client: Pick<CrsClient, 'get' | 'replaceStatus'>;
+  private readonly debounceMs: number;
+  private readonly maxConflictRetries: number;
+  private readonly conflictBackoff: BackoffPolicy;
+  private readonly retryBackoff: BackoffPolicy;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly random: () => number;
+  private readonly keys = new Map<string, KeyState>();
+  private readonly stats_: StatusWriterStats = { writes: 0, unchanged: 0, conflicts: 0, failures: 0, dropped: 0 };
+  private stopped = false;
+
+  constructor(options: StatusWriterOptions) {
+    if (!options.node) throw new RangeError('status writer: node must not be empty');
+    this.node = options.node;
+    this.client = options.client;
+    this.debounceMs = options.debounceMs ?? DEFAULT_STATUS_DEBOUNCE_MS;
+    if (!(this.debounceMs >= 0)) throw new RangeError(`status writer: debounceMs must be >= 0, got ${this.debounceMs}`);
+    this.maxConflictRetries = options.maxConflictRetries ?? 8;
+    if (!(Number.isInteger(this.maxConflictRetries) && this.maxConflictRetries >= 0)) {
+      throw new RangeError(`status writer: maxConflictRetries must be an integer >= 0, got ${this.maxConflictRetries}`);
+    }
+    this.conflictBackoff = options.conflictBackoff ?? { initialMs: 50, maxMs: 2000, jitter: 0.5 };
+    validateBackoff(this.conflictBackoff, 'status writer: conflictBackoff');
+    this.retryBackoff = options.retryBackoff ?? { initialMs: 1000, maxMs: 60_000, jitter: 0.2 };
+    validateBackoff(this.retryBackoff, 'status writer: retryBackoff');
+    this.clock = options.clock ?? realClock;
+    this.logger = options.logger ?? noopLogger;
+    this.random = options.random ?? Math.random;
+  }
+
+  report(ref: ResourceRef, entry: NodeStatus): Promise<void> {
+    try {
+      validateRef(ref);
+      validateEntry(entry, this.node);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const normalised: NodeStatus = { ...entry, observedGeneration: entry.observedGeneration ?? ref.generation };
+    return this.enqueue(ref, { kind: 'set', entry: normalised });
+  }
+
+  /** Removes this node's entry (e.g. the node no longer matches spec.nodeSelector). */
+  remove(ref: ResourceRef): Promise<void> {
+    try {
+      validateRef(ref);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue(ref, { kind: 'remove' });
+  }
+
+  /**
+   * Writes everything pending now (skipping the debounce) and waits for it: one round per resource
+   * (a round that fails is left to its background retry, so this cannot spin on a dead apiserver).
+   */
+  async flush(): Promise<void> {
+    const flushed = new Set<string>();
+    for (;;) {
+      const rounds: Array<Promise<void>> = [];
+      for (const [key, state] of this.keys) {
+        if (state.inFlight) {
+          rounds.push(state.inFlight);
+        } else if (state.pending && !flushed.has(key)) {
+          flushed.add(key);
+          if (state.timer) {
+            this.clock.clearTimeout(state.timer);
+            state.timer = undefined;
+          }
+          rounds.push(this.writeRound(key));
+        }
+      }
+      if (rounds.length === 0) return;
+      await Promise.all(rounds);
+    }
+  }
+
+  /** Flushes once more, then stops: later reports resolve at once without writing. */
+  async stop(): Promise<void> {
+    await this.flush();
+    this.stopped = true;
+    for (const state of this.keys.values()) {
+      if (state.timer) this.clock.clearTimeout(state.timer);
+      for (const resolve of state.pending?.waiters ?? []) resolve();
+    }
+    this.keys.clear();
+  }
+
+  stats(): Readonly<StatusWriterStats> {
+    return { ...this.stats_ };
+  }
+
+  private enqueue(ref: ResourceRef, change: Change): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    const key = keyOf(ref.namespace, ref.name);
+    let state = this.keys.get(key);
+    if (!state) {
+      state = { failures: 0 };
+      this.keys.set(key, state);
+    }
+    return new Promise<void>((resolve) => {
+      const s = state as KeyState;
+      // The latest report wins; everyone who asked is told when it has been written.
+      s.pending = { ref, change, waiters: [...(s.pending?.waiters ?? []), resolve] };
+      this.schedule(key, s, this.debounceMs);
+    });
+  }
+
+  private schedule(key: string, state: KeyState, delayMs: number): void {
+    if (state.timer || state.inFlight || this.stopped) return; // the running round reschedules
+    state.timer = this.clock.setTimeout(() => {
+      state.timer = undefined;
+      void this.writeRound(key);
+    }, delayMs);
+  }
+
+  /** One write round for a key: takes what is pending and writes it (retrying conflicts). */
+  private writeRound(key: string): Promise<void> {
+    const state = this.keys.get(key);
+    if (!state || state.inFlight || !state.pending) return state?.inFlight ?? Promise.resolve();
+    const pending = state.pending;
+    state.pending = undefined;
+    const round = (async () => {
+      try {
+        const outcome = await this.write(pending);
+        state.failures = 0;
+        if (outcome === 'written') this.stats_.writes++;
+        else if (outcome === 'unchanged') this.stats_.unchanged++;
+        else this.stats_.dropped++;
+      } catch (err) {
+        state.failures++;
+        this.stats_.failures++;
+        const apiErr = err instanceof ApiError ? err : undefined;
+        this.logger.warn('status write failed; will retry', {
+          resource: key,
+          node: this.node,
+          code: apiErr?.code ?? (err as { code?: unknown } | null)?.code,
+          error: err instanceof Error ? err.message : String(err),
+          failures: state.failures,
+        });
+        // Keep the data for the retry unless a newer report superseded it meanwhile.
+        if (!state.pending) state.pending = { ...pending, waiters: [] };
+      } finally {
+        for (const resolve of pending.waiters) resolve();
+        state.inFlight = undefined;
+      }
+      if (state.pending) {
+        const delay = state.failures > 0 ? backoffDelay(this.retryBackoff, state.failures, this.random) : this.debounceMs;
+        this.schedule(key, state, delay);
+      } else if (!state.timer) {
+        this.keys.delete(key);
+      }
+    })();
+    state.inFlight = round;
+    return round;
+  }
+
+  private async write(pending: Pending): Promise<'written' | 'unchanged' | 'gone'> {
+    const { ref, change } = pending;
+    for (let attempt = 0; ; attempt++) {
+      let obj: CheckpointReplicaSet;
+      try {
+        obj = await this.client.get(ref.namespace, ref.name);
+      } catch (err) {
+        if (isApiError(err, 'NotFound')) return 'gone';
+        throw err;
+      }
+      // Same name, new object: this report was about the deleted one.
+      if (obj.metadata.uid !== ref.uid) return 'gone';
+      const identity = { uid: obj.metadata.uid, generation: obj.metadata.generation ?? ref.generation };
+      const now = new Date(this.clock.now());
+      const next: CheckpointReplicaSetStatus =
+        change.kind === 'set'
+          ? mergeNodeStatus(obj.status, change.entry, identity, now)
+          : removeNodeStatus(obj.status, this.node, identity, now);
+      if (sameStatus(obj.status, next)) return 'unchanged';
+      try {
+        await this.client.replaceStatus({ ...obj, status: next });
+        return 'written';
+      } catch (err) {
+        if (isApiError(err, 'NotFound')) return 'gone';
+        if (!isApiError(err, 'Conflict') || attempt >= this.maxConflictRetries) throw err;
+        this.stats_.conflicts++;
+        this.logger.debug('status write conflicted; re-reading', {
+          resource: keyOf(ref.namespace, ref.name),
+          node: this.node,
+          attempt: attempt + 1,
+        });
+        await sleep(this.clock, backoffDelay(this.conflictBackoff, attempt + 1, this.random));
+      }
+    }
+  }
+}
+
+function validateRef(ref: ResourceRef): void {
+  for (const field of ['namespace', 'name', 'uid'] as const) {
+    if (typeof ref[field] !== 'string' || ref[field] === '') {
+      throw new InvalidNodeStatusError(`ref.${field}`, 'must be a non-empty string');
+    }
+  }
+  if (!Number.isInteger(ref.generation) || ref.generation < 0) {
+    throw new InvalidNodeStatusError('ref.generation', `must be an integer >= 0, got ${String(ref.generation)}`);
+  }
+}
+
+function validateEntry(entry: NodeStatus, node: string): void {
+  if (entry.node !== node) {
+    throw new InvalidNodeStatusError(
+      'node',
+      `must be this agent's node ${JSON.stringify(node)}, got ${JSON.stringify(entry.node)}: an agent writes only its own entry`,
+    );
+  }
+  for (const field of ['replicas', 'readyReplicas', 'restoringReplicas', 'failedReplicas', 'coldStartedReplicas'] as const) {
+    const v = entry[field];
+    if (v === undefined && field === 'coldStartedReplicas') continue;
+    if (!Number.isInteger(v) || (v as number) < 0) {
+      throw new InvalidNodeStatusError(field, `must be an integer >= 0, got ${String(v)}`);
+    }
+  }
+  if (entry.observedGeneration !== undefined && !(Number.isInteger(entry.observedGeneration) && entry.observedGeneration >= 0)) {
+    throw new InvalidNodeStatusError('observedGeneration', `must be an integer >= 0, got ${entry.observedGeneration}`);
+  }
+  for (const [i, c] of (entry.conditions ?? []).entries()) {
+    if (!['Ready', 'Progressing', 'Degraded'].includes(c.type)) {
+      throw new InvalidNodeStatusError(`conditions[${i}].type`, `must be Ready, Progressing or Degraded, got ${JSON.stringify(c.type)}`);
+    }
+    if (!['True', 'False', 'Unknown'].includes(c.status)) {
+      throw new InvalidNodeStatusError(`conditions[${i}].status`, `must be True, False or Unknown, got ${JSON.stringify(c.status)}`);
+    }
+    if (!c.reason) throw new InvalidNodeStatusError(`conditions[${i}].reason`, 'must not be empty');
+  }
+}
