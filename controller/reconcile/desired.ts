@@ -82,7 +82,8 @@ export function desiredState(resource: CheckpointReplicaSet | undefined, gone: b
       maxConcurrent: valid ? restore.maxConcurrent : 1,
       maxAttempts: valid ? restore.maxAttempts : 1,
       fallback: valid ? restore.fallback : 'None',
-      paused: spec?.paused === true,
+      // An invalid spec is never acted on: planning it as paused changes nothing on the host.
+      paused: spec?.paused === true || !valid,
       deleting: gone || resource.metadata.deletionTimestamp !== undefined,
     },
     errors,

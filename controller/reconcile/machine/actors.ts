@@ -1,0 +1,169 @@
+// The machine's promise actors: the only places it calls the engine and the finalizer port. Each
+// receives the actor's AbortSignal, which xstate aborts when the machine leaves the invoking state
+// (deletion mid-batch, shutdown after the grace period); the engine then leaves nothing half-made.
+
+import { fromPromise } from 'xstate';
+import type { Replica, ReplicaSpec } from '../../engine/types.js';
+import { classifyFailure } from '../errors.js';
+import { plan as planWork } from '../planner.js';
+import type { PlannedRemove } from '../planner.js';
+import type { ResourceRef } from '../ports.js';
+import type {
+  BatchInput,
+  BatchResult,
+  CreateOutcome,
+  MachineDeps,
+  PrepareInput,
+  RemoveOutcome,
+} from './types.js';
+
+/** Runs `work` over `items` with at most `limit` at once, in order. */
+async function pool<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
+
+/** Thrown by the prepare actor: which step failed, and the engine's failure. */
+export class PrepareFailure extends Error {
+  override readonly name = 'PrepareFailure';
+  constructor(
+    readonly step: 'finalizer' | 'source',
+    readonly failure: unknown,
+  ) {
+    super(`${step}: ${failure instanceof Error ? failure.message : String(failure)}`, { cause: failure });
+  }
+}
+
+export function createActors(deps: MachineDeps) {
+  const { engine, finalizer } = deps.ports;
+  const now = (): number => deps.clock.now();
+  /** Registers engine work so shutdown can wait for it, even after the actor was stopped. */
+  const tracked = <T>(work: Promise<T>): Promise<T> => {
+    const set = deps.inFlightWork;
+    if (!set) return work;
+    set.add(work);
+    const forget = (): void => {
+      set.delete(work);
+    };
+    work.then(forget, forget);
+    return work;
+  };
+
+  const observe = fromPromise<Replica[], { uid: string }>(({ input, signal }) => engine.listReplicas(input.uid, signal));
+
+  const prepare = fromPromise<void, PrepareInput>(async ({ input, signal }) => {
+    if (input.ensureFinalizer) {
+      try {
+        await finalizer.ensure(input.ref);
+      } catch (error) {
+        throw new PrepareFailure('finalizer', error);
+      }
+    }
+    if (input.checkSource) {
+      try {
+        await engine.checkSource(
+          { uid: input.ref.uid, namespace: input.ref.namespace, name: input.ref.name },
+          input.checkpoint,
+          signal,
+        );
+      } catch (error) {
+        throw new PrepareFailure('source', error);
+      }
+    }
+  });
+
+  const removeOne = async (uid: string, r: PlannedRemove, signal: AbortSignal): Promise<RemoveOutcome> => {
+    try {
+      await engine.removeReplica(uid, r.containerId, signal);
+      return { ...r, ok: true };
+    } catch (error) {
+      return { ...r, ok: false, failure: classifyFailure(error) };
+    }
+  };
+
+  const runBatch = fromPromise<BatchResult, BatchInput & { number: number; probe: boolean }>(async ({ input, signal }) => {
+    const started = now();
+    const owner = { uid: input.ref.uid, namespace: input.ref.namespace, name: input.ref.name };
+    const createOne = async (c: BatchInput['creates'][number]): Promise<CreateOutcome> => {
+      const spec: ReplicaSpec = {
+        owner,
+        node: input.node,
+        replicaId: c.replicaId,
+        attempt: c.attempt,
+        templateHash: input.templateHash,
+        template: input.template,
+        checkpoint: input.checkpoint,
+      };
+      const t0 = now();
+      try {
+        const options = { timeoutMs: input.timeoutMs, signal };
+        const replica = c.mode === 'cold' ? await engine.coldStartReplica(spec, options) : await engine.restoreReplica(spec, options);
+        return { ...c, ok: true, replica, seconds: (now() - t0) / 1000 };
+      } catch (error) {
+        return { ...c, ok: false, failure: classifyFailure(error), seconds: (now() - t0) / 1000 };
+      }
+    };
+    // Removes and creates run side by side: a leftover and its replacement have different names
+    // (the attempt number differs), and a slow stop must not hold back the restores.
+    const [removes, creates] = await tracked(
+      Promise.all([
+        pool(input.removes, deps.options.removeConcurrency, (r) => removeOne(owner.uid, r, signal)),
+        Promise.all(input.creates.map(createOne)),
+      ]),
+    );
+    return {
+      number: input.number,
+      templateHash: input.templateHash,
+      probe: input.probe,
+      creates,
+      removes,
+      seconds: (now() - started) / 1000,
+    };
+  });
+
+  /** Removes every container of the resource on this node; re-lists until none is left. */
+  const removeAll = fromPromise<number, { uid: string }>(async ({ input, signal }) => {
+    let removed = 0;
+    for (let round = 0; round < 3; round++) {
+      const observed = await engine.listReplicas(input.uid, signal);
+      const work = planWork({
+        desired: { replicas: 0, templateHash: '', maxConcurrent: 10, maxAttempts: 1, fallback: 'None', paused: false, deleting: true },
+        observed,
+        expectations: { creates: [], removes: [] },
+        history: new Map(),
+        successfulRestores: 0,
+        engineInFlight: 0,
+        engineLimit: 10,
+        canary: false,
+      });
+      if (work.removes.length === 0) {
+        if (observed.length === 0) return removed;
+        // Only containers Docker is already removing are left: look again next round.
+        continue;
+      }
+      const outcomes = await tracked(pool(work.removes, deps.options.removeConcurrency, (r) => removeOne(input.uid, r, signal)));
+      const failed = outcomes.find((o) => !o.ok);
+      removed += outcomes.filter((o) => o.ok).length;
+      if (failed && !failed.ok) throw Object.assign(new Error(`remove ${failed.containerId}: ${failed.failure.message}`), { code: failed.failure.reason });
+    }
+    const left = await engine.listReplicas(input.uid, signal);
+    if (left.length === 0) return removed;
+    throw Object.assign(new Error(`${left.length} container(s) still present after removal: ${left.map((r) => r.containerName).join(', ')}`), {
+      code: 'Unknown',
+    });
+  });
+
+  const release = fromPromise<void, { ref: ResourceRef }>(({ input }) => finalizer.release(input.ref));
+
+  return { observe, prepare, runBatch, removeAll, release };
+}
+
+export type ReconcileActors = ReturnType<typeof createActors>;

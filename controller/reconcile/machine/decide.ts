@@ -1,0 +1,87 @@
+// What the machine does after an observation: a PURE function of the context and the plan.
+// The order of the checks is the policy; each line says why it comes where it does.
+
+import { TRANSIENT_REASONS } from '../../engine/types.js';
+import { formatFieldErrors } from '../desired.js';
+import { PERMANENT_NOW, SOURCE_REASONS } from '../errors.js';
+import type { Plan, SlotHistory } from '../planner.js';
+import type { BatchResult, Decision, ProbeKind, ReconcileContext } from './types.js';
+
+export function sourceKey(ctx: Pick<ReconcileContext, 'ref' | 'desired'>): string {
+  return `${ctx.ref?.generation ?? 0}/${ctx.desired?.templateHash ?? ''}`;
+}
+
+function probeKindFor(reason: string): ProbeKind {
+  if (reason === 'InvalidSpec') return 'none';
+  return SOURCE_REASONS.has(reason as never) ? 'source' : 'restore';
+}
+
+/** The degraded reason for slots given up: the permanent reason, CriuFailed, or RestoreFailed. */
+function failedSlotsCause(plan: Plan, history: ReadonlyMap<string, SlotHistory>): { reason: string; message: string } {
+  const entries = plan.summary.failedSlots.map((id) => [id, history.get(id)] as const);
+  const permanent = entries.find(([, h]) => h?.lastFailure?.permanent);
+  if (permanent) {
+    const [id, h] = permanent;
+    return { reason: h!.lastFailure!.reason, message: `replica ${id}: ${h!.lastFailure!.message}` };
+  }
+  const ids = entries.map(([id]) => id).join(', ');
+  const last = entries.map(([, h]) => h?.lastFailure).find((f) => f !== undefined);
+  const reason = last?.reason === 'CriuFailed' ? 'CriuFailed' : 'RestoreFailed';
+  const detail = last ? ` (last: ${last.reason}: ${last.message})` : '';
+  return {
+    reason,
+    message: `${entries.length} replica(s) failed after spending their restore attempts and fallback: ${ids}${detail}`,
+  };
+}
+
+/**
+ * `batch` is the result of the batch that just finished when this observation verifies one, and
+ * undefined otherwise: a batch's failures are acted on exactly once.
+ */
+export function decide(ctx: ReconcileContext, plan: Plan, batch: BatchResult | undefined): Decision {
+  const desired = ctx.desired;
+  // Shutdown wins over everything: nothing new starts.
+  if (ctx.stopRequested) return { kind: 'stop' };
+  // Deletion wins over a bad spec and over paused: the finalizer must be able to complete.
+  if (ctx.gone || desired?.deleting) return { kind: 'delete' };
+  if (!desired || ctx.specErrors.length > 0) {
+    return { kind: 'degraded', reason: 'InvalidSpec', message: formatFieldErrors(ctx.specErrors), probe: 'none' };
+  }
+  if (desired.paused) return { kind: 'paused' };
+  // Docker unreachable: nothing is known, so nothing is planned.
+  if (ctx.observeError) return { kind: 'backoff', reason: ctx.observeError.reason, message: ctx.observeError.message };
+
+  const last = batch;
+  const permanent = last?.creates.find((c) => !c.ok && PERMANENT_NOW.has(c.failure.reason));
+  if (permanent && !permanent.ok) {
+    return {
+      kind: 'degraded',
+      reason: permanent.failure.reason,
+      message: `replica ${permanent.replicaId}: ${permanent.failure.message}`,
+      probe: probeKindFor(permanent.failure.reason),
+    };
+  }
+  const probeSucceeded = last?.probe === true && last.creates.some((c) => c.ok);
+  // Still Degraded: only a probe (canary) or a spec change gets out.
+  if (ctx.degraded && !ctx.canary && !probeSucceeded) {
+    return { kind: 'degraded', reason: ctx.degraded.reason, message: ctx.degraded.message, probe: ctx.degraded.probe };
+  }
+  const transient =
+    last?.creates.find((c) => !c.ok && c.failure.reason !== 'Aborted') ??
+    last?.removes.find((r) => !r.ok && TRANSIENT_REASONS.has(r.failure.reason));
+  if (transient && !transient.ok) return { kind: 'backoff', reason: transient.failure.reason, message: transient.failure.message };
+
+  if (plan.creates.length === 0 && plan.removes.length === 0) {
+    if (plan.summary.failedSlots.length > 0) {
+      const cause = failedSlotsCause(plan, ctx.history);
+      return { kind: 'degraded', ...cause, probe: probeKindFor(cause.reason) };
+    }
+    return plan.converged ? { kind: 'converged' } : { kind: 'waiting' };
+  }
+  if (plan.creates.length > 0) {
+    const checkSource = ctx.sourceVerifiedFor !== sourceKey(ctx);
+    const ensureFinalizer = !ctx.finalizerEnsured;
+    if (checkSource || ensureFinalizer) return { kind: 'prepare', checkSource, ensureFinalizer };
+  }
+  return { kind: 'batch' };
+}

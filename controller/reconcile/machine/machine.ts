@@ -1,0 +1,679 @@
+// The reconcile machine: one actor per CheckpointReplicaSet on this node.
+//
+//   idle -> observing -> planning -+-> preparing -> restoring -> verifying -> planning ...
+//                                  +-> restoring (one batch)
+//                                  +-> converged | waiting | backingOff | degraded | paused   (resting)
+//                                  +-> deleting (removing -> releasing) -> deleted             (final)
+//                                  +-> stopped                                                 (final)
+//
+// A new spec or a resync arriving while busy is stored in the context and acted on at the next
+// batch boundary (planning reads the latest spec); in-flight restores are not aborted for a scale
+// change. Deletion (or the object vanishing) leaves `restoring` at once, which aborts the batch's
+// AbortSignal. Every resting state has a way out that is either an event or a bounded, growing
+// delay, so nothing loops hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
+// 10 min, a RESYNC probes no sooner than 30 s after the last), waiting (a fixed recheck).
+
+import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import type { CheckpointReplicaSet } from '../../api/types.js';
+import { TRANSIENT_REASONS, type Replica } from '../../engine/types.js';
+import { backoffDelay } from '../backoff.js';
+import { desiredState, refOf } from '../desired.js';
+import { PERMANENT_NOW, SOURCE_REASONS, classifyFailure, type ClassifiedFailure } from '../errors.js';
+import { expectCreated, expectRemoved, settleExpectations } from '../expectations.js';
+import { absorbLeftovers, plan as planWork, type Plan, type SlotHistory } from '../planner.js';
+import type { ReconcileOutcome } from '../ports.js';
+import { computeNodeStatus, replicaCounts, sameNodeStatus, type Progress } from '../status.js';
+import { PrepareFailure, createActors } from './actors.js';
+import { decide, sourceKey } from './decide.js';
+import type { ReconcileEvent } from './events.js';
+import type { BatchResult, Decision, MachineDeps, MachineInput, ReconcileContext } from './types.js';
+
+type Phase = 'batch' | 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused';
+
+const EMPTY_PLAN: Plan = {
+  creates: [],
+  removes: [],
+  forget: [],
+  batchLimit: 1,
+  summary: { desired: 0, replicas: 0, ready: 0, coldStarted: 0, outdated: 0, pending: 0, failedSlots: [], blockedSlots: [], waitingSlots: [], notReady: 0 },
+  converged: false,
+};
+
+export function initialContext(input: MachineInput): ReconcileContext {
+  return {
+    key: input.key,
+    resource: undefined,
+    gone: false,
+    ref: undefined,
+    desired: undefined,
+    specErrors: [],
+    observed: [],
+    observeError: undefined,
+    expectations: { creates: [], removes: [] },
+    history: new Map(),
+    successes: { templateHash: '', count: 0 },
+    plan: undefined,
+    decision: undefined,
+    batch: undefined,
+    lastBatch: undefined,
+    batchCount: 0,
+    failedRounds: 0,
+    degraded: undefined,
+    announcedDegraded: undefined,
+    canary: false,
+    sourceVerifiedFor: undefined,
+    finalizerEnsured: false,
+    stopRequested: false,
+    generationSince: { generation: -1, at: 0 },
+    convergedGeneration: undefined,
+    deleteFailures: 0,
+    lastStatus: undefined,
+  };
+}
+
+/** The context after a new object: a new generation resets what only a spec change may reset. */
+function applyResource(ctx: ReconcileContext, resource: CheckpointReplicaSet, now: number): Partial<ReconcileContext> {
+  const { desired, errors } = desiredState(resource, ctx.gone);
+  const ref = refOf(resource);
+  const update: Partial<ReconcileContext> = { resource, ref, desired, specErrors: errors };
+  if (ref.generation !== ctx.generationSince.generation) {
+    update.generationSince = { generation: ref.generation, at: now };
+    // "Degraded stays until the spec changes": a new spec gets a fresh look, once.
+    if (ctx.degraded && ctx.degraded.generation !== ref.generation) {
+      update.degraded = undefined;
+      update.canary = false;
+      const history = new Map<string, SlotHistory>();
+      for (const [id, entry] of ctx.history) {
+        history.set(id, entry.lastFailure?.permanent ? { ...entry, lastFailure: undefined } : entry);
+      }
+      update.history = history;
+    }
+  }
+  return update;
+}
+
+function historyAfterBatch(ctx: ReconcileContext, result: BatchResult): Map<string, SlotHistory> {
+  const history = new Map(ctx.history);
+  for (const c of result.creates) {
+    const entry = history.get(c.replicaId) ?? { templateHash: result.templateHash, lastAttempt: 0, failedRestores: 0, coldStartFailed: false };
+    const base: SlotHistory = { ...entry, templateHash: result.templateHash, lastAttempt: Math.max(entry.lastAttempt, c.attempt) };
+    if (c.ok) {
+      history.set(c.replicaId, { ...base, lastFailure: undefined });
+    } else if (c.failure.reason === 'Aborted') {
+      history.set(c.replicaId, base);
+    } else {
+      const permanent = PERMANENT_NOW.has(c.failure.reason);
+      history.set(c.replicaId, {
+        ...base,
+        failedRestores: base.failedRestores + (c.mode === 'restore' ? 1 : 0),
+        coldStartFailed: base.coldStartFailed || c.mode === 'cold',
+        lastFailure: { reason: c.failure.reason, message: c.failure.message, permanent },
+      });
+    }
+  }
+  return history;
+}
+
+function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Progress {
+  const summary = ctx.plan?.summary;
+  switch (phase) {
+    case 'batch': {
+      const creates = ctx.batch?.creates.length ?? 0;
+      const removes = ctx.batch?.removes.length ?? 0;
+      const reason = (summary?.outdated ?? 0) > 0 ? 'RollingUpdate' : creates > 0 ? 'Restoring' : 'ScalingDown';
+      return { status: 'True', reason, message: `batch ${ctx.batch?.number ?? 0}: restoring ${creates}, removing ${removes}` };
+    }
+    case 'converged':
+      return { status: 'False', reason: 'Converged', message: `${summary?.ready ?? 0} replica(s) ready, nothing to do` };
+    case 'waiting':
+      return {
+        status: 'True',
+        reason: 'WaitingForReplicas',
+        message: `${summary?.notReady ?? 0} replica(s) not ready, ${summary?.pending ?? 0} created but not visible yet`,
+      };
+    case 'backingOff': {
+      const d = ctx.decision?.kind === 'backoff' ? ctx.decision : undefined;
+      return { status: 'True', reason: 'BackingOff', message: `retrying in ${Math.round(retryMs / 1000)}s after ${d?.reason ?? 'a failure'}: ${d?.message ?? ''}` };
+    }
+    case 'degraded':
+      return { status: 'False', reason: 'Stalled', message: `stopped until the cause is fixed: ${ctx.degraded?.reason ?? ''}` };
+    case 'paused':
+      return { status: 'False', reason: 'Paused', message: 'spec.paused is true: no changes are made' };
+  }
+}
+
+export function createReconcileMachine(deps: MachineDeps) {
+  const { ports, node, clock, options } = deps;
+  const { logger, events, engine } = ports;
+  const now = (): number => clock.now();
+  const retryDelay = (ctx: ReconcileContext): number => backoffDelay(options.backoff, Math.max(1, ctx.failedRounds));
+  const probeDelay = (ctx: ReconcileContext): number => backoffDelay(options.probe, (ctx.degraded?.probes ?? 0) + 1);
+
+  /** Observation -> expectations, history, plan and the decision (all pure). */
+  const afterObservation = (ctx: ReconcileContext, observed: Replica[], batch: BatchResult | undefined): Partial<ReconcileContext> => {
+    const desired = ctx.desired ?? desiredState(undefined, true).desired;
+    const expectations = settleExpectations(ctx.expectations, observed, now(), options.expectationsTtlMs);
+    let history: ReadonlyMap<string, SlotHistory> = desired.deleting ? ctx.history : absorbLeftovers(ctx.history, observed, desired.templateHash);
+    const successes = ctx.successes.templateHash === desired.templateHash ? ctx.successes : { templateHash: desired.templateHash, count: 0 };
+    const plan = planWork({
+      desired,
+      observed,
+      expectations,
+      history,
+      successfulRestores: successes.count,
+      engineInFlight: engine.inFlight,
+      engineLimit: engine.concurrencyLimit,
+      canary: ctx.canary,
+    });
+    if (plan.forget.length > 0) {
+      const pruned = new Map(history);
+      for (const id of plan.forget) pruned.delete(id);
+      history = pruned;
+    }
+    const next: ReconcileContext = { ...ctx, observed, observeError: undefined, expectations, history, successes, plan };
+    const decision = decide(next, plan, batch);
+    return {
+      observed,
+      observeError: undefined,
+      expectations,
+      history,
+      successes,
+      plan,
+      decision,
+      failedRounds: decision.kind === 'converged' ? 0 : ctx.failedRounds,
+    };
+  };
+
+  const afterObserveError = (ctx: ReconcileContext, error: unknown): Partial<ReconcileContext> => {
+    const observeError = classifyFailure(error);
+    const decision = decide({ ...ctx, observeError }, ctx.plan ?? EMPTY_PLAN, undefined);
+    return { observeError, decision, failedRounds: ctx.failedRounds + 1 };
+  };
+
+  return setup({
+    types: {} as { context: ReconcileContext; events: ReconcileEvent; input: MachineInput; tags: 'resting' },
+    actors: createActors(deps),
+    actions: {
+      takeResource: assign(({ context, event }) =>
+        event.type === 'SPEC' || event.type === 'RESYNC' ? applyResource(context, event.resource, now()) : {},
+      ),
+      markGone: assign(({ context }) => ({
+        gone: true,
+        desired: context.desired ? { ...context.desired, deleting: true } : desiredState(undefined, true).desired,
+      })),
+      requestStop: assign({ stopRequested: true }),
+
+      /** Degraded on entry: keep probe bookkeeping when the reason is unchanged. */
+      enterDegraded: assign(({ context }) => {
+        const d = context.decision;
+        if (d?.kind !== 'degraded') return {};
+        const same = context.degraded?.reason === d.reason;
+        const at = now();
+        return {
+          canary: false,
+          degraded: {
+            reason: d.reason,
+            message: d.message,
+            probe: d.probe,
+            generation: context.ref?.generation ?? 0,
+            since: same ? context.degraded!.since : at,
+            probes: same ? context.degraded!.probes : 0,
+            lastProbeAt: same ? context.degraded!.lastProbeAt : at,
+          },
+          // The next look at a missing/forbidden source must ask the engine again.
+          sourceVerifiedFor: SOURCE_REASONS.has(d.reason as never) ? undefined : context.sourceVerifiedFor,
+        };
+      }),
+      announceDegraded: enqueueActions(({ context, enqueue }) => {
+        const d = context.degraded;
+        if (!d || !context.ref || context.announcedDegraded === d.reason) return;
+        const ref = context.ref;
+        enqueue(() => events.record(ref, 'Warning', 'Degraded', `${d.reason}: ${d.message}`));
+        enqueue(() => logger.warn('degraded', { key: context.key, reason: d.reason, message: d.message }));
+        enqueue.assign({ announcedDegraded: d.reason });
+      }),
+      /** After a decision that makes progress, a Degraded resource has recovered. */
+      settleDegraded: enqueueActions(({ context, enqueue }) => {
+        const kind = context.decision?.kind;
+        if (kind === 'degraded' || kind === 'backoff' || context.canary) return;
+        if (!context.degraded && context.announcedDegraded === undefined) return;
+        const ref = context.ref;
+        const was = context.degraded?.reason ?? context.announcedDegraded;
+        if (ref && context.announcedDegraded !== undefined && kind !== 'delete' && kind !== 'stop') {
+          enqueue(() => events.record(ref, 'Normal', 'Recovered', `no longer degraded (was ${was})`));
+          enqueue(() => logger.info('recovered', { key: context.key, was }));
+        }
+        enqueue.assign({ degraded: undefined, announcedDegraded: undefined });
+      }),
+      startProbe: assign(({ context }) => ({
+        canary: true,
+        degraded: context.degraded ? { ...context.degraded, probes: context.degraded.probes + 1, lastProbeAt: now() } : undefined,
+      })),
+
+      startBatch: assign(({ context }) => {
+        const spec = context.resource!.spec;
+        const plan = context.plan!;
+        return {
+          batchCount: context.batchCount + 1,
+          batch: {
+            number: context.batchCount + 1,
+            probe: context.canary,
+            ref: context.ref!,
+            node,
+            templateHash: context.desired!.templateHash,
+            template: spec.template,
+            checkpoint: spec.checkpoint,
+            timeoutMs: spec.restore.timeoutSeconds * 1000,
+            creates: plan.creates,
+            removes: plan.removes,
+          },
+        };
+      }),
+      announceBatch: ({ context }) => {
+        const batch = context.batch;
+        if (!batch) return;
+        const restores = batch.creates.filter((c) => c.mode === 'restore').length;
+        const cold = batch.creates.length - restores;
+        events.record(
+          batch.ref,
+          'Normal',
+          'BatchStarted',
+          `batch ${batch.number}: restoring ${restores}${cold ? `, cold-starting ${cold}` : ''}, removing ${batch.removes.length}` +
+            (batch.probe ? ' (probe after Degraded)' : ''),
+        );
+        for (const c of batch.creates) {
+          if (c.mode !== 'cold') continue;
+          const last = context.history.get(c.replicaId)?.lastFailure;
+          events.record(
+            batch.ref,
+            'Warning',
+            'FallbackUsed',
+            `replica ${c.replicaId}: restore attempts spent (last: ${last ? `${last.reason}: ${last.message}` : 'unknown'}); starting it cold`,
+          );
+        }
+        logger.info('batch started', {
+          key: context.key,
+          batch: batch.number,
+          creates: batch.creates.map((c) => `${c.replicaId}#${c.attempt}${c.mode === 'cold' ? ':cold' : ''}`),
+          removes: batch.removes.map((r) => `${r.replicaId}:${r.cause}`),
+          batchLimit: context.plan?.batchLimit,
+          probe: batch.probe,
+        });
+      },
+      absorbBatch: assign(({ context }, result: BatchResult) => {
+        const at = now();
+        const created = result.creates.filter((c) => c.ok);
+        const restored = created.filter((c) => c.mode === 'restore').length;
+        const transient = result.creates.some((c) => !c.ok && c.failure.reason !== 'Aborted') ||
+          result.removes.some((r) => !r.ok && TRANSIENT_REASONS.has(r.failure.reason));
+        const successes =
+          context.successes.templateHash === result.templateHash
+            ? { templateHash: result.templateHash, count: context.successes.count + restored }
+            : { templateHash: result.templateHash, count: restored };
+        let expectations = expectCreated(
+          context.expectations,
+          created.map((c) => ({ replicaId: c.replicaId, templateHash: result.templateHash, containerId: c.ok ? c.replica.containerId : '', since: at })),
+        );
+        expectations = expectRemoved(
+          expectations,
+          result.removes.filter((r) => r.ok).map((r) => ({ replicaId: r.replicaId, containerId: r.containerId, since: at })),
+        );
+        return {
+          history: historyAfterBatch(context, result),
+          expectations,
+          successes,
+          lastBatch: result,
+          batch: undefined,
+          canary: false,
+          failedRounds: transient ? context.failedRounds + 1 : 0,
+        };
+      }),
+      announceBatchResult: ({ context }, result: BatchResult) => {
+        const ref = context.ref;
+        if (!ref) return;
+        const failed = result.creates.filter((c) => !c.ok && c.failure.reason !== 'Aborted');
+        const removeFailed = result.removes.filter((r) => !r.ok);
+        const ok = result.creates.length - failed.length;
+        events.record(
+          ref,
+          failed.length + removeFailed.length > 0 ? 'Warning' : 'Normal',
+          'BatchFinished',
+          `batch ${result.number}: ${ok} started, ${failed.length} failed, ${result.removes.length - removeFailed.length} removed in ${result.seconds.toFixed(1)}s`,
+        );
+        for (const c of failed) {
+          if (c.ok) continue;
+          events.record(ref, 'Warning', 'RestoreFailed', `replica ${c.replicaId} attempt ${c.attempt}${c.mode === 'cold' ? ' (cold start)' : ''}: ${c.failure.reason}: ${c.failure.message}`);
+        }
+        for (const r of removeFailed) {
+          if (r.ok) continue;
+          events.record(ref, 'Warning', 'RemoveFailed', `container ${r.containerId} of replica ${r.replicaId}: ${r.failure.reason}: ${r.failure.message}`);
+        }
+        logger.info('batch finished', {
+          key: context.key,
+          batch: result.number,
+          started: ok,
+          failed: failed.map((c) => (c.ok ? '' : `${c.replicaId}#${c.attempt}:${c.failure.reason}`)),
+          removed: result.removes.length - removeFailed.length,
+          seconds: result.seconds,
+        });
+      },
+
+      report: enqueueActions(({ context, enqueue }, params: { phase: Phase }) => {
+        const ref = context.ref;
+        const plan = context.plan;
+        if (!ref || !plan || !context.desired) return;
+        const restoringNow = params.phase === 'batch' ? (context.batch?.creates.length ?? 0) : 0;
+        const status = computeNodeStatus({
+          node,
+          generation: ref.generation,
+          summary: plan.summary,
+          restoringNow,
+          paused: context.desired.paused,
+          progress: progressFor(params.phase, context, retryDelay(context)),
+          degraded: context.degraded ? { reason: context.degraded.reason, message: context.degraded.message } : undefined,
+          previous: context.lastStatus,
+          now: new Date(now()),
+        });
+        if (sameNodeStatus(context.lastStatus, status)) return;
+        enqueue.assign({ lastStatus: status });
+        enqueue(() => {
+          ports.metrics?.replicaCounts(ref, node, replicaCounts(plan.summary, restoringNow));
+          ports.status.report(ref, status).catch((error: unknown) =>
+            logger.warn('status report failed', { key: context.key, error: error instanceof Error ? error.message : String(error) }),
+          );
+        });
+      }),
+      noteConverged: enqueueActions(({ context, enqueue }) => {
+        const ref = context.ref;
+        if (!ref || context.convergedGeneration === ref.generation) return;
+        const seconds = (now() - context.generationSince.at) / 1000;
+        enqueue(() => ports.metrics?.converged(ref, seconds));
+        enqueue(() => logger.info('converged', { key: context.key, generation: ref.generation, seconds, replicas: context.plan?.summary.ready }));
+        enqueue.assign({ convergedGeneration: ref.generation });
+      }),
+    },
+    guards: {
+      decisionIs: ({ context }, params: { kind: Decision['kind'] }) => context.decision?.kind === params.kind,
+      isDeletion: ({ context, event }) =>
+        (event.type === 'SPEC' && event.resource.metadata.deletionTimestamp !== undefined) || event.type === 'GONE' || context.gone,
+      canProbe: ({ context }) => context.degraded !== undefined && context.degraded.probe !== 'none',
+      probeDue: ({ context }) =>
+        context.degraded !== undefined && context.degraded.probe !== 'none' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
+      isGone: ({ context }) => context.gone,
+    },
+    delays: {
+      retryDelay: ({ context }) => retryDelay(context),
+      probeDelay: ({ context }) => probeDelay(context),
+      waitingDelay: () => options.waitingRecheckMs,
+      deleteRetryDelay: ({ context }) => backoffDelay(options.backoff, Math.max(1, context.deleteFailures)),
+    },
+  }).createMachine({
+    id: 'crs',
+    context: ({ input }) => initialContext(input),
+    initial: 'idle',
+    states: {
+      idle: {
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          RESYNC: { target: 'observing', actions: 'takeResource' },
+          GONE: { target: 'deleted' },
+          STOP: { target: 'stopped' },
+        },
+      },
+      observing: {
+        invoke: {
+          src: 'observe',
+          input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
+          onDone: { target: 'planning', actions: [assign(({ context, event }) => afterObservation(context, event.output, undefined)), 'settleDegraded'] },
+          onError: { target: 'planning', actions: assign(({ context, event }) => afterObserveError(context, event.error)) },
+        },
+        on: {
+          SPEC: { actions: 'takeResource' },
+          RESYNC: { actions: 'takeResource' },
+          GONE: { actions: 'markGone' },
+          STOP: { actions: 'requestStop' },
+        },
+      },
+      planning: {
+        always: [
+          { guard: { type: 'decisionIs', params: { kind: 'stop' } }, target: 'stopped' },
+          { guard: { type: 'decisionIs', params: { kind: 'delete' } }, target: 'deleting' },
+          { guard: { type: 'decisionIs', params: { kind: 'paused' } }, target: 'paused' },
+          { guard: { type: 'decisionIs', params: { kind: 'degraded' } }, target: 'degraded' },
+          { guard: { type: 'decisionIs', params: { kind: 'backoff' } }, target: 'backingOff' },
+          { guard: { type: 'decisionIs', params: { kind: 'converged' } }, target: 'converged' },
+          { guard: { type: 'decisionIs', params: { kind: 'waiting' } }, target: 'waiting' },
+          { guard: { type: 'decisionIs', params: { kind: 'prepare' } }, target: 'preparing' },
+          { guard: { type: 'decisionIs', params: { kind: 'batch' } }, target: 'restoring' },
+          // No decision can only mean the context was never observed: observe.
+          { target: 'observing' },
+        ],
+      },
+      preparing: {
+        invoke: {
+          src: 'prepare',
+          input: ({ context }) => {
+            const d = context.decision?.kind === 'prepare' ? context.decision : { checkSource: true, ensureFinalizer: true };
+            return { ref: context.ref!, checkpoint: context.resource!.spec.checkpoint, checkSource: d.checkSource, ensureFinalizer: d.ensureFinalizer };
+          },
+          onDone: {
+            target: 'restoring',
+            actions: assign(({ context }) => {
+              const d = context.decision?.kind === 'prepare' ? context.decision : undefined;
+              return {
+                finalizerEnsured: context.finalizerEnsured || d?.ensureFinalizer === true,
+                sourceVerifiedFor: d?.checkSource ? sourceKey(context) : context.sourceVerifiedFor,
+              };
+            }),
+          },
+          onError: {
+            target: 'planning',
+            actions: assign(({ context, event }) => {
+              const step = event.error instanceof PrepareFailure ? event.error.step : 'source';
+              const failure: ClassifiedFailure = classifyFailure(event.error instanceof PrepareFailure ? event.error.failure : event.error);
+              const permanent = step === 'source' && PERMANENT_NOW.has(failure.reason);
+              const decision: Decision = permanent
+                ? { kind: 'degraded', reason: failure.reason, message: failure.message, probe: SOURCE_REASONS.has(failure.reason) ? 'source' : 'restore' }
+                : { kind: 'backoff', reason: failure.reason, message: `${step === 'finalizer' ? 'adding the finalizer' : 'checking the checkpoint source'}: ${failure.message}` };
+              return { decision, failedRounds: permanent ? context.failedRounds : context.failedRounds + 1 };
+            }),
+          },
+        },
+        on: {
+          SPEC: { actions: 'takeResource' },
+          RESYNC: { actions: 'takeResource' },
+          GONE: { actions: 'markGone' },
+          STOP: { actions: 'requestStop' },
+        },
+      },
+      restoring: {
+        entry: ['startBatch', 'announceBatch', { type: 'report', params: { phase: 'batch' } }],
+        invoke: {
+          src: 'runBatch',
+          input: ({ context }) => context.batch!,
+          onDone: {
+            target: 'verifying',
+            actions: [
+              { type: 'absorbBatch', params: ({ event }) => event.output },
+              { type: 'announceBatchResult', params: ({ event }) => event.output },
+            ],
+          },
+          onError: {
+            // runBatch catches every engine error per item; only a bug gets here. Back off.
+            target: 'backingOff',
+            actions: [
+              assign(({ context, event }) => ({
+                batch: undefined,
+                failedRounds: context.failedRounds + 1,
+                decision: { kind: 'backoff', reason: 'Unknown', message: event.error instanceof Error ? event.error.message : String(event.error) } as Decision,
+              })),
+              ({ context, event }) => logger.error('batch failed unexpectedly', { key: context.key, error: String(event.error) }),
+            ],
+          },
+        },
+        on: {
+          // Deletion aborts the batch (leaving the state aborts the actor's signal).
+          SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: 'takeResource' }],
+          GONE: { target: 'observing', actions: 'markGone' },
+          RESYNC: { actions: 'takeResource' },
+          // Shutdown lets the batch finish (the runner aborts it after its grace period).
+          STOP: { actions: 'requestStop' },
+        },
+      },
+      verifying: {
+        invoke: {
+          src: 'observe',
+          input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
+          onDone: {
+            target: 'planning',
+            actions: [assign(({ context, event }) => afterObservation(context, event.output, context.lastBatch)), 'settleDegraded'],
+          },
+          onError: { target: 'planning', actions: assign(({ context, event }) => afterObserveError(context, event.error)) },
+        },
+        on: {
+          SPEC: { actions: 'takeResource' },
+          RESYNC: { actions: 'takeResource' },
+          GONE: { actions: 'markGone' },
+          STOP: { actions: 'requestStop' },
+        },
+      },
+      converged: {
+        tags: ['resting'],
+        entry: [{ type: 'report', params: { phase: 'converged' } }, 'noteConverged'],
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          // A resync re-observes: a replica may have died since.
+          RESYNC: { target: 'observing', actions: 'takeResource' },
+          GONE: { target: 'observing', actions: 'markGone' },
+          STOP: { target: 'stopped' },
+        },
+      },
+      waiting: {
+        tags: ['resting'],
+        entry: { type: 'report', params: { phase: 'waiting' } },
+        after: { waitingDelay: { target: 'observing' } },
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          RESYNC: { actions: 'takeResource' },
+          GONE: { target: 'observing', actions: 'markGone' },
+          STOP: { target: 'stopped' },
+        },
+      },
+      backingOff: {
+        tags: ['resting'],
+        entry: { type: 'report', params: { phase: 'backingOff' } },
+        after: { retryDelay: { target: 'observing' } },
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          // The timer decides when to retry; a resync must not cut a backoff short.
+          RESYNC: { actions: 'takeResource' },
+          GONE: { target: 'observing', actions: 'markGone' },
+          STOP: { target: 'stopped' },
+        },
+      },
+      degraded: {
+        tags: ['resting'],
+        entry: ['enterDegraded', 'announceDegraded', { type: 'report', params: { phase: 'degraded' } }],
+        after: { probeDelay: { guard: 'canProbe', target: 'observing', actions: 'startProbe' } },
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          RESYNC: [{ guard: 'probeDue', target: 'observing', actions: ['takeResource', 'startProbe'] }, { actions: 'takeResource' }],
+          GONE: { target: 'observing', actions: 'markGone' },
+          STOP: { target: 'stopped' },
+        },
+      },
+      paused: {
+        tags: ['resting'],
+        entry: { type: 'report', params: { phase: 'paused' } },
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          RESYNC: { actions: 'takeResource' },
+          GONE: { target: 'observing', actions: 'markGone' },
+          STOP: { target: 'stopped' },
+        },
+      },
+      deleting: {
+        initial: 'removing',
+        states: {
+          removing: {
+            invoke: {
+              src: 'removeAll',
+              input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
+              onDone: {
+                target: 'releasing',
+                actions: [
+                  assign({ deleteFailures: 0 }),
+                  ({ context, event }) => logger.info('containers removed', { key: context.key, removed: event.output }),
+                ],
+              },
+              onError: {
+                target: 'retryWait',
+                actions: [
+                  assign(({ context }) => ({ deleteFailures: context.deleteFailures + 1 })),
+                  ({ context, event }) =>
+                    logger.warn('removing containers failed; will retry', { key: context.key, error: event.error instanceof Error ? event.error.message : String(event.error) }),
+                ],
+              },
+            },
+          },
+          retryWait: { tags: ['resting'], after: { deleteRetryDelay: { target: 'removing' } } },
+          releasing: {
+            // An object already gone from the API has no finalizer left to release.
+            always: { guard: 'isGone', target: '#crs.deleted' },
+            invoke: {
+              src: 'release',
+              input: ({ context }) => ({ ref: context.ref! }),
+              onDone: { target: '#crs.deleted' },
+              onError: {
+                target: 'releaseWait',
+                actions: [
+                  assign(({ context }) => ({ deleteFailures: context.deleteFailures + 1 })),
+                  ({ context, event }) =>
+                    logger.warn('releasing the finalizer failed; will retry', { key: context.key, error: event.error instanceof Error ? event.error.message : String(event.error) }),
+                ],
+              },
+            },
+          },
+          releaseWait: { tags: ['resting'], after: { deleteRetryDelay: { target: 'releasing' } } },
+        },
+        on: {
+          SPEC: { actions: 'takeResource' },
+          RESYNC: { actions: 'takeResource' },
+          GONE: { actions: 'markGone' },
+          // The finalizer stays: the next agent run finishes the deletion.
+          STOP: { target: 'stopped' },
+        },
+      },
+      deleted: { type: 'final', tags: ['resting'] },
+      stopped: { type: 'final', tags: ['resting'] },
+    },
+  });
+}
+
+export type ReconcileMachine = ReturnType<typeof createReconcileMachine>;
+export type ReconcileActor = ActorRefFrom<ReconcileMachine>;
+export type ReconcileSnapshot = SnapshotFrom<ReconcileMachine>;
+
+/** A short name of the snapshot's state, e.g. "restoring" or "deleting.retryWait". */
+export function stateName(snapshot: ReconcileSnapshot): string {
+  const value = snapshot.value;
+  if (typeof value === 'string') return value;
+  return Object.entries(value)
+    .map(([k, v]) => `${k}.${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(',');
+}
+
+export function isResting(snapshot: ReconcileSnapshot): boolean {
+  return snapshot.status !== 'active' || snapshot.hasTag('resting');
+}
+
+/** The outcome a reconcile call reports for a resting snapshot. */
+export function outcomeOf(snapshot: ReconcileSnapshot): ReconcileOutcome {
+  if (snapshot.status === 'error') return 'error';
+  const name = stateName(snapshot);
+  if (name === 'converged' || name === 'waiting' || name === 'backingOff' || name === 'degraded' || name === 'paused' || name === 'deleted' || name === 'stopped') {
+    return name;
+  }
+  if (name.startsWith('deleting.')) return 'backingOff';
+  return 'error';
+}

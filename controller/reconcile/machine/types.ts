@@ -1,0 +1,144 @@
+// Context, input, options and results of the reconcile machine.
+
+import type { CheckpointReplicaSet, CheckpointSource, ContainerTemplate, NodeStatus } from '../../api/types.js';
+import type { FailureReason, Replica } from '../../engine/types.js';
+import type { BackoffPolicy } from '../backoff.js';
+import type { FieldError } from '../desired.js';
+import type { ClassifiedFailure } from '../errors.js';
+import type { DesiredState, Expectations, Plan, PlannedCreate, PlannedRemove, SlotHistory } from '../planner.js';
+import type { Clock, ReconcilePorts, ResourceRef } from '../ports.js';
+
+export interface MachineOptions {
+  /** Transient failures: delay before the next batch. Default 1 s doubling to 60 s. */
+  backoff: BackoffPolicy;
+  /** Degraded: delay before the next probe. Default 30 s doubling to 10 min. */
+  probe: BackoffPolicy;
+  /** A RESYNC while Degraded probes at once, but never sooner than this after the last probe. */
+  minProbeIntervalMs: number;
+  /** Re-observe while replicas exist but are not ready yet (or a create is not visible yet). */
+  waitingRecheckMs: number;
+  /** Expectations not confirmed by an observation within this time are dropped. */
+  expectationsTtlMs: number;
+  /** Containers removed at once (removal is not a restore; this only spares the Docker daemon). */
+  removeConcurrency: number;
+}
+
+export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
+  backoff: { baseMs: 1_000, maxMs: 60_000 },
+  probe: { baseMs: 30_000, maxMs: 600_000 },
+  minProbeIntervalMs: 30_000,
+  waitingRecheckMs: 5_000,
+  expectationsTtlMs: 300_000,
+  removeConcurrency: 10,
+};
+
+/** What the machine closes over: ports, the node it runs for, a clock, options. */
+export interface MachineDeps {
+  ports: ReconcilePorts;
+  node: string;
+  clock: Clock;
+  options: MachineOptions;
+  /** Engine work in flight (batches, removals), so shutdown can wait for it to settle. */
+  inFlightWork?: Set<Promise<unknown>>;
+}
+
+export interface MachineInput {
+  key: string;
+}
+
+/** How a probe out of Degraded checks whether the cause is gone. */
+export type ProbeKind = 'source' | 'restore' | 'none';
+
+export type Decision =
+  | { kind: 'stop' }
+  | { kind: 'delete' }
+  | { kind: 'paused' }
+  | { kind: 'degraded'; reason: string; message: string; probe: ProbeKind }
+  | { kind: 'backoff'; reason: FailureReason; message: string }
+  | { kind: 'converged' }
+  | { kind: 'waiting' }
+  | { kind: 'prepare'; checkSource: boolean; ensureFinalizer: boolean }
+  | { kind: 'batch' };
+
+export interface DegradedState {
+  reason: string;
+  message: string;
+  probe: ProbeKind;
+  generation: number;
+  since: number;
+  /** Probes made since entering Degraded (drives the probe delay). */
+  probes: number;
+  lastProbeAt: number;
+}
+
+export interface BatchInput {
+  ref: ResourceRef;
+  node: string;
+  templateHash: string;
+  template: ContainerTemplate;
+  checkpoint: CheckpointSource;
+  timeoutMs: number;
+  creates: PlannedCreate[];
+  removes: PlannedRemove[];
+}
+
+export type CreateOutcome =
+  | (PlannedCreate & { ok: true; replica: Replica; seconds: number })
+  | (PlannedCreate & { ok: false; failure: ClassifiedFailure; seconds: number });
+
+export type RemoveOutcome = (PlannedRemove & { ok: true }) | (PlannedRemove & { ok: false; failure: ClassifiedFailure });
+
+export interface BatchResult {
+  number: number;
+  templateHash: string;
+  /** The batch was a probe out of Degraded. */
+  probe: boolean;
+  creates: CreateOutcome[];
+  removes: RemoveOutcome[];
+  seconds: number;
+}
+
+export interface PrepareInput {
+  ref: ResourceRef;
+  checkpoint: CheckpointSource;
+  checkSource: boolean;
+  ensureFinalizer: boolean;
+}
+
+export interface ReconcileContext {
+  key: string;
+  /** The latest object seen (specs arriving mid-batch wait here for the batch boundary). */
+  resource: CheckpointReplicaSet | undefined;
+  /** The object is gone from the API (deleted without our finalizer, or force-removed). */
+  gone: boolean;
+  ref: ResourceRef | undefined;
+  desired: DesiredState | undefined;
+  specErrors: FieldError[];
+  observed: Replica[];
+  observeError: ClassifiedFailure | undefined;
+  expectations: Expectations;
+  history: ReadonlyMap<string, SlotHistory>;
+  /** Successful restores of `templateHash`'s checkpoint on this node (slow start). */
+  successes: { templateHash: string; count: number };
+  plan: Plan | undefined;
+  decision: Decision | undefined;
+  /** The batch in flight (restoring) and the one that just finished (verifying/planning). */
+  batch: (BatchInput & { number: number; probe: boolean }) | undefined;
+  lastBatch: BatchResult | undefined;
+  batchCount: number;
+  /** Consecutive batches (or observations) that failed transiently: drives the backoff delay. */
+  failedRounds: number;
+  degraded: DegradedState | undefined;
+  /** The reason of the last Degraded event sent, so a probe that fails again does not repeat it. */
+  announcedDegraded: string | undefined;
+  canary: boolean;
+  /** `${generation}/${templateHash}` whose checkpoint source checked out. */
+  sourceVerifiedFor: string | undefined;
+  finalizerEnsured: boolean;
+  stopRequested: boolean;
+  /** When the current generation was first seen, for the time-to-converge metric. */
+  generationSince: { generation: number; at: number };
+  convergedGeneration: number | undefined;
+  deleteFailures: number;
+  lastStatus: NodeStatus | undefined;
+}
