@@ -6,6 +6,7 @@
 // ids, `reason` is the closed FailureReason set or 'none', `result` a closed set.
 
 import type { FailureReason } from '../engine/types.js';
+import type { ReconcileOutcome } from '../reconcile/ports.js';
 
 export type MetricKind = 'counter' | 'gauge' | 'histogram';
 
@@ -44,9 +45,25 @@ void reasonsAreExhaustive;
 /** The `reason` label: a FailureReason for failures, 'none' for successes. */
 export type RestoreReasonLabel = FailureReason | 'none';
 export type RestoreResult = 'success' | 'failure';
-/** The `result` label of crs_reconcile_total. */
-export const RECONCILE_RESULTS = ['success', 'error', 'requeue'] as const;
-export type ReconcileResult = (typeof RECONCILE_RESULTS)[number];
+/**
+ * The `result` label of crs_reconcile_total: the resting state a reconcile ended in, as the
+ * reconciler reports it (controller/reconcile/ports.ts ReconcileOutcome), checked exhaustive below.
+ */
+export const RECONCILE_RESULTS = [
+  'converged',
+  'waiting',
+  'backingOff',
+  'degraded',
+  'paused',
+  'deleted',
+  'stopped',
+  'error',
+] as const satisfies readonly ReconcileOutcome[];
+export type ReconcileResult = ReconcileOutcome;
+type MissingOutcome = Exclude<ReconcileOutcome, (typeof RECONCILE_RESULTS)[number]>;
+// Fails to compile when the reconciler gains an outcome that is not listed above.
+const outcomesAreExhaustive: [MissingOutcome] extends [never] ? true : MissingOutcome = true;
+void outcomesAreExhaustive;
 
 /** 0.1 s .. 10 min: a small checkpoint restores in well under a second, a large one in minutes. */
 export const RESTORE_DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600] as const;
@@ -132,7 +149,7 @@ export const CATALOG = {
     kind: 'counter',
     help: 'Reconciles of CheckpointReplicaSets finished, by result.',
     labels: ['result'],
-    meaning: 'result is success (resting state reached), requeue (asked to run again later, e.g. backing off) or error (the reconcile failed and the key is retried with backoff).',
+    meaning: 'result is the state the reconcile ended in: converged, waiting (restores still running), backingOff (retrying after transient failures), degraded (a permanent failure, e.g. CheckpointNotFound), paused, deleted, stopped (agent shutting down) or error (the reconcile itself failed; the work queue retries the key with backoff). Alerts use result="error".',
   },
   reconcileDuration: {
     name: 'crs_reconcile_duration_seconds',

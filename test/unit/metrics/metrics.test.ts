@@ -4,6 +4,7 @@ import { MetricsError } from '../../../controller/metrics/errors.js';
 import { describeRegistry } from '../../../controller/metrics/metrics-doc.js';
 import { createMetrics } from '../../../controller/metrics/metrics.js';
 import type { FailureReason } from '../../../controller/engine/types.js';
+import type { ReconcileMetricsPort, ReplicaCounts as ReconcileReplicaCounts } from '../../../controller/reconcile/ports.js';
 import { samples, valueOf } from './helpers.js';
 
 const web = { namespace: 'shop', name: 'web' };
@@ -75,7 +76,7 @@ describe('createMetrics: names, types, labels', () => {
 
   it('exposes crs_reconcile_total for every result from the start, so ratios are 0 rather than empty', async () => {
     const m = createMetrics({ version: 'x', defaultMetrics: false });
-    for (const result of ['success', 'error', 'requeue']) {
+    for (const result of ['converged', 'waiting', 'backingOff', 'degraded', 'paused', 'deleted', 'stopped', 'error']) {
       expect(await valueOf(m.registry, 'crs_reconcile_total', { result })).toBe(0);
     }
   });
@@ -118,7 +119,7 @@ describe('createMetrics: typed methods', () => {
     const m = createMetrics({ version: 'x', defaultMetrics: false });
     m.restoresInFlight('n1', 7);
     m.concurrencyLimit('n1', 10);
-    m.reconciled('success', 0.02);
+    m.reconciled('converged', 0.02);
     m.reconciled('error', 0.5);
     m.reconciled('error', 0.5);
     m.converged(web, 65);
@@ -128,7 +129,7 @@ describe('createMetrics: typed methods', () => {
     expect(await valueOf(m.registry, 'crs_restores_in_flight', { node: 'n1' })).toBe(7);
     expect(await valueOf(m.registry, 'crs_restore_concurrency_limit', { node: 'n1' })).toBe(10);
     expect(await valueOf(m.registry, 'crs_reconcile_total', { result: 'error' })).toBe(2);
-    expect(await valueOf(m.registry, 'crs_reconcile_total', { result: 'success' })).toBe(1);
+    expect(await valueOf(m.registry, 'crs_reconcile_total', { result: 'converged' })).toBe(1);
     expect(await valueOf(m.registry, 'crs_reconcile_duration_seconds', { __name__: 'crs_reconcile_duration_seconds_count' })).toBe(3);
     expect(await valueOf(m.registry, 'crs_converge_duration_seconds', { __name__: 'crs_converge_duration_seconds_sum' })).toBe(65);
     expect(await valueOf(m.registry, 'crs_checkpoint_copies_reclaimed_bytes_total', { node: 'n1' })).toBe(1500);
@@ -176,6 +177,23 @@ describe('createMetrics: typed methods', () => {
   });
 });
 
+describe('createMetrics as the reconciler\'s metrics port', () => {
+  it('implements ReconcileMetricsPort whole, with the reconciler\'s own counts and outcomes', async () => {
+    const m = createMetrics({ version: 'x', defaultMetrics: false });
+    const port: ReconcileMetricsPort = m; // compile-time: the reconciler can take createMetrics() as is
+    const ref = { namespace: 'shop', name: 'web', uid: 'u-1', generation: 3 };
+    const counts: ReconcileReplicaCounts = { desired: 45, replicas: 45, ready: 44, restoring: 1, failed: 0, coldStarted: 2 };
+    port.replicaCounts(ref, 'n1', counts);
+    port.reconciled('backingOff', 0.1);
+    port.reconciled('degraded', 0.1);
+    port.converged(ref, 64);
+    expect(await valueOf(m.registry, 'crs_replicas_ready', { namespace: 'shop', name: 'web', node: 'n1' })).toBe(44);
+    expect(await valueOf(m.registry, 'crs_reconcile_total', { result: 'backingOff' })).toBe(1);
+    expect(await valueOf(m.registry, 'crs_reconcile_total', { result: 'degraded' })).toBe(1);
+    expect(await valueOf(m.registry, 'crs_converge_duration_seconds', { __name__: 'crs_converge_duration_seconds_count' })).toBe(1);
+  });
+});
+
 describe('createMetrics: bad input', () => {
   const m = createMetrics({ version: 'x', defaultMetrics: false });
   const cases: [string, () => void, MetricsError['code'], RegExp][] = [
@@ -186,7 +204,7 @@ describe('createMetrics: bad input', () => {
     ['negative queue wait', () => m.workQueue.queued('crs', -0.1), 'InvalidValue', /seconds: .* got -0\.1/],
     ['empty node', () => m.restoresInFlight('', 1), 'InvalidLabel', /node: must be a non-empty string/],
     ['empty namespace', () => m.replicaCounts({ namespace: '', name: 'web' }, 'n1', { desired: 1, ready: 0, restoring: 0, failed: 0 }), 'InvalidLabel', /resource\.namespace: must be a non-empty string/],
-    ['unknown reconcile result', () => m.reconciled('maybe' as 'success', 1), 'InvalidLabel', /result: "maybe" is not one of success, error, requeue/],
+    ['unknown reconcile result', () => m.reconciled('maybe' as 'error', 1), 'InvalidLabel', /result: "maybe" is not one of converged, waiting, backingOff, degraded, paused, deleted, stopped, error/],
     ['empty version', () => createMetrics({ version: '', defaultMetrics: false }), 'InvalidLabel', /version: must be a non-empty string/],
   ];
   it.each(cases)('%s: a typed error naming the field', (_name, act, code, message) => {
