@@ -120,7 +120,7 @@ export const CATALOG = {
     help: 'Time one restore attempt took, from a limiter slot to a running container or a failure.',
     labels: [],
     buckets: RESTORE_DURATION_BUCKETS,
-    meaning: 'Observed for successes and failures alike (time waiting for a limiter slot excluded). histogram_quantile(0.9, rate(crs_restore_duration_seconds_bucket[5m])) is the p90.',
+    meaning: 'Observed for successes and failures alike, without the time spent waiting for a limiter slot (an attempt cancelled while waiting, reason Aborted, observes its wait). histogram_quantile(0.9, rate(crs_restore_duration_seconds_bucket[5m])) is the p90.',
   },
   restoresInFlight: {
     name: 'crs_restores_in_flight',
