@@ -5,7 +5,7 @@ import type { EngineEvent, RestoreEngine } from '../engine/types.js';
 import type { CrsMetrics } from './metrics.js';
 
 export interface ObserveEngineOptions {
-  /** How often to poll engine.diskHeadroomBytes(). Default 15 s (the usual scrape interval). */
+  /** How often to poll engine.diskHeadroomBytes() (and re-read engine.inFlight). Default 15 s (the usual scrape interval). */
   headroomIntervalMs?: number;
   /**
    * Called when a poll of the headroom fails (the gauge then keeps its last value, and a stale value
@@ -97,7 +97,12 @@ export function observeEngine(
     if (event.type === 'disk.waiting') void pollHeadroom();
   });
 
-  const timer = setInterval(() => void pollHeadroom(), intervalMs);
+  const timer = setInterval(() => {
+    // Events keep the in-flight gauge current; this re-reads it in case cold starts (which hold
+    // limiter slots but emit no restore events) changed it since.
+    metrics.restoresInFlight(node, engine.inFlight);
+    void pollHeadroom();
+  }, intervalMs);
   timer.unref();
   void pollHeadroom();
 

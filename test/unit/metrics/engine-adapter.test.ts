@@ -101,6 +101,16 @@ describe('observeEngine', () => {
     expect(await valueOf(metrics.registry, 'crs_checkpoint_copies_reclaimed_bytes_total', { node: 'n1' })).toBeUndefined();
   });
 
+  it('re-reads engine.inFlight at every interval, so slots held by cold starts show too', async () => {
+    const engine = new FakeEngine();
+    const metrics = createMetrics({ version: 'x', defaultMetrics: false });
+    const observation = observeEngine(engine.asEngine(), metrics, 'n1', { headroomIntervalMs: 1000 });
+    engine.inFlight = 6;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(await valueOf(metrics.registry, 'crs_restores_in_flight', { node: 'n1' })).toBe(6);
+    await observation.stop();
+  });
+
   it('never runs two headroom polls at once on a slow disk', async () => {
     const engine = new FakeEngine();
     let release!: (bytes: number) => void;
