@@ -11,7 +11,7 @@
 // change. Deletion (or the object vanishing) leaves `restoring` at once, which aborts the batch's
 // AbortSignal. Every resting state has a way out that is either an event or a bounded, growing
 // delay, so nothing loops hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
-// 10 min, a RESYNC probes no sooner than 30 s after the last), waiting (a fixed recheck).
+// 10 min; a RESYNC may trigger a cheap source probe, at most one per 30 s), waiting (a fixed recheck).
 
 import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 import type { CheckpointReplicaSet } from '../../api/types.js';
@@ -397,8 +397,11 @@ export function createReconcileMachine(deps: MachineDeps) {
       isDeletion: ({ context, event }) =>
         (event.type === 'SPEC' && event.resource.metadata.deletionTimestamp !== undefined) || event.type === 'GONE' || context.gone,
       canProbe: ({ context }) => context.degraded !== undefined && context.degraded.probe !== 'none',
+      // Only a SOURCE probe (one cheap inspect of the source container) may be triggered by a
+      // resync; a restore probe costs a restore (and a leaked checkpoint copy in containerd), so it
+      // waits for its own exponential timer however often resyncs arrive.
       probeDue: ({ context }) =>
-        context.degraded !== undefined && context.degraded.probe !== 'none' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
+        context.degraded?.probe === 'source' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
       isGone: ({ context }) => context.gone,
     },
     delays: {

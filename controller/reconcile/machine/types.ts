@@ -13,7 +13,7 @@ export interface MachineOptions {
   backoff: BackoffPolicy;
   /** Degraded: delay before the next probe. Default 30 s doubling to 10 min. */
   probe: BackoffPolicy;
-  /** A RESYNC while Degraded probes at once, but never sooner than this after the last probe. */
+  /** A RESYNC while Degraded on a missing/forbidden source re-checks it, at most once per this interval. */
   minProbeIntervalMs: number;
   /** Re-observe while replicas exist but are not ready yet (or a create is not visible yet). */
   waitingRecheckMs: number;

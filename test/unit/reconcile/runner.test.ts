@@ -1,0 +1,372 @@
+import { describe, expect, it } from 'vitest';
+import { templateHash } from '../../../controller/reconcile/template-hash.js';
+import { batchSizes, condition, createHarness, resource } from './harness.js';
+
+describe('reconciler: scaling up from zero', () => {
+  it('12 replicas: slow start 1, 2, 4 then the rest, never more than 10 in flight, ends Converged with Ready True', async () => {
+    const h = createHarness();
+    const result = await h.reconcile(resource({ replicas: 12 }));
+    expect(result.outcome).toBe('converged');
+    expect(batchSizes(h)).toEqual([1, 2, 4, 5]);
+    expect(h.engine.maxInFlight).toBeLessThanOrEqual(10);
+    const live = h.engine.ownedBy('uid-web');
+    expect(live).toHaveLength(12);
+    expect(new Set(live.map((r) => r.replicaId)).size).toBe(12);
+    const status = h.lastStatus();
+    expect(status).toMatchObject({ node: 'node-a', observedGeneration: 1, replicas: 12, readyReplicas: 12, restoringReplicas: 0, failedReplicas: 0 });
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'True', reason: 'AllReplicasReady', observedGeneration: 1 });
+    expect(condition(status, 'Progressing')).toMatchObject({ status: 'False', reason: 'Converged' });
+    expect(condition(status, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+    expect(h.finalizer.ensured).toHaveLength(1);
+    expect(h.eventsOf('BatchStarted')).toHaveLength(4);
+    expect(h.metrics.converged).toHaveLength(1);
+    expect(h.metrics.reconciled).toEqual(['converged']);
+  });
+
+  it('30 replicas: batches 1, 2, 4, 8, 10, 5 and the host never sees more than 10 restores at once', async () => {
+    const h = createHarness();
+    // Restores are held open so that every batch really has all its restores in flight together.
+    h.engine.hold = true;
+    const pending = h.reconciler.reconcile(resource({ replicas: 30 }), 'default/web');
+    for (let i = 0; i < 10 && h.engine.ownedBy('uid-web').length < 30; i++) {
+      await h.flush();
+      h.engine.release();
+    }
+    await h.flush();
+    const result = await h.until(pending);
+    expect(result.outcome).toBe('converged');
+    expect(batchSizes(h)).toEqual([1, 2, 4, 8, 10, 5]);
+    expect(h.engine.maxInFlight).toBe(10);
+  });
+
+  it('honours maxConcurrent below 10', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 12, maxConcurrent: 3 }));
+    expect(batchSizes(h)).toEqual([1, 2, 3, 3, 3]);
+  });
+
+  it('reports the status only when it changes: resyncs of a converged resource write nothing', async () => {
+    const h = createHarness();
+    const r = resource({ replicas: 2 });
+    await h.reconcile(r);
+    const writes = h.reports.length;
+    for (let i = 0; i < 5; i++) expect((await h.reconcile(r)).outcome).toBe('converged');
+    expect(h.reports).toHaveLength(writes);
+    expect(h.engine.restoreCalls).toHaveLength(2);
+  });
+});
+
+describe('reconciler: scaling down and template changes', () => {
+  it('scale 12 -> 3 removes the 9 newest and keeps the 3 oldest', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 12 }));
+    const byAge = h.engine.ownedBy('uid-web').sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    const result = await h.reconcile(resource({ replicas: 3, generation: 2 }));
+    expect(result.outcome).toBe('converged');
+    const left = h.engine.ownedBy('uid-web').map((r) => r.containerId).sort();
+    expect(left).toEqual(byAge.slice(0, 3).map((r) => r.containerId).sort());
+    expect(h.engine.removeCalls).toHaveLength(9);
+    expect(h.lastStatus()).toMatchObject({ observedGeneration: 2, replicas: 3, readyReplicas: 3 });
+  });
+
+  it('a template change replaces every replica under the bound: never more than desired + 10 containers, never more than 10 restores at once', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 12 }));
+    h.engine.maxContainers = 0;
+    h.engine.maxInFlight = 0;
+    const next = resource({ replicas: 12, generation: 2, image: 'crs-sample-app:v2' });
+    const result = await h.reconcile(next);
+    expect(result.outcome).toBe('converged');
+    const live = h.engine.ownedBy('uid-web');
+    expect(live).toHaveLength(12);
+    expect(new Set(live.map((r) => r.templateHash))).toEqual(new Set([templateHash(next.spec)]));
+    expect(h.engine.maxContainers).toBeLessThanOrEqual(22);
+    expect(h.engine.maxInFlight).toBeLessThanOrEqual(10);
+    expect(condition(h.lastStatus(), 'Ready')).toMatchObject({ status: 'True', observedGeneration: 2 });
+    // The new checkpoint starts slow again (it has not proven itself on this node).
+    expect(batchSizes(h).slice(4, 6)).toEqual([1, 2]);
+  });
+});
+
+describe('reconciler: failures', () => {
+  it('transient failures are retried with growing backoff up to maxAttempts, then the ColdStart fallback runs', async () => {
+    const h = createHarness();
+    h.engine.outcome = (spec, mode) => (spec.replicaId === '1' && mode === 'restore' ? 'RestoreRace' : 'ok');
+    const result = await h.reconcile(resource({ replicas: 3, maxAttempts: 3, fallback: 'ColdStart' }));
+    // The call returns at the first resting state; the actor's own timer drives the retries.
+    expect(result).toMatchObject({ outcome: 'backingOff', requeueAfterMs: 1000 });
+    await h.waitForState('converged');
+    const slot1 = h.engine.restoreCalls.filter((c) => c.spec.replicaId === '1');
+    expect(slot1.map((c) => [c.mode, c.spec.attempt])).toEqual([
+      ['restore', 1],
+      ['restore', 2],
+      ['restore', 3],
+      ['cold', 4],
+    ]);
+    // Backoff between the failing batches grows: 1 s, then 2 s, then 4 s.
+    const gaps = slot1.slice(1).map((c, i) => c.at - slot1[i]!.at);
+    expect(gaps).toEqual([1000, 2000, 4000]);
+    expect(h.eventsOf('RestoreFailed')).toHaveLength(3);
+    expect(h.eventsOf('FallbackUsed')).toHaveLength(1);
+    expect(h.eventsOf('FallbackUsed')[0]!.message).toContain('RestoreRace');
+    expect(h.lastStatus()).toMatchObject({ readyReplicas: 3, coldStartedReplicas: 1, failedReplicas: 0 });
+  });
+
+  it('with fallback None the slot is left failed, reported, and the resource is Degraded RestoreFailed', async () => {
+    const h = createHarness();
+    h.engine.outcome = (spec) => (spec.replicaId === '0' ? 'RestoreTimeout' : 'ok');
+    await h.reconcile(resource({ replicas: 2, maxAttempts: 2, fallback: 'None' }));
+    await h.waitForState('degraded');
+    const status = h.lastStatus();
+    expect(status).toMatchObject({ failedReplicas: 1, readyReplicas: 1 });
+    expect(condition(status, 'Degraded')).toMatchObject({ status: 'True', reason: 'RestoreFailed' });
+    expect(condition(status, 'Degraded')!.message).toContain('RestoreTimeout');
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'ReplicasNotReady' });
+    expect(h.engine.restoreCalls.filter((c) => c.spec.replicaId === '0')).toHaveLength(2);
+  });
+
+  it('a missing checkpoint: Degraded CheckpointNotFound once, no restore and no hot loop over an hour, recovers on resync once it exists', async () => {
+    const h = createHarness();
+    h.engine.sourceFailure = 'CheckpointNotFound';
+    const r = resource({ replicas: 12 });
+    const first = await h.reconcile(r);
+    expect(first.outcome).toBe('degraded');
+    expect(condition(h.lastStatus(), 'Degraded')).toMatchObject({ status: 'True', reason: 'CheckpointNotFound' });
+    // An hour of simulated time with a resync every 10 s (watch echoes, periodic resyncs).
+    for (let t = 0; t < 3_600_000; t += 10_000) {
+      await h.advance(10_000, 5_000);
+      await h.reconcile(r);
+    }
+    expect(h.engine.restoreCalls).toHaveLength(0);
+    // A source probe is one inspect of the source container, at most one per 30 s however often
+    // resyncs come (here every 10 s): at most 120 in the hour, plus the first check.
+    expect(h.engine.checkSourceCalls.length).toBeGreaterThan(1);
+    expect(h.engine.checkSourceCalls.length).toBeLessThanOrEqual(121);
+    expect(h.eventsOf('Degraded')).toHaveLength(1);
+    // The checkpoint appears: the next resync (30 s after the last probe at the latest) converges.
+    h.engine.sourceFailure = undefined;
+    await h.advance(30_000, 10_000);
+    const healed = await h.reconcile(r);
+    expect(healed.outcome).toBe('converged');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(12);
+    expect(h.eventsOf('Recovered')).toHaveLength(1);
+    expect(condition(h.lastStatus(), 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+  });
+
+  it('a missing checkpoint without any resync: the probe timer backs off to 10 min, a dozen checks in an hour', async () => {
+    const h = createHarness();
+    h.engine.sourceFailure = 'CheckpointNotFound';
+    expect((await h.reconcile(resource({ replicas: 12 }))).outcome).toBe('degraded');
+    await h.advance(3_600_000, 10_000);
+    // Probes at 30 s, 1.5, 3.5, 7.5, 15.5, 25.5, 35.5, 45.5, 55.5 min: 9 plus the first check.
+    expect(h.engine.checkSourceCalls).toHaveLength(10);
+    expect(h.engine.restoreCalls).toHaveLength(0);
+    expect(h.eventsOf('Degraded')).toHaveLength(1);
+  });
+
+  it('a missing image costs ONE failed restore (slow start), then Degraded ImageNotFound; probes stay rare', async () => {
+    const h = createHarness();
+    h.engine.outcome = () => 'ImageNotFound';
+    const r = resource({ replicas: 45 });
+    expect((await h.reconcile(r)).outcome).toBe('degraded');
+    expect(h.engine.restoreCalls).toHaveLength(1);
+    expect(condition(h.lastStatus(), 'Degraded')).toMatchObject({ reason: 'ImageNotFound' });
+    await h.advance(3_600_000, 10_000);
+    // One restore per probe; probes back off to 10 min: at most a dozen in an hour.
+    expect(h.engine.restoreCalls.length).toBeLessThanOrEqual(12);
+    expect(h.eventsOf('Degraded')).toHaveLength(1);
+    // A spec change gets a fresh look at once.
+    h.engine.outcome = () => 'ok';
+    const fixed = await h.reconcile(resource({ replicas: 45, generation: 2, image: 'crs-sample-app:fixed' }));
+    expect(fixed.outcome).toBe('converged');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(45);
+  });
+
+  it('an invalid spec is Degraded InvalidSpec naming the field; nothing is touched', async () => {
+    const h = createHarness();
+    h.engine.seed({ ownerUid: 'uid-web', replicaId: '0', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'running', ready: true });
+    const result = await h.reconcile(resource({ replicas: 3, maxConcurrent: 50 }));
+    expect(result.outcome).toBe('degraded');
+    const degraded = condition(h.lastStatus(), 'Degraded');
+    expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+    expect(degraded!.message).toContain('spec.restore.maxConcurrent');
+    expect(h.engine.restoreCalls).toHaveLength(0);
+    expect(h.engine.removeCalls).toHaveLength(0);
+    // No probe for a spec error: only a spec change helps.
+    await h.advance(3_600_000, 60_000);
+    expect(h.engine.listCalls).toBe(1);
+  });
+
+  it('Docker down: backs off (1 s, 2 s, 4 s, ...), then converges when it is back', async () => {
+    const h = createHarness();
+    h.engine.down = true;
+    const r = resource({ replicas: 2 });
+    const result = await h.reconcile(r);
+    expect(result).toMatchObject({ outcome: 'backingOff', requeueAfterMs: 1000 });
+    await h.advance(7_000, 500);
+    expect(h.engine.listCalls).toBe(4); // t = 0, 1, 3, 7 s
+    h.engine.down = false;
+    await h.advance(8_000, 500);
+    expect(h.reconciler.snapshot('default/web')!.value).toBe('converged');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(2);
+  });
+});
+
+describe('reconciler: stale cache, pause, deletion', () => {
+  it('a stale list never makes it create more than desired (expectations)', async () => {
+    const h = createHarness();
+    h.engine.frozenList = [];
+    const r = resource({ replicas: 3 });
+    const result = await h.reconcile(r);
+    expect(result.outcome).toBe('waiting');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(3);
+    await h.advance(60_000);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(3);
+    expect(h.engine.restoreCalls).toHaveLength(3);
+    h.engine.frozenList = undefined;
+    await h.advance(10_000);
+    expect(h.reconciler.snapshot('default/web')!.value).toBe('converged');
+    expect(h.engine.restoreCalls).toHaveLength(3);
+  });
+
+  it('paused does nothing: no restore, no removal, Ready False Paused', async () => {
+    const h = createHarness();
+    for (const id of ['0', '1', '2', '3']) {
+      h.engine.seed({ ownerUid: 'uid-web', replicaId: id, attempt: 1, templateHash: 'old', startMode: 'restore', state: 'running', ready: true });
+    }
+    const result = await h.reconcile(resource({ replicas: 12, paused: true }));
+    expect(result.outcome).toBe('paused');
+    await h.advance(600_000, 60_000);
+    expect(h.engine.restoreCalls).toHaveLength(0);
+    expect(h.engine.removeCalls).toHaveLength(0);
+    expect(condition(h.lastStatus(), 'Ready')).toMatchObject({ status: 'False', reason: 'Paused' });
+    expect(condition(h.lastStatus(), 'Progressing')).toMatchObject({ status: 'False', reason: 'Paused' });
+  });
+
+  it('deletion removes every container of the resource, then releases the finalizer; a foreign container is untouched', async () => {
+    const h = createHarness();
+    const foreign = h.engine.seed({ ownerUid: 'uid-other', replicaId: '0', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'running', ready: true });
+    await h.reconcile(resource({ replicas: 5 }));
+    h.engine.seed({ ownerUid: 'uid-web', replicaId: 'z', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'created', ready: false });
+    const result = await h.reconcile(resource({ replicas: 5, generation: 1, deleting: true }));
+    expect(result.outcome).toBe('deleted');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(0);
+    expect(h.finalizer.released).toEqual([{ ref: expect.objectContaining({ uid: 'uid-web' }), containersLeft: 0 }]);
+    expect(h.engine.containers.get(foreign.containerId)).toBeDefined();
+    expect(h.engine.removeCalls).not.toContain(foreign.containerId);
+    expect(h.reconciler.keys()).toEqual([]);
+  });
+
+  it('deletion mid-batch aborts the restores in flight and still removes everything', async () => {
+    const h = createHarness();
+    h.engine.hold = true;
+    const first = h.reconciler.reconcile(resource({ replicas: 12 }), 'default/web');
+    await h.flush();
+    expect(h.engine.heldCount).toBe(1);
+    const deletion = await h.reconcile(resource({ replicas: 12, deleting: true }));
+    expect(deletion.outcome).toBe('deleted');
+    expect(h.engine.restoreCalls[0]!.aborted).toBe(true);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(0);
+    expect(h.finalizer.released).toHaveLength(1);
+    expect((await first).outcome).toBe('deleted');
+  });
+
+  it('an object gone from the API (no finalizer left) has its containers removed without a release', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 2 }));
+    const result = await h.until(h.reconciler.reconcile(undefined, 'default/web'));
+    expect(result.outcome).toBe('deleted');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(0);
+    expect(h.finalizer.released).toHaveLength(0);
+  });
+});
+
+describe('reconciler: changes mid-batch, restart, shutdown, orphans', () => {
+  it('a scale change mid-batch is handled at the boundary: in-flight restores are not aborted', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 1 }));
+    h.engine.hold = true;
+    const growing = h.reconciler.reconcile(resource({ replicas: 12, generation: 2 }), 'default/web');
+    await h.flush();
+    const inFlight = h.engine.heldCount;
+    expect(inFlight).toBe(2);
+    const shrinking = h.reconciler.reconcile(resource({ replicas: 2, generation: 3 }), 'default/web');
+    await h.flush();
+    expect(h.engine.restoreCalls.some((c) => c.aborted)).toBe(false);
+    h.engine.release();
+    const [a, b] = await h.until(Promise.all([growing, shrinking]));
+    expect(a.outcome).toBe('converged');
+    expect(b.outcome).toBe('converged');
+    expect(h.engine.restoreCalls).toHaveLength(3);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(2);
+    expect(h.lastStatus()).toMatchObject({ observedGeneration: 3, readyReplicas: 2 });
+  });
+
+  it("restart: adopts what exists without duplicates and replaces a container left in 'created'", async () => {
+    const h = createHarness();
+    const r = resource({ replicas: 8 });
+    const hash = templateHash(r.spec);
+    for (let i = 0; i < 5; i++) {
+      h.engine.seed({ ownerUid: 'uid-web', replicaId: String(i), attempt: 1, templateHash: hash, startMode: 'restore', state: 'running', ready: true });
+    }
+    const leftover = h.engine.seed({ ownerUid: 'uid-web', replicaId: '5', attempt: 1, templateHash: hash, startMode: 'restore', state: 'created', ready: false });
+    const result = await h.reconcile(r);
+    expect(result.outcome).toBe('converged');
+    const live = h.engine.ownedBy('uid-web');
+    expect(live).toHaveLength(8);
+    expect(new Set(live.map((x) => x.replicaId)).size).toBe(8);
+    expect(h.engine.containers.has(leftover.containerId)).toBe(false);
+    expect(live.find((x) => x.replicaId === '5')).toMatchObject({ attempt: 2, state: 'running' });
+    // Five ready restored replicas prove the checkpoint: no slow start from 1.
+    expect(batchSizes(h)).toEqual([3]);
+  });
+
+  it('stop(): a batch that finishes within the grace period is not aborted', async () => {
+    const h = createHarness({ stopGraceMs: 30_000 });
+    h.engine.hold = true;
+    void h.reconciler.reconcile(resource({ replicas: 12 }), 'default/web');
+    await h.flush();
+    const stopped = h.reconciler.stop();
+    await h.advance(5_000);
+    h.engine.release();
+    await h.until(stopped);
+    expect(h.engine.restoreCalls).toHaveLength(1);
+    expect(h.engine.restoreCalls[0]!.aborted).toBe(false);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(1);
+    expect((await h.reconciler.reconcile(resource({ replicas: 12 }), 'default/web')).outcome).toBe('stopped');
+  });
+
+  it('stop(): a batch still running after the grace period is aborted', async () => {
+    const h = createHarness({ stopGraceMs: 30_000 });
+    h.engine.hold = true;
+    void h.reconciler.reconcile(resource({ replicas: 12 }), 'default/web');
+    await h.flush();
+    await h.until(h.reconciler.stop());
+    expect(h.engine.restoreCalls[0]!.aborted).toBe(true);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(0);
+  });
+
+  it('collectOrphans removes containers of unknown owners only, and only once they are old enough', async () => {
+    const h = createHarness({ orphanMinAgeMs: 120_000 });
+    await h.reconcile(resource({ replicas: 2 }));
+    const old = h.engine.seed({ ownerUid: 'uid-deleted', replicaId: '0', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'running', ready: true });
+    const young = h.engine.seed({
+      ownerUid: 'uid-new',
+      replicaId: '0',
+      attempt: 1,
+      templateHash: 'x',
+      startMode: 'restore',
+      state: 'running',
+      ready: true,
+      createdAt: new Date(h.clock.now()),
+    });
+    const known = h.engine.seed({ ownerUid: 'uid-known', replicaId: '0', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'running', ready: true });
+    // uid-web is not in the known set (a lagging cache) but has an actor: it is kept.
+    const result = await h.until(h.reconciler.collectOrphans(new Set(['uid-known'])));
+    expect(result).toEqual({ removed: 1, failed: 0 });
+    expect(h.engine.containers.has(old.containerId)).toBe(false);
+    expect(h.engine.containers.has(young.containerId)).toBe(true);
+    expect(h.engine.containers.has(known.containerId)).toBe(true);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(2);
+  });
+});
