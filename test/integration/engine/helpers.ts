@@ -117,12 +117,17 @@ export async function markedCopiesOf(bed: Testbed, containerIds: Iterable<string
   return (await findMarkedCopies(bed.containerdTmp)).filter((c) => ids.has(c.containerId)).map((c) => c.dir);
 }
 
+/** Leaked ctrd-checkpoint copies whose marker names a replica of this owner uid. */
+export async function markedCopiesOfOwner(bed: Testbed, ownerUid: string): Promise<string[]> {
+  return (await findMarkedCopies(bed.containerdTmp)).filter((c) => c.marker?.ownerUid === ownerUid).map((c) => c.dir);
+}
+
 /** Test clean-up: force-remove the containers of this owner uid and their leaked copies. */
 export async function removeOwner(bed: Testbed, ownerUid: string): Promise<void> {
   const d = docker(bed);
   const list = await containersOf(bed, ownerUid);
   for (const c of list) await d.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-  for (const dir of await markedCopiesOf(bed, list.map((c) => c.Id))) await fs.rm(dir, { recursive: true, force: true });
+  for (const dir of await markedCopiesOfOwner(bed, ownerUid)) await fs.rm(dir, { recursive: true, force: true });
 }
 
 export function record(engine: DockerEngine): EngineEvent[] {
