@@ -14,6 +14,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { GROUP, PLURAL, VERSION } from '../../../controller/api/schema.js';
+import { parseConfig } from '../../../controller/config.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { testbed } from '../testbed.js';
 import { apiKubectl, crsManifest, installCrd, testNamespace } from './kube.js';
@@ -135,6 +136,20 @@ describe('kubectl apply -k manifests/', () => {
     expect(agent.resources.limits).toBeDefined();
     expect(agent.securityContext).toMatchObject({ privileged: false, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
     expect(pod.serviceAccountName).toBe('crs-controller');
+
+    // The agent accepts the DaemonSet's flags and environment (NODE_NAME as the downward API fills it).
+    const env: Record<string, string> = { NODE_NAME: 'node-1' };
+    for (const e of agent.env as { name: string; value?: string }[]) if (e.value !== undefined) env[e.name] = e.value;
+    const config = parseConfig(agent.args, env);
+    expect(config).toMatchObject({
+      nodeName: 'node-1',
+      dockerSocket: '/var/run/docker.sock',
+      dockerRoot: '/var/lib/docker',
+      checkpointRoot: mounts['checkpoint-root'],
+      containerdTmp: mounts['containerd-tmp'],
+      metricsPort: 9464,
+      kubeconfig: undefined,
+    });
   });
 });
 
