@@ -201,6 +201,18 @@ describe('where checkpoints may come from', () => {
       seen = counters(await logsOf(d, r.containerId));
     }
     expect(seen[0], 'first counter of the replica restored from a path source').toBeGreaterThan(source.lastCounter);
+
+    // On another filesystem a hard link is impossible (EXDEV): the engine falls back to a byte copy.
+    const other = path.join(checkpointRoot, 'on-tmpfs');
+    await fs.mkdir(other);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', other]);
+    cleanups.push(async () => {
+      execFileSync('umount', [other]);
+    });
+    await fs.cp(source.dir, path.join(other, 'ckpt'), { recursive: true });
+    await expect(fs.link(path.join(other, 'ckpt', 'inventory.img'), path.join(bed.dockerRoot, `crs-it-link-probe-${process.pid}`))).rejects.toMatchObject({ code: 'EXDEV' });
+    const copied = await engine.restoreReplica(specFor(source, o, 'r2', { checkpoint: { path: path.join(other, 'ckpt') } }), { timeoutMs: 60_000 });
+    expect(copied).toMatchObject({ ready: true, startMode: 'restore' });
   });
 });
 
