@@ -149,6 +149,31 @@ describe('each failure reason, provoked for real', () => {
     await viaProxy.close();
   });
 
+  it('Aborted: the caller cancels a queued restore and a running one; nothing is left', async () => {
+    const o = owner('abort');
+    const single = await newEngine(bed, { concurrencyLimit: 1, sweepOnStart: false });
+    const events = record(single);
+    const running = new AbortController();
+    const queued = new AbortController();
+    const first = single.restoreReplica(specFor(source, o, 'r1'), { timeoutMs: 60_000, signal: running.signal });
+    const second = single.restoreReplica(specFor(source, o, 'r2'), { timeoutMs: 60_000, signal: queued.signal });
+    for (let i = 0; i < 100 && !events.some((e) => e.type === 'restore.started'); i++) await sleep(10);
+    expect(single.inFlight).toBe(1);
+    queued.abort(new Error('resource deleted'));
+    await expect(second).rejects.toMatchObject({ code: 'Aborted', message: expect.stringContaining('resource deleted') });
+    running.abort(new Error('resource deleted'));
+    const outcome: unknown = await first.then(
+      (replica) => replica,
+      (err: unknown) => err,
+    );
+    await single.close();
+    expect(single.inFlight).toBe(0);
+    // The abort came right after the slot was taken, long before a restore finishes (~0.5 s or more).
+    expect(outcome).toMatchObject({ code: 'Aborted' });
+    expect(await containersOf(bed, o.uid)).toEqual([]);
+    expect(events.filter((ev) => ev.type === 'restore.failed').map((ev) => (ev as { reason: string }).reason)).toEqual(['Aborted', 'Aborted']);
+  });
+
   it('EngineUnavailable: no engine on the socket at all', async () => {
     const e = await failure(newEngine(bed, { dockerSocket: path.join(tmp, 'nobody-listens.sock') }));
     expect(e).toMatchObject({ code: 'EngineUnavailable' });
