@@ -1,7 +1,8 @@
 // This node's finalizer on a CheckpointReplicaSet: `checkpoint.dev/cleanup-<node>`. Each agent holds
 // its own, so the resource stays until EVERY node that ran replicas has removed them. Changes are
 // JSON patches that set metadata.resourceVersion to the one read: the apiserver then answers 409
-// Conflict if anything changed since, and we re-read and retry. Other finalizers are never touched.
+// Conflict if anything changed since, and we re-read and retry. Other finalizers are never touched:
+// the list written is the list read, plus or minus this node's entry.
 
 import { createHash } from 'node:crypto';
 import { GROUP } from '../api/types.js';
@@ -58,6 +59,8 @@ export interface NodeFinalizerOptions {
 export class NodeFinalizer implements FinalizerManager {
   /** The finalizer string this node adds and removes. */
   readonly finalizer: string;
+  /** 409 Conflicts answered by a re-read (for tests and debugging). */
+  conflicts = 0;
   private readonly client: Pick<CrsClient, 'get' | 'patch'>;
   private readonly maxConflictRetries: number;
   private readonly conflictBackoff: BackoffPolicy;
@@ -132,11 +135,20 @@ export class NodeFinalizer implements FinalizerManager {
       } catch (err) {
         if (isApiError(err, 'NotFound')) throw new FinalizerError('ResourceGone', `${action} finalizer: ${what} no longer exists`);
         if (!isApiError(err, 'Conflict') || attempt >= this.maxConflictRetries) throw err;
+        this.conflicts++;
         await sleep(this.clock, backoffDelay(this.conflictBackoff, attempt + 1, this.random));
       }
     }
   }
 
+  /**
+   * The patch writes the WHOLE finalizer list as read, plus or minus ours, with `add` (which sets a
+   * member whether or not it exists). Index-based ops (`remove /metadata/finalizers/3`, `test`) are
+   * avoided on purpose: the apiserver applies the whole patch to the CURRENT object before it
+   * compares the resourceVersion, so after a concurrent change such an op fails with a bare 422
+   * instead of the 409 we retry on (seen with two nodes releasing at once). The resourceVersion
+   * precondition makes writing the whole list safe: it only lands on the list we read.
+   */
   private patchFor(
     action: 'ensure' | 'release',
     finalizers: string[],
@@ -152,14 +164,9 @@ export class NodeFinalizer implements FinalizerManager {
           `ensure finalizer: ${what} is being deleted (since ${deletionTimestamp}); no new finalizer and no new container`,
         );
       }
-      return finalizers.length === 0
-        ? [{ op: 'add', path: '/metadata/finalizers', value: [this.finalizer] }]
-        : [{ op: 'add', path: '/metadata/finalizers/-', value: this.finalizer }];
+      return [{ op: 'add', path: '/metadata/finalizers', value: [...finalizers, this.finalizer] }];
     }
     if (index === -1) return undefined;
-    // No `test` op on the index: the apiserver applies the whole patch before it compares the
-    // resourceVersion, so a moved index would fail the test with a bare 422 instead of the 409 we
-    // retry on. The resourceVersion precondition alone proves the index is still right.
-    return [{ op: 'remove', path: `/metadata/finalizers/${index}` }];
+    return [{ op: 'add', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== this.finalizer) }];
   }
 }

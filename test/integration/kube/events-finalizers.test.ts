@@ -4,7 +4,7 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
-import { createCrsClient } from '../../../controller/kube/client.js';
+import { createCrsClient, type CrsClient } from '../../../controller/kube/client.js';
 import { KubeEventRecorder, createEventSink } from '../../../controller/kube/events.js';
 import { FinalizerError, NodeFinalizer } from '../../../controller/kube/finalizers.js';
 import { createResource, installCrd, k, kubeConfig, testNamespace } from './helpers.js';
@@ -94,23 +94,47 @@ describe('NodeFinalizer against the real apiserver', () => {
 
     // Deletion requested: the object stays while finalizers remain; no new finalizer may be added.
     await k('delete', 'crs', 'fin', '-n', ns.name, '--wait=false');
-    const late = new NodeFinalizer({ client, node: 'node-d' });
-    const err = await late.ensure(ref).catch((e: unknown) => e);
+    const lateNode = new NodeFinalizer({ client, node: 'node-d' });
+    const err = await lateNode.ensure(ref).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FinalizerError);
     expect(err).toMatchObject({ code: 'ResourceDeleting' });
 
-    await Promise.all([nodes[0]?.release(ref), nodes[2]?.release(ref)]);
+    // The node whose finalizer is LAST in the list reads first; another node releases before it
+    // patches. Its patch is then stale and the index it read points past the end of the shortened
+    // list: it must get the apiserver's 409 (not a 422 from a patch that no longer applies to the
+    // current object), re-read, and succeed.
+    stored = await client.get(ns.name, 'fin');
+    const lastFinalizer = stored.metadata.finalizers?.at(-1) ?? '';
+    const late = lastFinalizer.replace('checkpoint.dev/cleanup-', '');
+    const [early, third] = ['node-a', 'node-b', 'node-c'].filter((n) => n !== late) as [string, string];
+    expect(['node-a', 'node-b', 'node-c']).toContain(late);
+    let raced = false;
+    const racing: CrsClient = {
+      ...client,
+      get: async (namespace, name) => {
+        const read = await client.get(namespace, name);
+        if (!raced) {
+          raced = true;
+          await new NodeFinalizer({ client, node: early }).release(ref);
+        }
+        return read;
+      },
+    };
+    const lateFinalizer = new NodeFinalizer({ client: racing, node: late });
+    await lateFinalizer.release(ref);
+    expect(lateFinalizer.conflicts).toBe(1);
     stored = await client.get(ns.name, 'fin');
     expect(stored.metadata.deletionTimestamp).toBeDefined();
-    expect([...(stored.metadata.finalizers ?? [])].sort()).toEqual(['checkpoint.dev/cleanup-node-b', 'example.com/keep']);
+    expect([...(stored.metadata.finalizers ?? [])].sort()).toEqual([`checkpoint.dev/cleanup-${third}`, 'example.com/keep']);
 
-    await nodes[1]?.release(ref);
+    const thirdFinalizer = new NodeFinalizer({ client, node: third });
+    await thirdFinalizer.release(ref);
     stored = await client.get(ns.name, 'fin');
     expect(stored.metadata.finalizers).toEqual(['example.com/keep']);
 
     // The foreign finalizer's owner lets go: the object is gone, and a late release is a no-op.
     await k('patch', 'crs', 'fin', '-n', ns.name, '--type=json', '-p', '[{"op":"remove","path":"/metadata/finalizers/0"}]');
     await expect(client.get(ns.name, 'fin')).rejects.toMatchObject({ code: 'NotFound', status: 404 });
-    await expect(nodes[1]?.release(ref)).resolves.toBeUndefined();
+    await expect(thirdFinalizer.release(ref)).resolves.toBeUndefined();
   });
 });
