@@ -73,7 +73,8 @@ function describeOwner(owner: ReplicaOwner): string {
   return `${owner.namespace}/${owner.name}`;
 }
 
-function describeSpec(spec: ReplicaSpec, what: string): string {
+function describeSpec(spec: ReplicaSpec, mode: StartMode): string {
+  const what = mode === 'cold' ? 'cold start' : 'restore';
   return `${what} of ${describeOwner(spec.owner)} replica ${spec.replicaId} (attempt ${spec.attempt})`;
 }
 
@@ -406,7 +407,7 @@ export class DockerEngine implements RestoreEngine {
       source = await this.resolveSource(spec.owner, spec.checkpoint, signal);
       releaseDisk = await this.reserveDisk(source.files.bytes * (this.options.diskSpaceFactor ?? 3), signal);
     }
-    await this.requireImage(spec, source?.imageId, signal);
+    await this.requireImage(spec, mode, source?.imageId, signal);
     const networkMode = source?.networkMode ?? this.options.networkMode;
     const createOptions = buildCreateOptions({ spec, mode, ...(networkMode ? { networkMode } : {}) });
     let containerId: string | undefined;
@@ -473,13 +474,13 @@ export class DockerEngine implements RestoreEngine {
    * CRIU refuses another binary ("File app has bad build-ID"), which otherwise shows only as an
    * opaque CRIU failure after a full upload of the checkpoint.
    */
-  private async requireImage(spec: ReplicaSpec, sourceImageId: string | undefined, signal: AbortSignal): Promise<void> {
+  private async requireImage(spec: ReplicaSpec, mode: StartMode, sourceImageId: string | undefined, signal: AbortSignal): Promise<void> {
     let imageId: string;
     try {
       // Image inspect takes no abort signal in dockerode; it is a quick local lookup.
       imageId = (await this.docker.getImage(spec.template.image).inspect()).Id;
     } catch (err) {
-      throw this.toEngineError(err, { operation: `${describeSpec(spec, 'restore')}: looking up template.image`, image: spec.template.image }, signal);
+      throw this.toEngineError(err, { operation: `${describeSpec(spec, mode)}: looking up template.image`, image: spec.template.image }, signal);
     }
     if (sourceImageId !== undefined && imageId !== sourceImageId)
       throw new EngineError(
