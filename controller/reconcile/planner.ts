@@ -58,6 +58,8 @@ export interface SlotHistory {
   lastFailure?: SlotFailure;
   /** The ColdStart fallback was tried and failed too: the slot is given up. */
   coldStartFailed: boolean;
+  /** The attempt whose container was last seen dead and counted as failed (counted once). */
+  deadAttempt?: number;
 }
 
 /** A container this agent created whose creation the observed list may not show yet. */
@@ -417,11 +419,15 @@ export function absorbLeftovers(
   for (const r of observed) {
     if (!isLeftover(r) || r.templateHash !== templateHash) continue;
     const entry = next.get(r.replicaId) ?? { templateHash, lastAttempt: 0, failedRestores: 0, coldStartFailed: false };
-    if (entry.templateHash !== templateHash || r.attempt <= entry.lastAttempt) continue;
+    if (entry.templateHash !== templateHash || r.attempt < entry.lastAttempt) continue;
     const died = r.state !== 'created';
+    // A restore that "succeeded" sets lastAttempt to its attempt; its container dying later must
+    // still count, once: deadAttempt remembers which attempt was counted.
+    if (died ? r.attempt <= (entry.deadAttempt ?? 0) : r.attempt <= entry.lastAttempt) continue;
     next.set(r.replicaId, {
       ...entry,
-      lastAttempt: r.attempt,
+      lastAttempt: Math.max(entry.lastAttempt, r.attempt),
+      ...(died ? { deadAttempt: r.attempt } : {}),
       failedRestores: entry.failedRestores + (died && r.startMode === 'restore' ? 1 : 0),
       coldStartFailed: entry.coldStartFailed || (died && r.startMode === 'cold'),
       ...(died

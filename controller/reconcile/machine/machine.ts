@@ -236,6 +236,8 @@ export function createReconcileMachine(deps: MachineDeps) {
       settleDegraded: enqueueActions(({ context, enqueue }) => {
         const kind = context.decision?.kind;
         if (kind === 'degraded' || kind === 'backoff' || context.canary) return;
+        // A probe whose replica started and then died is no recovery: every slot must be usable.
+        if ((context.plan?.summary.failedSlots.length ?? 0) > 0) return;
         if (!context.degraded && context.announcedDegraded === undefined) return;
         const ref = context.ref;
         const was = context.degraded?.reason ?? context.announcedDegraded;

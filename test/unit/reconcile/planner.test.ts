@@ -314,6 +314,14 @@ describe('plan: failures and leftovers', () => {
     // Idempotent: absorbing the same observation again counts nothing twice.
     expect(absorbLeftovers(h, observed, HASH)).toEqual(h);
   });
+
+  it('absorbLeftovers counts a restore that succeeded and then died, exactly once', () => {
+    const succeeded = history({ '0': { lastAttempt: 2, failedRestores: 1, lastFailure: undefined } });
+    const died = [replica('0', { state: 'exited', ready: false, attempt: 2 })];
+    const once = absorbLeftovers(succeeded, died, HASH);
+    expect(once.get('0')).toMatchObject({ lastAttempt: 2, failedRestores: 2, deadAttempt: 2 });
+    expect(absorbLeftovers(once, died, HASH)).toEqual(once);
+  });
 });
 
 describe('plan: paused and deleting', () => {

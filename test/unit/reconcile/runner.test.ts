@@ -370,3 +370,65 @@ describe('reconciler: changes mid-batch, restart, shutdown, orphans', () => {
     expect(h.engine.ownedBy('uid-web')).toHaveLength(2);
   });
 });
+
+describe('reconciler: more restart and engine cases', () => {
+  it('a replica that dies right after its restore is replaced, bounded by maxAttempts', async () => {
+    const h = createHarness();
+    // Slot 0's process always exits right after the restore.
+    h.engine.outcome = (spec) => (spec.replicaId === '0' ? { leave: 'exited' } : 'ok');
+    await h.reconcile(resource({ replicas: 2, maxAttempts: 3 }));
+    await h.waitForState('degraded');
+    const slot0 = h.engine.restoreCalls.filter((c) => c.spec.replicaId === '0');
+    expect(slot0.map((c) => c.spec.attempt)).toEqual([1, 2, 3]);
+    await h.advance(3_600_000, 10_000);
+    // One restore per probe, probes backing off to one per 10 min: no loop, no flapping.
+    expect(h.engine.restoreCalls.filter((c) => c.spec.replicaId === '0').length).toBeLessThanOrEqual(3 + 10);
+    expect(h.eventsOf('Degraded')).toHaveLength(1);
+    expect(h.eventsOf('Recovered')).toHaveLength(0);
+    expect(condition(h.lastStatus(), 'Degraded')).toMatchObject({ status: 'True', reason: 'RestoreFailed' });
+  });
+
+  it('the Docker engine going away mid-rollout: failed restores back off and the rollout converges once it is back', async () => {
+    const h = createHarness();
+    let calls = 0;
+    h.engine.outcome = () => {
+      calls++;
+      if (calls === 4) h.engine.down = true;
+      return calls >= 4 && calls <= 7 ? 'EngineUnavailable' : 'ok';
+    };
+    const first = await h.reconcile(resource({ replicas: 12 }));
+    expect(first.outcome).toBe('backingOff');
+    await h.advance(3_000);
+    h.engine.down = false;
+    await h.waitForState('converged');
+    const live = h.engine.ownedBy('uid-web');
+    expect(live).toHaveLength(12);
+    expect(new Set(live.map((r) => r.replicaId)).size).toBe(12);
+  });
+
+  it('a resource re-created under the same name: the old one is cleaned up first, the new one starts fresh', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 2, uid: 'uid-old' }));
+    const result = await h.reconcile(resource({ replicas: 1, uid: 'uid-new' }));
+    expect(result.outcome).toBe('converged');
+    expect(h.engine.ownedBy('uid-old')).toHaveLength(0);
+    expect(h.engine.ownedBy('uid-new')).toHaveLength(1);
+  });
+
+  it('logs every transition with structured fields and exposes the snapshot', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 1 }));
+    const transitions = h.logs.filter((l) => l.msg === 'reconcile state').map((l) => `${String(l.fields?.['from'])}->${String(l.fields?.['to'])}`);
+    expect(transitions).toEqual([
+      'idle->observing',
+      'observing->preparing',
+      'preparing->restoring',
+      'restoring->verifying',
+      'verifying->converged',
+    ]);
+    const snapshot = h.reconciler.snapshot('default/web')!;
+    expect(snapshot.value).toBe('converged');
+    expect(snapshot.context.plan?.summary).toMatchObject({ desired: 1, ready: 1 });
+    expect(snapshot.context.decision).toEqual({ kind: 'converged' });
+  });
+});
