@@ -4,6 +4,7 @@
 // with the field and the reason.
 
 import type { CheckpointReplicaSet } from '../api/types.js';
+import { validateSpec, type AgentLimits } from '../api/validate.js';
 import type { DesiredState } from './planner.js';
 import { MAX_BATCH } from './planner.js';
 import type { ResourceRef } from './ports.js';
@@ -27,7 +28,11 @@ function integerIn(value: unknown, field: string, min: number, max: number, erro
   }
 }
 
-export function validateForReconcile(resource: CheckpointReplicaSet): FieldError[] {
+/**
+ * The shape checks the reconciler relies on, then (when the shape is sound) the API's agent-side
+ * validation (quantities, checkpoint root, forbidden fields) with this agent's limits.
+ */
+export function validateForReconcile(resource: CheckpointReplicaSet, agent: AgentLimits = {}): FieldError[] {
   const errors: FieldError[] = [];
   const spec = resource.spec as Partial<CheckpointReplicaSet['spec']> | undefined;
   if (!spec) return [{ field: 'spec', reason: 'is missing' }];
@@ -56,7 +61,8 @@ export function validateForReconcile(resource: CheckpointReplicaSet): FieldError
   } else if (source.container !== undefined && !source.name) {
     errors.push({ field: 'spec.checkpoint.name', reason: 'is required with spec.checkpoint.container' });
   }
-  return errors;
+  if (errors.length > 0) return errors;
+  return validateSpec(resource.spec, agent).map((p) => ({ field: p.field, reason: p.message }));
 }
 
 export function formatFieldErrors(errors: readonly FieldError[]): string {
@@ -64,20 +70,26 @@ export function formatFieldErrors(errors: readonly FieldError[]): string {
 }
 
 /** Desired state for the planner; when `errors` is not empty, only `deleting`/`paused` are usable. */
-export function desiredState(resource: CheckpointReplicaSet | undefined, gone: boolean): DesiredResult {
+export function desiredState(
+  resource: CheckpointReplicaSet | undefined,
+  gone: boolean,
+  agent: AgentLimits = {},
+  selected = true,
+): DesiredResult {
   if (!resource) {
     return {
       desired: { replicas: 0, templateHash: '', maxConcurrent: MAX_BATCH, maxAttempts: 1, fallback: 'None', paused: false, deleting: true },
       errors: [],
     };
   }
-  const errors = validateForReconcile(resource);
+  const errors = validateForReconcile(resource, agent);
   const spec = resource.spec;
   const restore = spec?.restore;
   const valid = errors.length === 0;
   return {
     desired: {
-      replicas: valid ? spec.replicas : 0,
+      // A resource whose nodeSelector does not pick this node wants none here.
+      replicas: valid && selected ? spec.replicas : 0,
       templateHash: valid ? templateHash(spec) : '',
       maxConcurrent: valid ? restore.maxConcurrent : 1,
       maxAttempts: valid ? restore.maxAttempts : 1,

@@ -11,6 +11,7 @@
 
 import { createActor } from 'xstate';
 import type { CheckpointReplicaSet } from '../api/types.js';
+import type { AgentLimits } from '../api/validate.js';
 import { backoffDelay } from './backoff.js';
 import { ReconcileError } from './errors.js';
 import { DEFAULT_MACHINE_OPTIONS, type MachineOptions } from './machine/types.js';
@@ -47,6 +48,10 @@ export interface ReconcilerOptions {
   abortGraceMs?: number;
   /** collectOrphans leaves containers younger than this alone. Default 2 min. */
   orphanMinAgeMs?: number;
+  /** This agent's limits for spec validation (checkpoint root, host CPUs). */
+  agentLimits?: AgentLimits;
+  /** Whether a resource's nodeSelector picks this node; default: every resource does. */
+  selectsNode?: (resource: CheckpointReplicaSet) => boolean;
 }
 
 export interface ReconcileResult {
@@ -100,7 +105,15 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => clock.setTimeout(resolve, ms));
 
   function create(key: string, resource: CheckpointReplicaSet): Entry {
-    const machine = createReconcileMachine({ ports, node: options.node, clock, options: machineOptions, inFlightWork });
+    const machine = createReconcileMachine({
+      ports,
+      node: options.node,
+      clock,
+      options: machineOptions,
+      inFlightWork,
+      ...(options.agentLimits ? { agentLimits: options.agentLimits } : {}),
+      ...(options.selectsNode ? { selectsNode: options.selectsNode } : {}),
+    });
     const actor = createActor(machine, { input: { key }, clock });
     let previous = stateName(actor.getSnapshot());
     const subscription = actor.subscribe({

@@ -1,6 +1,7 @@
 // This node's entry of status.nodes, computed purely from the plan's summary and the machine's
 // phase. The kube layer aggregates node entries into the top-level status.
 
+import { kubeTime } from '../api/conditions.js';
 import type { Condition, ConditionStatus, ConditionType, NodeStatus } from '../api/types.js';
 import type { PlanSummary } from './planner.js';
 import type { ReplicaCounts } from './ports.js';
@@ -73,7 +74,7 @@ function condition(
 ): Condition {
   const before = previous?.conditions?.find((c) => c.type === type);
   // lastTransitionTime moves only when the status flips (the Kubernetes convention).
-  const lastTransitionTime = before && before.status === status ? before.lastTransitionTime : now.toISOString();
+  const lastTransitionTime = before && before.status === status ? before.lastTransitionTime : kubeTime(now);
   return { type, status, reason, message, lastTransitionTime, observedGeneration: generation };
 }
 
@@ -98,7 +99,7 @@ export function computeNodeStatus(input: NodeStatusInput): NodeStatus {
     failedReplicas: counts.failed,
     coldStartedReplicas: counts.coldStarted,
     conditions: [readyCondition, progressing, degraded],
-    lastUpdateTime: now.toISOString(),
+    lastUpdateTime: kubeTime(now),
   };
 }
 

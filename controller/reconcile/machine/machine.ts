@@ -44,6 +44,7 @@ export function initialContext(input: MachineInput): ReconcileContext {
     key: input.key,
     resource: undefined,
     gone: false,
+    selected: true,
     ref: undefined,
     desired: undefined,
     specErrors: [],
@@ -72,10 +73,16 @@ export function initialContext(input: MachineInput): ReconcileContext {
 }
 
 /** The context after a new object: a new generation resets what only a spec change may reset. */
-function applyResource(ctx: ReconcileContext, resource: CheckpointReplicaSet, now: number): Partial<ReconcileContext> {
-  const { desired, errors } = desiredState(resource, ctx.gone);
+function applyResource(
+  ctx: ReconcileContext,
+  resource: CheckpointReplicaSet,
+  now: number,
+  deps: Pick<MachineDeps, 'agentLimits' | 'selectsNode'>,
+): Partial<ReconcileContext> {
+  const selected = deps.selectsNode?.(resource) ?? true;
+  const { desired, errors } = desiredState(resource, ctx.gone, deps.agentLimits, selected);
   const ref = refOf(resource);
-  const update: Partial<ReconcileContext> = { resource, ref, desired, specErrors: errors };
+  const update: Partial<ReconcileContext> = { resource, ref, desired, specErrors: errors, selected };
   if (ref.generation !== ctx.generationSince.generation) {
     update.generationSince = { generation: ref.generation, at: now };
     // "Degraded stays until the spec changes": a new spec gets a fresh look, once.
@@ -195,7 +202,7 @@ export function createReconcileMachine(deps: MachineDeps) {
     actors: createActors(deps),
     actions: {
       takeResource: assign(({ context, event }) =>
-        event.type === 'SPEC' || event.type === 'RESYNC' ? applyResource(context, event.resource, now()) : {},
+        event.type === 'SPEC' || event.type === 'RESYNC' ? applyResource(context, event.resource, now(), deps) : {},
       ),
       markGone: assign(({ context }) => ({
         gone: true,
@@ -364,6 +371,10 @@ export function createReconcileMachine(deps: MachineDeps) {
         const ref = context.ref;
         const plan = context.plan;
         if (!ref || !plan || !context.desired) return;
+        // A node the resource does not select, that holds none of its replicas and never wrote an
+        // entry, stays out of status.nodes (a large cluster would otherwise list every node). Once
+        // written, the entry is kept truthful (the kube layer owns removing it).
+        if (!context.selected && plan.summary.replicas === 0 && !context.degraded && !context.lastStatus) return;
         const restoringNow = params.phase === 'batch' ? (context.batch?.creates.length ?? 0) : 0;
         const status = computeNodeStatus({
           node,

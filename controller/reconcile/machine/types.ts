@@ -1,6 +1,7 @@
 // Context, input, options and results of the reconcile machine.
 
 import type { CheckpointReplicaSet, CheckpointSource, ContainerTemplate, NodeStatus } from '../../api/types.js';
+import type { AgentLimits } from '../../api/validate.js';
 import type { FailureReason, Replica } from '../../engine/types.js';
 import type { BackoffPolicy } from '../backoff.js';
 import type { FieldError } from '../desired.js';
@@ -38,6 +39,10 @@ export interface MachineDeps {
   node: string;
   clock: Clock;
   options: MachineOptions;
+  /** This agent's limits for spec validation (checkpoint root, host CPUs). */
+  agentLimits?: AgentLimits;
+  /** Whether a resource's nodeSelector picks this node (the kube layer knows the node's labels). */
+  selectsNode?: (resource: CheckpointReplicaSet) => boolean;
   /** Engine work in flight (batches, removals), so shutdown can wait for it to settle. */
   inFlightWork?: Set<Promise<unknown>>;
 }
@@ -111,6 +116,8 @@ export interface ReconcileContext {
   resource: CheckpointReplicaSet | undefined;
   /** The object is gone from the API (deleted without our finalizer, or force-removed). */
   gone: boolean;
+  /** The resource's nodeSelector picks this node (if not, it wants 0 replicas here). */
+  selected: boolean;
   ref: ResourceRef | undefined;
   desired: DesiredState | undefined;
   specErrors: FieldError[];

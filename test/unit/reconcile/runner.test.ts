@@ -432,3 +432,39 @@ describe('reconciler: more restart and engine cases', () => {
     expect(snapshot.context.decision).toEqual({ kind: 'converged' });
   });
 });
+
+describe('reconciler: node selection and agent-side validation', () => {
+  it('a resource that does not select this node wants none here: its containers go, and no status entry is written', async () => {
+    let selected = true;
+    const h = createHarness({ selectsNode: () => selected });
+    await h.reconcile(resource({ replicas: 3 }));
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(3);
+    selected = false;
+    const writes = h.reports.length;
+    // The node's labels changed: the kube layer re-queues the resource (same generation).
+    const result = await h.reconcile(resource({ replicas: 3 }));
+    expect(result.outcome).toBe('converged');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(0);
+    // The entry this node already wrote is kept truthful: it ends at 0 replicas.
+    expect(h.reports.length).toBeGreaterThan(writes);
+    expect(h.lastStatus()).toMatchObject({ replicas: 0, readyReplicas: 0 });
+  });
+
+  it('a node the resource never selected writes no status entry at all', async () => {
+    const h = createHarness({ selectsNode: () => false });
+    expect((await h.reconcile(resource({ replicas: 3 }))).outcome).toBe('converged');
+    expect(h.reports).toHaveLength(0);
+    expect(h.engine.restoreCalls).toHaveLength(0);
+  });
+
+  it("uses the API's agent-side validation: a path source without a checkpoint root is Degraded InvalidSpec", async () => {
+    const h = createHarness();
+    const r = resource({ replicas: 1 });
+    r.spec.checkpoint = { path: '/var/lib/elsewhere/ckpt' };
+    expect((await h.reconcile(r)).outcome).toBe('degraded');
+    const degraded = condition(h.lastStatus(), 'Degraded');
+    expect(degraded).toMatchObject({ status: 'True', reason: 'InvalidSpec' });
+    expect(degraded!.message).toContain('spec.checkpoint.path');
+    expect(h.engine.restoreCalls).toHaveLength(0);
+  });
+});
