@@ -1,8 +1,8 @@
 // Wires one agent together: watch -> queue -> reconciler (xstate machine per resource) -> engine,
 // with status, Events and metrics on the side. main.ts only parses flags and handles signals.
 import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
-import type { CheckpointReplicaSet } from './api/types.js';
 import type { AgentConfig } from './config.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
@@ -96,14 +96,18 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         logger: logger.with({ component: 'reconciler' }),
         metrics,
       },
-      { node: config.nodeName },
+      {
+        node: config.nodeName,
+        agentLimits: { ...(checkpointRoot ? { checkpointRoot } : {}), hostCpus: os.availableParallelism() },
+        // No Node object (a host without kubelet) means no labels: only an empty selector matches.
+        selectsNode: (resource) => selectsNode(resource, kube.node.get(config.nodeName)?.metadata?.labels),
+      },
     );
 
     const handler = async (key: string) => {
       const { namespace, name } = splitKey(key);
-      const cached = kube.resources.get(name, namespace);
-      const resource = cached && !selectsNode(cached, kube.node.get(config.nodeName)?.metadata?.labels) ? withoutReplicas(cached) : cached;
-      if (!cached) metrics.forget({ namespace, name });
+      const resource = kube.resources.get(name, namespace);
+      if (!resource) metrics.forget({ namespace, name });
       const result = await reconciler.reconcile(resource, key);
       return result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : undefined;
     };
@@ -148,9 +152,4 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       await server.close();
     },
   };
-}
-
-/** A resource that no longer selects this node: converge this node to zero replicas. */
-function withoutReplicas(resource: CheckpointReplicaSet): CheckpointReplicaSet {
-  return { ...resource, spec: { ...resource.spec, replicas: 0 } };
 }

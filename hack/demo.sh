@@ -27,7 +27,7 @@ need_gb=$(( (memory_mb * (max_concurrent * 3 + 2)) / 1024 + 1 ))
 log "taking checkpoint 'warm' of container app-template ($memory_mb MB)"
 APP_MEMORY_MB="$memory_mb" RESTORE_INTO_NAMESPACES="$namespace" bash "$HACK_DIR/checkpoint-workload.sh" app-template warm >/dev/null
 
-kubectl apply -f crds/ >/dev/null
+kubectl apply --server-side --force-conflicts -f crds/checkpoint.dev_checkpointreplicasets.yaml >/dev/null
 kubectl wait --for=condition=Established crd/checkpointreplicasets.checkpoint.dev --timeout=60s >/dev/null
 kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # No kubelet runs here, so the agent's Node object is made by hand (it carries the labels that

@@ -130,7 +130,7 @@ async function controller(sourceName: string): Promise<Row> {
   const k = kubectl(bed);
   const namespace = `bench-${runId}`;
   const nodeName = `bench-${runId}`;
-  await k('apply', '-f', path.join(repoRoot, 'crds/'));
+  await k('apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds/checkpoint.dev_checkpointreplicasets.yaml'));
   await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
   await k('create', 'namespace', namespace);
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }));

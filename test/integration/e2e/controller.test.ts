@@ -15,14 +15,14 @@ const node = `e2e-node-${Date.now().toString(36)}`;
 const sourceName = `${namespace}-source`;
 let agent: RunningAgent | undefined;
 
-function manifest(name: string, replicas: number, extra: { env?: Record<string, string>; checkpoint?: string } = {}): string {
+function manifest(name: string, replicas: number, extra: { env?: Record<string, string>; container?: string } = {}): string {
   const resource = {
     apiVersion: 'checkpoint.dev/v1alpha1',
     kind: 'CheckpointReplicaSet',
     metadata: { name, namespace },
     spec: {
       replicas,
-      checkpoint: { container: sourceName, name: extra.checkpoint ?? 'warm' },
+      checkpoint: { container: extra.container ?? sourceName, name: 'warm' },
       template: {
         image: bed.sampleImage,
         env: Object.entries({ APP_MEMORY_MB: '16', ...extra.env }).map(([n, value]) => ({ name: n, value })),
@@ -61,7 +61,7 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
 }
 
 beforeAll(async () => {
-  await k('apply', '-f', `${bed.repoRoot}/crds/`);
+  await k('apply', '--server-side', '--force-conflicts', '-f', `${bed.repoRoot}/crds/checkpoint.dev_checkpointreplicasets.yaml`);
   await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
   await k('create', 'namespace', namespace);
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { role: 'restore' } } }));
@@ -170,7 +170,9 @@ describe('a CheckpointReplicaSet applied with kubectl', () => {
 
 describe('failure and recovery', () => {
   it('reports a missing checkpoint as Degraded without a hot loop, then converges when it appears', async () => {
-    await k.apply(manifest('missing', 2, { checkpoint: 'later' }));
+    // A source container that does not exist yet: its checkpoint appears later in this test.
+    const lateSource = `${namespace}-late`;
+    await k.apply(manifest('missing', 2, { container: lateSource }));
     const crs = await eventually('Degraded=True', async () => {
       const c = await get('missing');
       const degraded = c.status?.conditions?.find((x) => x.type === 'Degraded');
@@ -188,12 +190,13 @@ describe('failure and recovery', () => {
     expect((await attempts()) - first).toBeLessThanOrEqual(2);
     expect(await containersWithLabel(bed, OWNER_UID, crs.metadata.uid)).toHaveLength(0);
 
-    // The cause goes away: a checkpoint named `later` appears on the source. The agent notices on its
-    // own (resync / backoff), without any change to the resource.
-    await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'later', allowNamespaces: namespace });
+    // The cause goes away: the source and its checkpoint appear. The agent notices on its own
+    // (resync / probe), without any change to the resource.
+    await checkpointedSource(bed, { containerName: lateSource, checkpointName: 'warm', allowNamespaces: namespace });
     await waitReady('missing', '180s');
     expect(await containersWithLabel(bed, OWNER_UID, crs.metadata.uid)).toHaveLength(2);
     await k('-n', namespace, 'delete', 'crs', 'missing', '--timeout=120s');
+    await dockerClient(bed).getContainer(lateSource).remove({ force: true });
   });
 
   it('survives SIGKILL mid-rollout: exactly 20 replicas at the end, none duplicated or orphaned', async () => {
