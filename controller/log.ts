@@ -4,14 +4,25 @@
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
 
-export interface Logger {
+/** What a component needs to log; the kube layer and the reconciler take this. */
+export interface LogSink {
   debug(msg: string, fields?: LogFields): void;
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
+}
+
+export interface Logger extends LogSink {
   /** A logger that adds these fields to every line. */
   with(fields: LogFields): Logger;
 }
+
+export const noopLogger: LogSink = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};
 
 const rank: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 export const LOG_LEVELS = Object.keys(rank) as LogLevel[];

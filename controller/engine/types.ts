@@ -40,20 +40,22 @@ export interface Replica {
   createdAt: Date;
 }
 
-/** The closed set of failure reasons. Transient ones are worth a retry. */
-export type FailureReason =
-  | 'RestoreRace'
-  | 'RestoreTimeout'
-  | 'CheckpointNotFound'
-  | 'CheckpointNotAllowed'
-  | 'ImageNotFound'
-  | 'CriuFailed'
-  | 'DiskFull'
-  | 'EngineUnavailable'
-  | 'NameConflict'
-  | 'InvalidSpec'
-  | 'Aborted'
-  | 'Unknown';
+/** The closed set of failure reasons (a metric label, a condition reason). Transient ones are worth a retry. */
+export const FAILURE_REASONS = [
+  'RestoreRace',
+  'RestoreTimeout',
+  'CheckpointNotFound',
+  'CheckpointNotAllowed',
+  'ImageNotFound',
+  'CriuFailed',
+  'DiskFull',
+  'EngineUnavailable',
+  'NameConflict',
+  'InvalidSpec',
+  'Aborted',
+  'Unknown',
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 export const TRANSIENT_REASONS: ReadonlySet<FailureReason> = new Set<FailureReason>([
   'RestoreRace',

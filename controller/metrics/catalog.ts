@@ -5,7 +5,7 @@
 // Names are fixed by issue 6: dashboards and alerts rely on them. Labels are bounded: no container
 // ids, `reason` is the closed FailureReason set or 'none', `result` a closed set.
 
-import type { FailureReason } from '../engine/types.js';
+import { FAILURE_REASONS, type FailureReason } from '../engine/types.js';
 import type { ReconcileOutcome } from '../reconcile/ports.js';
 
 export type MetricKind = 'counter' | 'gauge' | 'histogram';
@@ -22,25 +22,8 @@ export interface MetricDefinition {
   readonly meaning: string;
 }
 
-/** Every FailureReason, checked below to be exhaustive, so a new reason cannot be silently dropped. */
-export const FAILURE_REASONS = [
-  'RestoreRace',
-  'RestoreTimeout',
-  'CheckpointNotFound',
-  'CheckpointNotAllowed',
-  'ImageNotFound',
-  'CriuFailed',
-  'DiskFull',
-  'EngineUnavailable',
-  'NameConflict',
-  'InvalidSpec',
-  'Aborted',
-  'Unknown',
-] as const satisfies readonly FailureReason[];
-type MissingReason = Exclude<FailureReason, (typeof FAILURE_REASONS)[number]>;
-// Fails to compile when FailureReason gains a member that is not listed above.
-const reasonsAreExhaustive: [MissingReason] extends [never] ? true : MissingReason = true;
-void reasonsAreExhaustive;
+/** Every FailureReason: the closed set of `reason` label values. */
+export { FAILURE_REASONS };
 
 /** The `reason` label: a FailureReason for failures, 'none' for successes. */
 export type RestoreReasonLabel = FailureReason | 'none';

@@ -1,6 +1,6 @@
 // Typed errors of the reconciler, and the reading of engine errors into a FailureReason.
 
-import { TRANSIENT_REASONS, type FailureReason } from '../engine/types.js';
+import { FAILURE_REASONS, TRANSIENT_REASONS, type FailureReason } from '../engine/types.js';
 
 export type ReconcileErrorCode =
   /** The reconcile actor of a resource failed unexpectedly (a bug); the runner recreated it. */
@@ -21,23 +21,10 @@ export class ReconcileError extends Error {
   }
 }
 
-const FAILURE_REASONS: ReadonlySet<string> = new Set<FailureReason>([
-  'RestoreRace',
-  'RestoreTimeout',
-  'CheckpointNotFound',
-  'CheckpointNotAllowed',
-  'ImageNotFound',
-  'CriuFailed',
-  'DiskFull',
-  'EngineUnavailable',
-  'NameConflict',
-  'InvalidSpec',
-  'Aborted',
-  'Unknown',
-]);
+const FAILURE_REASON_SET: ReadonlySet<string> = new Set<string>(FAILURE_REASONS);
 
 export function isFailureReason(value: unknown): value is FailureReason {
-  return typeof value === 'string' && FAILURE_REASONS.has(value);
+  return typeof value === 'string' && FAILURE_REASON_SET.has(value);
 }
 
 export interface ClassifiedFailure {

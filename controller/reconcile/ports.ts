@@ -43,14 +43,8 @@ export interface FinalizerPort {
   release(ref: ResourceRef): Promise<void>;
 }
 
-export type LogFields = Record<string, unknown>;
-
-export interface Logger {
-  debug(msg: string, fields?: LogFields): void;
-  info(msg: string, fields?: LogFields): void;
-  warn(msg: string, fields?: LogFields): void;
-  error(msg: string, fields?: LogFields): void;
-}
+export type { LogFields, LogSink as Logger } from '../log.js';
+import type { LogSink as Logger } from '../log.js';
 
 /** The resting state a reconcile call ended in (also the label value of the reconcile metric). */
 export type ReconcileOutcome =
@@ -96,9 +90,4 @@ export interface ReconcilePorts {
   metrics?: ReconcileMetricsPort;
 }
 
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+export { noopLogger as silentLogger } from '../log.js';
