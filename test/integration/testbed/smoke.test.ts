@@ -2,7 +2,7 @@
 // and a real Docker engine with CRIU that restores a checkpoint into a NEW container which carries
 // on counting where the checkpoint was taken. Each test fails (never skips) when its component is down.
 import { execFile } from 'node:child_process';
-import { cp, mkdir } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
@@ -92,6 +92,11 @@ describe('Docker engine with CRIU', () => {
     const to = path.join(bed.dockerRoot, 'containers', target.id, 'checkpoints', 'smoke');
     await mkdir(path.dirname(to), { recursive: true });
     await cp(from, to, { recursive: true });
+    // A file of our own makes this copy's upload digest unique: containerd refuses to commit content
+    // it already holds ("commit failed: content sha256:...: already exists"), which otherwise bites
+    // concurrent restores of one checkpoint and, seen once here, a single restore as well. CRIU
+    // ignores files it does not know.
+    await writeFile(path.join(to, 'smoke-replica-id'), target.id);
     // dockerode sends start options as the body too, which Docker refuses; query only.
     await target.start({ _query: { checkpoint: 'smoke' }, _body: {} } as unknown as Record<string, unknown>);
 
