@@ -64,11 +64,14 @@ function bar(done: number, total: number, width = 30): string {
   return '█'.repeat(filled) + '░'.repeat(width - filled);
 }
 
-const started = Date.now();
+const watchStarted = Date.now();
 const tty = process.stdout.isTTY;
-let lastLine = '';
+let lastState = '';
 for (;;) {
   const [crs, counters] = await Promise.all([read(), scrape()]);
+  // Time counts from the resource's creation, not from when this watcher came up.
+  const created = Date.parse(crs?.metadata.creationTimestamp ?? '');
+  const started = Number.isFinite(created) ? Math.min(created, watchStarted) : watchStarted;
   const desired = crs?.spec.replicas ?? 0;
   const ready = crs?.status?.readyReplicas ?? 0;
   const readyCondition = crs?.status?.conditions?.find((c) => c.type === 'Ready');
@@ -78,13 +81,15 @@ for (;;) {
     `${bar(ready, desired)} ${String(ready).padStart(3)}/${desired} ready | ` +
     `${counters?.inFlight ?? '?'} in flight | ${counters?.failed ?? '?'} failed restores | ` +
     `${rate.toFixed(2)}/s | ${elapsed.toFixed(0)} s`;
+  // Without a terminal (CI, a log file) print a line only when the counts change.
+  const state = `${ready}/${desired} ${counters?.inFlight} ${counters?.failed}`;
   if (tty) process.stdout.write(`\r${line}  `);
-  else if (line.replace(/\d+ s$/, '') !== lastLine.replace(/\d+ s$/, '')) console.log(line);
-  lastLine = line;
+  else if (state !== lastState) console.log(line);
+  lastState = state;
 
   const isReady =
     readyCondition?.status === 'True' && readyCondition.observedGeneration === crs?.metadata.generation && ready === desired;
-  if (isReady || Date.now() - started > timeoutMs) {
+  if (isReady || Date.now() - watchStarted > timeoutMs) {
     if (tty) process.stdout.write('\n');
     const reasons = [...(counters?.failedByReason ?? new Map<string, number>())].map(([r, n]) => `${r} ${n}`).join(', ');
     console.log('');
