@@ -15,7 +15,11 @@ const node = `e2e-node-${Date.now().toString(36)}`;
 const sourceName = `${namespace}-source`;
 let agent: RunningAgent | undefined;
 
-function manifest(name: string, replicas: number, extra: { env?: Record<string, string>; container?: string } = {}): string {
+function manifest(
+  name: string,
+  replicas: number,
+  extra: { env?: Record<string, string>; container?: string; nodeSelector?: Record<string, string> } = {},
+): string {
   const resource = {
     apiVersion: 'checkpoint.dev/v1alpha1',
     kind: 'CheckpointReplicaSet',
@@ -28,6 +32,7 @@ function manifest(name: string, replicas: number, extra: { env?: Record<string, 
         env: Object.entries({ APP_MEMORY_MB: '16', ...extra.env }).map(([n, value]) => ({ name: n, value })),
       },
       restore: { maxConcurrent: 10, timeoutSeconds: 60, maxAttempts: 3 },
+      ...(extra.nodeSelector ? { nodeSelector: extra.nodeSelector } : {}),
     },
   };
   return JSON.stringify(resource);
@@ -215,3 +220,25 @@ describe('failure and recovery', () => {
     expect(await replicas(uid)).toHaveLength(0);
   });
 });
+
+describe('spec.nodeSelector', () => {
+  it('runs replicas only once the Node carries the selected labels, and removes them when it stops', async () => {
+    await k.apply(manifest('selected', 2, { nodeSelector: { pool: 'restore-fast' } }));
+    const uid = (await get('selected')).metadata.uid;
+    // Give the agent time to see it (it reconciles within a second) and decide to do nothing.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(await replicas(uid)).toHaveLength(0);
+    expect((await get('selected')).status?.nodes ?? []).toEqual([]);
+
+    await k('label', 'node', node, 'pool=restore-fast');
+    await waitReady('selected');
+    expect(await replicas(uid)).toHaveLength(2);
+
+    await k('label', 'node', node, 'pool-');
+    await eventually('replicas removed from the node that no longer matches', async () =>
+      (await replicas(uid)).length === 0 ? true : undefined,
+    );
+    await k('-n', namespace, 'delete', 'crs', 'selected', '--timeout=120s');
+  });
+});
+
