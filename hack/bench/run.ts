@@ -197,7 +197,7 @@ function machine(): string {
   return [
     `- CPU: ${os.cpus().length} x ${cpu}`,
     `- memory: ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; kernel ${os.release()}; ${version('sh', ['-c', '. /etc/os-release; echo $PRETTY_NAME'])}`,
-    `- Docker ${version('docker', ['version', '-f', '{{.Server.Version}}'])}, ${version('criu', ['--version'])}, containerd ${(version("containerd", ["--version"]) ?? "").split(' ')[2] ?? ''}`,
+    `- Docker ${version('docker', ['version', '-f', '{{.Server.Version}}'])}, CRIU ${(version('criu', ['--version']) ?? '').replace('Version: ', '')}, containerd ${(version("containerd", ["--version"]) ?? "").split(' ')[2] ?? ''}`,
     `- disk: ${version('sh', ['-c', `df -h --output=size,avail ${bed.dockerRoot} | tail -1`])} (size, free) under the Docker data root`,
     `- Node.js ${process.version}`,
   ].join('\n');
