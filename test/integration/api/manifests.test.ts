@@ -40,11 +40,10 @@ interface PolicyRule {
 
 /** What the agent does, and so exactly what its ClusterRole must grant. */
 const expectedRules: PolicyRule[] = [
-  { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets'], verbs: ['get', 'list', 'watch', 'update', 'patch'] },
-  { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets/status'], verbs: ['get', 'update', 'patch'] },
-  { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets/finalizers'], verbs: ['update'] },
+  { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets'], verbs: ['get', 'list', 'watch', 'patch'] },
+  { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets/status'], verbs: ['update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-  { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
 ];
 
 const ALL_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
@@ -224,22 +223,42 @@ describe('real requests with a token of the ServiceAccount', () => {
     const list = (await custom.listNamespacedCustomObject(crs())) as { items: CheckpointReplicaSet[] };
     expect(list.items.map((i) => i.metadata.name)).toEqual(['rbac']);
 
-    // update: add the finalizer; patch: remove it again.
+    // get, then a JSON patch guarded by resourceVersion adds this node's finalizer and another removes
+    // it, as controller/kube/finalizers.ts does.
     const current = (await custom.getNamespacedCustomObject({ ...crs(), name: 'rbac' })) as CheckpointReplicaSet;
-    const withFinalizer = { ...current, metadata: { ...current.metadata, finalizers: ['checkpoint.dev/containers'] } };
-    const updated = (await custom.replaceNamespacedCustomObject({ ...crs(), name: 'rbac', body: withFinalizer })) as CheckpointReplicaSet;
-    expect(updated.metadata.finalizers).toEqual(['checkpoint.dev/containers']);
-    const patched = (await custom.patchNamespacedCustomObject(
-      { ...crs(), name: 'rbac', body: { metadata: { finalizers: null } } },
-      merge,
+    const jsonPatch = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+    const added = (await custom.patchNamespacedCustomObject(
+      {
+        ...crs(),
+        name: 'rbac',
+        body: [
+          { op: 'test', path: '/metadata/resourceVersion', value: current.metadata.resourceVersion },
+          { op: 'add', path: '/metadata/finalizers', value: ['checkpoint.dev/cleanup-node-a'] },
+        ],
+      },
+      jsonPatch,
     )) as CheckpointReplicaSet;
-    expect(patched.metadata.finalizers).toBeUndefined();
+    expect(added.metadata.finalizers).toEqual(['checkpoint.dev/cleanup-node-a']);
+    const removed = (await custom.patchNamespacedCustomObject(
+      {
+        ...crs(),
+        name: 'rbac',
+        body: [
+          { op: 'test', path: '/metadata/resourceVersion', value: added.metadata.resourceVersion },
+          { op: 'replace', path: '/metadata/finalizers', value: [] },
+        ],
+      },
+      jsonPatch,
+    )) as CheckpointReplicaSet;
+    expect(removed.metadata.finalizers ?? []).toEqual([]);
 
-    // status: patch and update.
-    await custom.patchNamespacedCustomObjectStatus({ ...crs(), name: 'rbac', body: { status: { replicas: 1, readyReplicas: 1 } } }, merge);
-    const withStatus = (await custom.getNamespacedCustomObjectStatus({ ...crs(), name: 'rbac' })) as CheckpointReplicaSet;
-    expect(withStatus.status?.readyReplicas).toBe(1);
-    await custom.replaceNamespacedCustomObjectStatus({ ...crs(), name: 'rbac', body: { ...withStatus, status: { ...withStatus.status, failedReplicas: 0 } } });
+    // status: replace through /status with the resourceVersion just read, as the status writer does.
+    const replaced = (await custom.replaceNamespacedCustomObjectStatus({
+      ...crs(),
+      name: 'rbac',
+      body: { ...removed, status: { replicas: 1, readyReplicas: 1, failedReplicas: 0 } },
+    })) as CheckpointReplicaSet;
+    expect(replaced.status?.readyReplicas).toBe(1);
 
     // core/v1 Events: create, then patch the count as aggregation does.
     const event = await core.createNamespacedEvent({
@@ -257,8 +276,8 @@ describe('real requests with a token of the ServiceAccount', () => {
     const bumped = await core.patchNamespacedEvent({ name: event.metadata?.name ?? '', namespace: ns, body: { count: 2 } }, merge);
     expect(bumped.count).toBe(2);
 
-    // nodes: read (the test bed has none, which is fine: the request is allowed).
-    const nodes = await core.listNode();
+    // nodes: list (the agent's informer lists and watches its own Node by field selector).
+    const nodes = await core.listNode({ fieldSelector: 'metadata.name=node-a' });
     expect(Array.isArray(nodes.items)).toBe(true);
   });
 
@@ -276,6 +295,9 @@ describe('real requests with a token of the ServiceAccount', () => {
         }),
     ],
     ['list events', () => core.listNamespacedEvent({ namespace: ns })],
+    ['update a CheckpointReplicaSet (only patch is granted)', () => custom.replaceNamespacedCustomObject({ ...crs(), name: 'rbac', body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'CheckpointReplicaSet', metadata: { name: 'rbac', namespace: ns } } })],
+    ['patch status (only update is granted)', () => custom.patchNamespacedCustomObjectStatus({ ...crs(), name: 'rbac', body: { status: { replicas: 2 } } }, merge)],
+    ['read one Node by name (only list/watch are granted)', () => core.readNode({ name: 'node-a' })],
   ])('is refused: %s (403)', async (_what, request) => {
     const error = await request().then(
       () => undefined,
