@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE, OWNER_NAME, OWNER_UID, REPLICA_ID, TEMPLATE_HASH } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
-import { type RunningAgent, sample, startAgent } from '../support/agent.js';
+import { type RunningAgent, sample, serviceAccountKubeconfig, startAgent } from '../support/agent.js';
 import { kubectl } from '../support/kubectl.js';
 import { checkpointedSource, containersWithLabel, dockerClient, watchInFlight } from '../support/workload.js';
 import { testbed } from '../testbed.js';
@@ -14,6 +14,9 @@ const namespace = `e2e-${Date.now().toString(36)}`;
 const node = `e2e-node-${Date.now().toString(36)}`;
 const sourceName = `${namespace}-source`;
 let agent: RunningAgent | undefined;
+// The agent acts as the ServiceAccount of manifests/ with its ClusterRole: every test below also
+// proves that the shipped RBAC is enough.
+let agentKubeconfig = '';
 
 function manifest(
   name: string,
@@ -71,7 +74,8 @@ beforeAll(async () => {
   await k('create', 'namespace', namespace);
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { role: 'restore' } } }));
   await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace });
-  agent = await startAgent(bed, { nodeName: node, namespace });
+  agentKubeconfig = await serviceAccountKubeconfig(bed, k);
+  agent = await startAgent(bed, { nodeName: node, namespace, kubeconfig: agentKubeconfig });
   await agent.ready();
 });
 
@@ -209,7 +213,7 @@ describe('failure and recovery', () => {
     const uid = (await get('kill')).metadata.uid;
     await eventually('a few replicas restored', async () => ((await replicas(uid)).filter((c) => c.state === 'running').length >= 3 ? true : undefined));
     expect(await agent!.kill('SIGKILL')).toBeNull();
-    agent = await startAgent(bed, { nodeName: node, namespace });
+    agent = await startAgent(bed, { nodeName: node, namespace, kubeconfig: agentKubeconfig });
     await agent.ready();
     await waitReady('kill');
     const all = await replicas(uid);

@@ -1,13 +1,15 @@
 // Runs the real agent (controller/main.ts) as a child process against the test bed, the way a
 // DaemonSet pod would run it, so end-to-end tests can kill it (SIGKILL / SIGTERM) and start it again.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import type { Testbed } from '../testbed.js';
 
 export interface AgentOptions {
   nodeName: string;
+  /** Default: the test bed's admin kubeconfig. */
+  kubeconfig?: string;
   namespace?: string;
   maxConcurrentRestores?: number;
   checkpointRoot?: string;
@@ -46,7 +48,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
     // One process (no tsx wrapper) so signals, RSS and CPU time are the agent's own.
     '--import', 'tsx',
     path.join(bed.repoRoot, 'controller/main.ts'),
-    '--kubeconfig', bed.kubeconfig,
+    '--kubeconfig', options.kubeconfig ?? bed.kubeconfig,
     '--node-name', options.nodeName,
     '--docker-socket', bed.dockerSocket,
     '--docker-root', bed.dockerRoot,
@@ -107,3 +109,31 @@ export function sample(text: string, name: string, labels: Record<string, string
   }
   return undefined;
 }
+
+/**
+ * A kubeconfig that acts as the agent's ServiceAccount from manifests/ (its ClusterRole and binding
+ * applied for real), so a test proves the shipped RBAC is enough for everything the agent does.
+ */
+export async function serviceAccountKubeconfig(bed: Testbed, run: (...args: string[]) => Promise<string>): Promise<string> {
+  for (const file of ['namespace.yaml', 'serviceaccount.yaml', 'clusterrole.yaml', 'clusterrolebinding.yaml']) {
+    await run('apply', '--server-side', '--force-conflicts', '-f', path.join(bed.repoRoot, 'manifests', file));
+  }
+  const token = (await run('create', 'token', 'crs-controller', '-n', 'crs-system', '--duration=2h')).trim();
+  const server = (await run('config', 'view', '--minify', '-o', 'jsonpath={.clusters[0].cluster.server}')).trim();
+  const ca = (await run('config', 'view', '--minify', '-o', 'jsonpath={.clusters[0].cluster.certificate-authority}')).trim();
+  const file = path.join(bed.repoRoot, '.local', `agent-sa-${Date.now()}.kubeconfig`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test-bed', cluster: { server, 'certificate-authority': ca } }],
+      users: [{ name: 'crs-controller', user: { token } }],
+      contexts: [{ name: 'agent', context: { cluster: 'test-bed', user: 'crs-controller' } }],
+      'current-context': 'agent',
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
