@@ -16,7 +16,7 @@ import Docker from 'dockerode';
 import { OWNER_UID } from '../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../controller/api/types.js';
 import { startAgent } from '../../test/integration/support/agent.js';
-import { kubectl } from '../../test/integration/support/kubectl.js';
+import { installCrd, kubectl } from '../../test/integration/support/kubectl.js';
 import { bringUpTestbed } from '../../test/integration/support/testbed-env.js';
 import { checkpointedSource, containersWithLabel } from '../../test/integration/support/workload.js';
 import { type PlainSource, plainRestore, pool } from './plain-docker.js';
@@ -130,8 +130,7 @@ async function controller(sourceName: string): Promise<Row> {
   const k = kubectl(bed);
   const namespace = `bench-${runId}`;
   const nodeName = `bench-${runId}`;
-  await k('apply', '--server-side', '--force-conflicts', '-f', path.join(repoRoot, 'crds/checkpoint.dev_checkpointreplicasets.yaml'));
-  await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
+  await installCrd(bed);
   await k('create', 'namespace', namespace);
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }));
   const agent = await startAgent(bed, { nodeName, namespace, logLevel: 'info' });

@@ -1,8 +1,6 @@
 // The real kubectl of the test bed, for the API tests: results with exit code and stderr (the tests
 // assert on the apiserver's rejection messages), and the CRD installed as a user would install it.
 import { execFile, spawn } from 'node:child_process';
-import path from 'node:path';
-import { CRD_NAME } from '../../../controller/api/schema.js';
 import type { Testbed } from '../testbed.js';
 
 export interface KubectlResult {
@@ -55,16 +53,7 @@ export function startKubectl(bed: Testbed, args: string[]): { exited: Promise<Ku
   return { exited, kill: () => child.kill('SIGTERM') };
 }
 
-/**
- * Installs (or updates) the CRD from the committed file with server-side apply and waits until it
- * is Established. Idempotent: other test files and the controller's tests share the apiserver.
- */
-export async function installCrd(bed: Testbed): Promise<void> {
-  const k = apiKubectl(bed);
-  const file = path.join(bed.repoRoot, 'crds/checkpoint.dev_checkpointreplicasets.yaml');
-  await k.ok(['apply', '--server-side', '--force-conflicts', '--field-manager=crs-api-tests', '-f', file]);
-  await k.ok(['wait', '--for=condition=Established', `crd/${CRD_NAME}`, '--timeout=60s']);
-}
+export { installCrd } from '../support/kubectl.js';
 
 /** A fresh namespace for one test file; `remove` deletes the resources in it, then the namespace. */
 export async function testNamespace(bed: Testbed, prefix: string): Promise<{ name: string; remove(): Promise<void> }> {

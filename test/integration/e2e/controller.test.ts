@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE, OWNER_NAME, OWNER_UID, REPLICA_ID, TEMPLATE_HASH } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { type RunningAgent, sample, serviceAccountKubeconfig, startAgent } from '../support/agent.js';
-import { kubectl } from '../support/kubectl.js';
+import { installCrd, kubectl } from '../support/kubectl.js';
 import { checkpointedSource, containersWithLabel, dockerClient, watchInFlight } from '../support/workload.js';
 import { testbed } from '../testbed.js';
 
@@ -69,8 +69,7 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
 }
 
 beforeAll(async () => {
-  await k('apply', '--server-side', '--force-conflicts', '-f', `${bed.repoRoot}/crds/checkpoint.dev_checkpointreplicasets.yaml`);
-  await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
+  await installCrd(bed);
   await k('create', 'namespace', namespace);
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { role: 'restore' } } }));
   await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace });

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER_UID, REPLICA_ID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { type RunningAgent, startAgent } from '../support/agent.js';
-import { kubectl } from '../support/kubectl.js';
+import { installCrd, kubectl } from '../support/kubectl.js';
 import { startPrometheus } from '../support/prometheus.js';
 import { checkpointedSource, containersWithLabel, dockerClient } from '../support/workload.js';
 import { testbed } from '../testbed.js';
@@ -37,8 +37,7 @@ async function uidOf(name: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  await k('apply', '--server-side', '--force-conflicts', '-f', path.join(bed.repoRoot, 'crds/checkpoint.dev_checkpointreplicasets.yaml'));
-  await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
+  await installCrd(bed);
   await k('create', 'namespace', namespace);
   await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace });
   agent = await startAgent(bed, { nodeName: node, namespace, resyncSeconds: 15 });

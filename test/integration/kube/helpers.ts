@@ -4,7 +4,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import path from 'node:path';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { createCrsClient, type CrsClient } from '../../../controller/kube/client.js';
-import { kubectl, type Kubectl } from '../support/kubectl.js';
+import { installCrd as installSharedCrd, kubectl, type Kubectl } from '../support/kubectl.js';
 import { testbed } from '../testbed.js';
 
 export const bed = testbed();
@@ -17,9 +17,7 @@ export function kubeConfig(): KubeConfig {
 }
 
 export async function installCrd(): Promise<void> {
-  const file = path.join(bed.repoRoot, 'crds/checkpoint.dev_checkpointreplicasets.yaml');
-  await k('apply', '--server-side', '--force-conflicts', '--field-manager=crs-kube-tests', '-f', file);
-  await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
+  await installSharedCrd(bed);
 }
 
 /** A namespace for one test file; remove() strips finalizers, deletes the resources, then it. */

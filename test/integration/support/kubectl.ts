@@ -1,5 +1,6 @@
 // The real kubectl of the test bed, for end-to-end tests that act as a user would.
 import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Testbed } from '../testbed.js';
 
@@ -32,3 +33,15 @@ export function kubectl(bed: Testbed): Kubectl {
   const json = async <T>(...args: string[]): Promise<T> => JSON.parse(await call(...args, '-o', 'json')) as T;
   return Object.assign(call, { apply, json });
 }
+
+/**
+ * Installs (or updates) the CRD from the committed file with server-side apply and waits until it is
+ * Established. Idempotent: every test file, the demo and the benchmark share one apiserver.
+ */
+export async function installCrd(bed: Testbed): Promise<void> {
+  const k = kubectl(bed);
+  const file = path.join(bed.repoRoot, 'crds/checkpoint.dev_checkpointreplicasets.yaml');
+  await k('apply', '--server-side', '--force-conflicts', '--field-manager=crs-tests', '-f', file);
+  await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
+}
+
