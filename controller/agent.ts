@@ -6,9 +6,10 @@ import * as k8s from '@kubernetes/client-node';
 import type { AgentConfig } from './config.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
+import { isWorldWritable } from './engine/hygiene.js';
 import { createKubeLayer, splitKey } from './kube/index.js';
 import type { Logger } from './log.js';
-import { createMetrics, observeEngine, startMetricsServer, type MetricsServer } from './metrics/index.js';
+import { createMetrics, observeEngine, startMetricsServer, type CrsMetrics, type MetricsServer } from './metrics/index.js';
 import { selectsNode } from './reconcile/node-selection.js';
 import { createReconciler } from './reconcile/runner.js';
 
@@ -54,6 +55,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
   if (!checkpointRoot) {
     logger.warn('checkpoint root does not exist; spec.checkpoint.path sources will be refused', { checkpointRoot: config.checkpointRoot });
   }
+  await warnIfWorldWritable(config, metrics, logger);
   const connectEngine = async (): Promise<DockerEngine> => {
     for (let attempt = 0; ; attempt++) {
       try {
@@ -86,6 +88,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     const connected = engine;
     const observation = observeEngine(connected, metrics, config.nodeName, {
       onError: (err) => logger.warn('disk headroom poll failed', { err }),
+    });
+    connected.onEvent((event) => {
+      if (event.type === 'hygiene.ignored') logger.debug('hygiene left a planted-looking entry alone', { path: event.path, reason: event.reason });
     });
     const reconciler = createReconciler(
       {
@@ -152,4 +157,17 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       await server.close();
     },
   };
+}
+
+/**
+ * Host hygiene refuses whatever a local user plants under --containerd-tmp, but a world-writable
+ * folder (the host /tmp) still lets anyone plant there: say so once, and keep it visible as a gauge.
+ */
+async function warnIfWorldWritable(config: AgentConfig, metrics: CrsMetrics, logger: Logger): Promise<void> {
+  const worldWritable = await isWorldWritable(config.containerdTmp).catch(() => false);
+  metrics.containerdTmpWorldWritable(config.nodeName, worldWritable);
+  if (worldWritable)
+    logger.warn('--containerd-tmp is world-writable: any local user can plant folders there; give containerd a root-only XDG_RUNTIME_DIR (0700) and point the flag at it (README: Security model)', {
+      containerdTmp: config.containerdTmp,
+    });
 }

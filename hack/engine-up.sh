@@ -15,6 +15,9 @@ if pid_alive "$pidfile" && ping >/dev/null 2>&1; then
 else
   criu check >/dev/null 2>&1 || die "criu check failed: $(criu check 2>&1 | tail -3 | tr '\n' ' ')"
   mkdir -p "$CRS_DOCKER_ROOT" "$CRS_DOCKER_RUN" "$CRS_CONTAINERD_TMP" "$(dirname "$logfile")"
+  # containerd's XDG_RUNTIME_DIR is root-only, so nobody else can plant folders where the agent
+  # reclaims leaked copies (README: Security model).
+  chmod 0700 "$CRS_CONTAINERD_TMP"
   # A dockerd killed hard leaves its pidfile and socket behind; they would block the next start.
   pid_alive "$pidfile" || rm -f "$pidfile" "$CRS_DOCKER_SOCK"
   log "starting dockerd on $CRS_DOCKER_HOST (data root $CRS_DOCKER_ROOT, log $logfile)"

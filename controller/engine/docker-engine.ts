@@ -26,7 +26,7 @@ import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModifie
 import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
 import { ownerFilter, replicaFromContainer } from './inventory.js';
 import { FairLimiter, abortedError } from './limiter.js';
-import type { EngineEvent, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
+import type { EngineEvent, HygieneIgnoredReason, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
 
 /** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
 export const MAX_CONCURRENCY = 10;
@@ -519,11 +519,16 @@ export class DockerEngine implements RestoreEngine {
     }
   }
 
+  /** Hygiene found something named like ours that it cannot prove it made: counted and logged, never touched. */
+  private readonly onIgnored = (path: string, reason: HygieneIgnoredReason): void => {
+    this.emit({ type: 'hygiene.ignored', reason, path, at: this.clock.now() });
+  };
+
   private async reclaimCopiesOf(containerId: string): Promise<number> {
     let bytes = 0;
     let paths = 0;
-    for (const dir of await findCopiesOf(this.options.containerdTmp, containerId)) {
-      bytes += await removeFolder(dir).catch(() => 0);
+    for (const dir of await findCopiesOf(this.options.containerdTmp, containerId, this.onIgnored)) {
+      bytes += await removeFolder(dir, this.onIgnored).catch(() => 0);
       paths++;
     }
     if (paths > 0) this.emit({ type: 'hygiene.reclaimed', bytes, paths, at: this.clock.now() });
@@ -589,7 +594,7 @@ export class DockerEngine implements RestoreEngine {
     }
     let bytes = 0;
     let paths = 0;
-    for (const copy of await findMarkedCopies(this.options.containerdTmp)) {
+    for (const copy of await findMarkedCopies(this.options.containerdTmp, this.onIgnored)) {
       if (signal?.aborted) throw abortedError(signal);
       if (this.active.has(copy.containerId)) continue;
       if (copy.marker && copy.marker.node !== this.options.node) continue;
@@ -603,7 +608,7 @@ export class DockerEngine implements RestoreEngine {
         reclaimable = true;
       }
       if (!reclaimable) continue;
-      bytes += await removeFolder(copy.dir).catch(() => 0);
+      bytes += await removeFolder(copy.dir, this.onIgnored).catch(() => 0);
       paths++;
     }
     if (paths > 0) this.emit({ type: 'hygiene.reclaimed', bytes, paths, at: this.clock.now() });

@@ -66,6 +66,10 @@ export const TRANSIENT_REASONS: ReadonlySet<FailureReason> = new Set<FailureReas
   'Unknown',
 ]);
 
+/** Why host hygiene left an entry named like a leaked copy alone (a bounded metric label). */
+export const HYGIENE_IGNORED_REASONS = ['marker_not_regular_file', 'marker_too_large', 'folder_not_trusted', 'folder_too_deep'] as const;
+export type HygieneIgnoredReason = (typeof HYGIENE_IGNORED_REASONS)[number];
+
 export type EngineEvent =
   | { type: 'restore.queued'; owner: ReplicaOwner; replicaId: string; attempt: number; at: Date }
   | { type: 'restore.started'; owner: ReplicaOwner; replicaId: string; attempt: number; at: Date; inFlight: number }
@@ -94,6 +98,8 @@ export type EngineEvent =
   | { type: 'coldstart.succeeded'; owner: ReplicaOwner; replicaId: string; containerId: string; at: Date }
   | { type: 'replica.removed'; owner: ReplicaOwner | { uid: string }; containerId: string; at: Date }
   | { type: 'hygiene.reclaimed'; bytes: number; paths: number; at: Date }
+  /** Something under containerd's tmp named like ours that the agent cannot prove it made (planted?). */
+  | { type: 'hygiene.ignored'; reason: HygieneIgnoredReason; path: string; at: Date }
   | { type: 'disk.waiting'; neededBytes: number; availableBytes: number; path: string; at: Date };
 
 export interface RestoreOptions {

@@ -193,6 +193,20 @@ export const CATALOG = {
     labels: ['node'],
     meaning: 'Polled from the engine. A batch briefly needs about 3 times the checkpoint size per concurrent restore; below that, restores wait or fail with DiskFull.',
   },
+  hygieneIgnored: {
+    name: 'crs_hygiene_ignored_total',
+    kind: 'counter',
+    help: 'Entries named like a leaked checkpoint copy that host hygiene left alone, by reason.',
+    labels: ['node', 'reason'],
+    meaning: 'reason is marker_not_regular_file (a FIFO, device or symlink named like a marker), marker_too_large, folder_not_trusted (not owned by the agent\'s user or writable by group/other) or folder_too_deep. containerd never makes such entries: a rise means someone planted them under --containerd-tmp (see README Security model); the agent logs each at debug level.',
+  },
+  containerdTmpWorldWritable: {
+    name: 'crs_containerd_tmp_world_writable',
+    kind: 'gauge',
+    help: '1 when the --containerd-tmp folder is writable by every user of the host, else 0.',
+    labels: ['node'],
+    meaning: 'Checked at start. A world-writable folder (the host /tmp) lets any local user plant folders the agent must then refuse; give containerd a root-only XDG_RUNTIME_DIR (0700) and point --containerd-tmp there (README Security model).',
+  },
   buildInfo: {
     name: 'crs_build_info',
     kind: 'gauge',

@@ -2,7 +2,7 @@
 // can build several side by side), with typed methods so callers cannot invent names or labels.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { FailureReason } from '../engine/types.js';
+import type { FailureReason, HygieneIgnoredReason } from '../engine/types.js';
 import type { WorkQueueMetricsSink } from '../kube/workqueue-metrics.js';
 import {
   CATALOG,
@@ -52,6 +52,8 @@ export interface CrsMetrics {
   reconciled(result: ReconcileResult, seconds: number): void;
   checkpointCopiesReclaimed(node: string, bytes: number): void;
   diskHeadroom(node: string, bytes: number): void;
+  hygieneIgnored(node: string, reason: HygieneIgnoredReason): void;
+  containerdTmpWorldWritable(node: string, worldWritable: boolean): void;
   /** Deletes every series labelled with a deleted resource, so they do not linger forever. */
   forget(resource: NamedResource): void;
 }
@@ -91,6 +93,8 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
   const workqueueWorkDuration = histogram(CATALOG.workqueueWorkDuration);
   const reclaimedBytes = counter(CATALOG.checkpointCopiesReclaimedBytes);
   const diskHeadroom = gauge(CATALOG.diskHeadroom);
+  const hygieneIgnored = counter(CATALOG.hygieneIgnored);
+  const containerdTmpWorldWritable = gauge(CATALOG.containerdTmpWorldWritable);
   const buildInfo = gauge(CATALOG.buildInfo);
 
   buildInfo.set({ version: label('version', options.version), node_version: process.version }, 1);
@@ -181,6 +185,12 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     },
     diskHeadroom(node, bytes) {
       diskHeadroom.set({ node: label('node', node) }, nonNegative('bytes', bytes));
+    },
+    hygieneIgnored(node, reason) {
+      hygieneIgnored.inc({ node: label('node', node), reason });
+    },
+    containerdTmpWorldWritable(node, worldWritable) {
+      containerdTmpWorldWritable.set({ node: label('node', node) }, worldWritable ? 1 : 0);
     },
     forget(resource) {
       const key = `${resource.namespace}/${resource.name}`;

@@ -1,10 +1,11 @@
 // Real folders in a temp dir shaped like containerd's leaks.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { markerFileName } from '../../../controller/engine/checkpoint-placement.js';
-import { findCopiesOf, findMarkedCopies, folderBytes, freeBytes, removeFolder } from '../../../controller/engine/hygiene.js';
+import { MAX_MARKER_BYTES, findCopiesOf, findMarkedCopies, folderBytes, freeBytes, removeFolder } from '../../../controller/engine/hygiene.js';
 
 let tmp: string;
 const A = 'a'.repeat(64);
@@ -12,7 +13,7 @@ const B = 'b'.repeat(64);
 
 async function leak(name: string, marker?: string, bytes = 1000): Promise<string> {
   const dir = path.join(tmp, name);
-  await fs.mkdir(dir);
+  await fs.mkdir(dir, { mode: 0o700 }); // as containerd makes it (os.MkdirTemp)
   await fs.writeFile(path.join(dir, 'pages-1.img'), Buffer.alloc(bytes));
   if (marker) await fs.writeFile(path.join(dir, markerFileName(marker)), JSON.stringify({ v: 1, containerId: marker, ownerUid: 'u', node: 'n1' }));
   return dir;
@@ -46,6 +47,56 @@ describe('finding leaked copies', () => {
 
   it('treats a missing containerd tmp dir as no leaks', async () => {
     expect(await findMarkedCopies(path.join(tmp, 'nope'))).toEqual([]);
+  });
+});
+
+describe('refusing what the agent cannot prove it made', () => {
+  function collect(): { ignored: [string, string][]; on: (p: string, r: string) => void } {
+    const ignored: [string, string][] = [];
+    return { ignored, on: (p, r) => ignored.push([path.basename(p), r]) };
+  }
+
+  it('ignores and reports a FIFO marker, a marker symlinked to /dev/zero and an oversized marker, without reading them', async () => {
+    const fifo = await leak('ctrd-checkpoint1');
+    execFileSync('mkfifo', [path.join(fifo, markerFileName(A))]);
+    const zero = await leak('ctrd-checkpoint2');
+    await fs.symlink('/dev/zero', path.join(zero, markerFileName(B)));
+    const big = await leak('ctrd-checkpoint3');
+    await fs.writeFile(path.join(big, markerFileName(A)), Buffer.alloc(MAX_MARKER_BYTES + 1, 0x20));
+    const { ignored, on } = collect();
+    expect(await findMarkedCopies(tmp, on)).toEqual([]);
+    expect(ignored.sort()).toEqual([
+      [markerFileName(A), 'marker_not_regular_file'],
+      [markerFileName(A), 'marker_too_large'],
+      [markerFileName(B), 'marker_not_regular_file'],
+    ]);
+  });
+
+  it('leaves alone folders writable by group/other or owned by another user', async () => {
+    const open = await leak('ctrd-checkpoint1', A);
+    await fs.chmod(open, 0o777);
+    const foreign = await leak('ctrd-checkpoint2', B);
+    await fs.chown(foreign, 65534, 65534);
+    const { ignored, on } = collect();
+    expect(await findMarkedCopies(tmp, on)).toEqual([]);
+    expect(await removeFolder(open, on)).toBe(0);
+    expect(await removeFolder(foreign, on)).toBe(0);
+    expect((await fs.readdir(open)).sort()).toEqual([markerFileName(A), 'pages-1.img'].sort());
+    expect(ignored.map(([, r]) => r)).toEqual(Array(4).fill('folder_not_trusted'));
+  });
+
+  it('removes symlinks inside a folder as links, never what they point to', async () => {
+    const victim = path.join(tmp, 'victim');
+    await fs.mkdir(victim);
+    await fs.writeFile(path.join(victim, 'keep'), 'precious');
+    const dir = await leak('ctrd-checkpoint1', A);
+    await fs.symlink(victim, path.join(dir, 'sub'));
+    await fs.symlink(path.join(victim, 'keep'), path.join(dir, 'file-link'));
+    await fs.mkdir(path.join(dir, 'real-sub'));
+    await fs.symlink(victim, path.join(dir, 'real-sub', 'deeper'));
+    await removeFolder(dir);
+    await expect(fs.lstat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await fs.readFile(path.join(victim, 'keep'), 'utf8')).toBe('precious');
   });
 });
 

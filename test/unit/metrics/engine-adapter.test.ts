@@ -67,6 +67,8 @@ describe('observeEngine', () => {
     engine.emit({ type: 'hygiene.reclaimed', bytes: 400e6, paths: 2, at });
     engine.emit({ type: 'coldstart.succeeded', owner, replicaId: 'd', containerId: 'c4', at });
     engine.emit({ type: 'replica.removed', owner, containerId: 'c1', at });
+    engine.emit({ type: 'hygiene.ignored', reason: 'marker_not_regular_file', path: '/tmp/ctrd-checkpoint1/x', at });
+    engine.emit({ type: 'hygiene.ignored', reason: 'marker_not_regular_file', path: '/tmp/ctrd-checkpoint2/x', at });
 
     const labels = { namespace: 'shop', name: 'web' };
     expect(await valueOf(r, 'crs_restores_total', { ...labels, result: 'success', reason: 'none' })).toBe(3);
@@ -75,6 +77,7 @@ describe('observeEngine', () => {
     expect(await valueOf(r, 'crs_restore_duration_seconds', { __name__: 'crs_restore_duration_seconds_sum' })).toBe(10);
     expect(await valueOf(r, 'crs_restores_in_flight', { node: 'n1' })).toBe(0);
     expect(await valueOf(r, 'crs_checkpoint_copies_reclaimed_bytes_total', { node: 'n1' })).toBe(600e6);
+    expect(await valueOf(r, 'crs_hygiene_ignored_total', { node: 'n1', reason: 'marker_not_regular_file' })).toBe(2);
     await observation.stop();
   });
 

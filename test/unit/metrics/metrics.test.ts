@@ -31,11 +31,14 @@ const CONTRACT: [string, string, string[]][] = [
   ['workqueue_work_duration_seconds', 'histogram', ['name']],
   ['crs_checkpoint_copies_reclaimed_bytes_total', 'counter', ['node']],
   ['crs_disk_headroom_bytes', 'gauge', ['node']],
+  // Issue 9: host hygiene's refusals and the warning about a world-writable --containerd-tmp.
+  ['crs_hygiene_ignored_total', 'counter', ['node', 'reason']],
+  ['crs_containerd_tmp_world_writable', 'gauge', ['node']],
   ['crs_build_info', 'gauge', ['version', 'node_version']],
 ];
 
 describe('createMetrics: names, types, labels', () => {
-  it('registers exactly the metrics of issue 6 with their types and labels', () => {
+  it('registers exactly the metrics of issues 6 and 9 with their types and labels', () => {
     const { registry } = createMetrics({ version: '1.2.3', defaultMetrics: false });
     const registered = describeRegistry(registry).map((m) => [m.name, m.kind, [...m.labels]]);
     expect(registered).toEqual(CONTRACT);
