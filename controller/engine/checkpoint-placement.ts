@@ -11,7 +11,7 @@
 // containerd leaks per restore, so hygiene can trace each leaked folder to exactly one replica.
 
 import { constants as fsConstants } from 'node:fs';
-import fs from 'node:fs/promises';
+import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError } from './errors.js';
 
@@ -65,26 +65,29 @@ export function dockerCheckpointDir(dockerRoot: string, containerId: string, che
 }
 
 /**
- * Validate a `path` source against the checkpoint root, lexically first (absolute, no `..`, inside
- * the root) and then after resolving symlinks (the real folder must still be inside the real root).
- * Returns the real path of the checkpoint folder.
+ * Validate a `path` source of a resource in `namespace`: a namespace's checkpoints live only under
+ * <checkpoint root>/<namespace>/ (whoever can write there decides what that namespace may clone,
+ * just as the restore-into-namespaces label does for container sources). Checked lexically first
+ * (absolute, no `..`, inside that folder) and then after resolving symlinks (the real folder must
+ * still be inside the real namespace folder). Returns the real path of the checkpoint folder.
+ * Messages name only the path the tenant wrote and the folder it must be under.
  */
-export async function resolvePathSource(requested: string, checkpointRoot: string | undefined): Promise<string> {
+export async function resolvePathSource(requested: string, checkpointRoot: string | undefined, namespace: string): Promise<string> {
   const field = 'checkpoint.path';
   if (!checkpointRoot)
     throw new EngineError('CheckpointNotAllowed', `${field}: ${requested} refused: this agent has no checkpoint root configured, so path sources are disabled`);
   if (!path.isAbsolute(requested)) throw new EngineError('InvalidSpec', `${field}: ${JSON.stringify(requested)} must be an absolute path`);
   if (requested.split('/').includes('..'))
     throw new EngineError('CheckpointNotAllowed', `${field}: ${requested} refused: '..' is not allowed in a checkpoint path`);
-  const root = path.resolve(checkpointRoot);
+  const allowed = namespaceCheckpointDir(checkpointRoot, namespace);
   const lexical = path.resolve(requested);
-  if (!isInside(lexical, root))
-    throw new EngineError('CheckpointNotAllowed', `${field}: ${requested} refused: checkpoints are read only under ${root}`);
-  let realRoot: string;
+  if (!isInside(lexical, allowed))
+    throw new EngineError('CheckpointNotAllowed', `${field}: ${requested} refused: checkpoints of namespace ${namespace} are read only under ${allowed}/`);
+  let realAllowed: string;
   try {
-    realRoot = await fs.realpath(root);
+    realAllowed = await fs.realpath(allowed);
   } catch (err) {
-    throw new EngineError('CheckpointNotFound', `${field}: the agent's checkpoint root ${root} does not exist (${(err as Error).message})`, { cause: err });
+    throw new EngineError('CheckpointNotFound', `${field}: ${requested} does not exist on this node (there is no ${allowed}/ for namespace ${namespace})`, { cause: err });
   }
   let real: string;
   try {
@@ -92,11 +95,19 @@ export async function resolvePathSource(requested: string, checkpointRoot: strin
   } catch (err) {
     throw new EngineError('CheckpointNotFound', `${field}: ${requested} does not exist on this node`, { cause: err });
   }
-  if (!isInside(real, realRoot))
-    throw new EngineError('CheckpointNotAllowed', `${field}: ${requested} refused: it resolves (through a symlink) to ${real}, outside ${realRoot}`);
+  if (!isInside(real, realAllowed))
+    throw new EngineError('CheckpointNotAllowed', `${field}: ${requested} refused: it leads through a symlink out of ${allowed}/`);
   const stat = await fs.stat(real);
   if (!stat.isDirectory()) throw new EngineError('CheckpointNotFound', `${field}: ${requested} is not a directory of CRIU image files`);
   return real;
+}
+
+/** The only folder path sources of a namespace may name: <checkpoint root>/<namespace>. */
+export function namespaceCheckpointDir(checkpointRoot: string, namespace: string): string {
+  // A Kubernetes namespace is a DNS label: it can be neither '..' nor contain '/'. Checked anyway.
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
+    throw new EngineError('InvalidSpec', `namespace: ${JSON.stringify(namespace)} is not a Kubernetes namespace name`);
+  return path.join(path.resolve(checkpointRoot), namespace);
 }
 
 export function isInside(candidate: string, root: string): boolean {
@@ -146,27 +157,102 @@ export interface Placement {
 /**
  * Place a replica's copy of a checkpoint at `dest` (which must not exist): hard links where the
  * filesystem allows (no bytes copied), else a byte copy, plus the marker file.
+ *
+ * The listing may be stale by now: someone who can write in the source folder may have swapped a
+ * file for a symlink to a host file (a token, a key) since. So every folder and file of the source
+ * is opened without following links (through /proc/self/fd/<parent handle>, never by a path that
+ * could be re-resolved), checked on the opened handle to be a regular file, and what lands in the
+ * copy is proven to be that very file: a hard link must have the inode of the checked handle, a byte
+ * copy is read from the handle itself.
  */
 export async function placeCheckpoint(source: string, files: CheckpointFiles, dest: string, marker: Marker): Promise<Placement> {
   await fs.mkdir(path.dirname(dest), { recursive: true });
   await fs.mkdir(dest); // fails with EEXIST instead of mixing two copies
   for (const rel of files.dirs) await fs.mkdir(path.join(dest, rel), { recursive: true });
+  const dirs = await openSourceDirs(source, files);
   let linked = 0;
   let copied = 0;
-  for (const rel of files.files) {
-    const from = path.join(source, rel);
-    const to = path.join(dest, rel);
-    try {
-      await fs.link(from, to);
-      linked++;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // EXDEV: another filesystem; EPERM/EACCES: protected_hardlinks or a foreign owner; EMLINK: too many links.
-      if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EACCES' && code !== 'EMLINK') throw err;
-      await fs.copyFile(from, to, fsConstants.COPYFILE_EXCL);
-      copied++;
+  try {
+    for (const rel of files.files) {
+      const parent = dirs.get(path.dirname(rel));
+      if (!parent) throw notRegular(source, rel);
+      if (await placeFile(parent, path.basename(rel), path.join(dest, rel), source, rel)) linked++;
+      else copied++;
     }
+  } finally {
+    for (const handle of dirs.values()) await handle.close();
   }
   await fs.writeFile(path.join(dest, markerFileName(marker.containerId)), JSON.stringify(marker), { flag: 'wx' });
   return { dir: dest, linked, copied };
+}
+
+const DIR_FLAGS = fsConstants.O_RDONLY | fsConstants.O_DIRECTORY | fsConstants.O_NOFOLLOW;
+const FILE_FLAGS = fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK;
+
+/** A path the kernel resolves through an opened folder's handle, never again by name. */
+function under(dir: FileHandle, name: string): string {
+  return `/proc/self/fd/${dir.fd}/${name}`;
+}
+
+function notRegular(source: string, rel: string): EngineError {
+  return new EngineError('CheckpointNotAllowed', `checkpoint: ${path.join(source, rel)} changed into something other than a regular file or folder while it was being placed (symlinks and devices are refused)`);
+}
+
+/** Handles of the source folder and its subfolders (keyed '.' and by relative path), each opened without following a link. */
+async function openSourceDirs(source: string, files: CheckpointFiles): Promise<Map<string, FileHandle>> {
+  const dirs = new Map<string, FileHandle>();
+  const open = async (rel: string, p: string): Promise<void> => {
+    try {
+      dirs.set(rel, await fs.open(p, DIR_FLAGS));
+    } catch (err) {
+      for (const handle of dirs.values()) await handle.close();
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw notRegular(source, rel);
+      throw err;
+    }
+  };
+  await open('.', source);
+  for (const rel of files.dirs) {
+    const parent = dirs.get(path.dirname(rel));
+    if (!parent) throw notRegular(source, rel);
+    await open(rel, under(parent, path.basename(rel)));
+  }
+  return dirs;
+}
+
+/** Place one file from the opened folder `parent`; true when hard-linked, false when copied. */
+async function placeFile(parent: FileHandle, name: string, to: string, source: string, rel: string): Promise<boolean> {
+  let fh: FileHandle;
+  try {
+    fh = await fs.open(under(parent, name), FILE_FLAGS);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular(source, rel);
+    throw err;
+  }
+  try {
+    const checked = await fh.stat();
+    if (!checked.isFile()) throw notRegular(source, rel);
+    if (await linkChecked(under(parent, name), to, checked)) return true;
+    // Read from the handle itself: /proc/self/fd/<n> opens the very file that was checked.
+    await fs.copyFile(`/proc/self/fd/${fh.fd}`, to, fsConstants.COPYFILE_EXCL);
+    return false;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Hard-link `from` to `to` if that gives exactly the checked file; false when a byte copy is needed instead. */
+async function linkChecked(from: string, to: string, checked: { dev: number; ino: number }): Promise<boolean> {
+  try {
+    await fs.link(from, to); // link() never follows `from` if it is a symlink: it would link the symlink itself
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // EXDEV: another filesystem; EPERM/EACCES: protected_hardlinks or a foreign owner; EMLINK: too many links.
+    if (code === 'EXDEV' || code === 'EPERM' || code === 'EACCES' || code === 'EMLINK') return false;
+    throw err;
+  }
+  const made = await fs.lstat(to);
+  if (made.isFile() && made.dev === checked.dev && made.ino === checked.ino) return true;
+  // The name was swapped between the check and the link: drop what was linked, copy from the handle.
+  await fs.unlink(to);
+  return false;
 }

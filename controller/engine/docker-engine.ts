@@ -230,7 +230,7 @@ export class DockerEngine implements RestoreEngine {
     if (hasContainer === hasPath)
       throw new EngineError('InvalidSpec', 'checkpoint: set exactly one of checkpoint.container (with checkpoint.name) or checkpoint.path');
     if (hasPath) {
-      const dir = await resolvePathSource(source.path as string, this.options.checkpointRoot);
+      const dir = await resolvePathSource(source.path as string, this.options.checkpointRoot, owner.namespace);
       const files = await listCheckpointFiles(dir, 'checkpoint.path');
       const resolved: ResolvedSource = { dir, files, description: `path ${source.path}` };
       if (this.options.networkMode) resolved.networkMode = this.options.networkMode;
