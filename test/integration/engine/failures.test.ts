@@ -20,6 +20,8 @@ let closedSource: Source;
 let engine: DockerEngine;
 let tmp: string;
 let checkpointRoot: string;
+/** Path sources of namespace engine-it live only under <checkpoint root>/engine-it/. */
+let nsRoot: string;
 const owners: string[] = [];
 const extraContainers: string[] = [];
 const cleanups: (() => Promise<void>)[] = [];
@@ -50,7 +52,8 @@ beforeAll(async () => {
   closedSource = await makeSource(bed, 'crs-engine-it-fail-closed', undefined);
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'crs-engine-it-'));
   checkpointRoot = path.join(tmp, 'checkpoints');
-  await fs.mkdir(checkpointRoot);
+  nsRoot = path.join(checkpointRoot, 'engine-it');
+  await fs.mkdir(nsRoot, { recursive: true });
   engine = await newEngine(bed, { checkpointRoot });
 });
 
@@ -78,7 +81,7 @@ describe('each failure reason, provoked for real', () => {
 
   it('ImageNotFound: restore and cold start with an image that is not on the node', async () => {
     const o = owner('missing-image');
-    const ckpt = path.join(checkpointRoot, 'image-test');
+    const ckpt = path.join(nsRoot, 'image-test');
     await fs.cp(source.dir, ckpt, { recursive: true });
     const spec = specFor(source, o, 'r1', { template: { image: 'crs-engine-it-no-such-image:latest' }, checkpoint: { path: ckpt } });
     const e1 = await failure(engine.restoreReplica(spec, { timeoutMs: 30_000 }));
@@ -91,7 +94,7 @@ describe('each failure reason, provoked for real', () => {
 
   it('CriuFailed: a corrupt checkpoint; the half-made container and its copies are removed', async () => {
     const o = owner('corrupt');
-    const ckpt = path.join(checkpointRoot, 'corrupt');
+    const ckpt = path.join(nsRoot, 'corrupt');
     await fs.cp(source.dir, ckpt, { recursive: true });
     for (const f of await fs.readdir(ckpt)) if (/^(core|pstree)/.test(f)) await fs.writeFile(path.join(ckpt, f), 'garbage');
     const events = record(engine);
@@ -202,21 +205,21 @@ describe('where checkpoints may come from', () => {
 
   it('paths outside the checkpoint root, with .., or through a symlink are refused before anything is made', async () => {
     const o = owner('paths');
-    await fs.symlink('/etc', path.join(checkpointRoot, 'etc-link'));
-    for (const p of ['/etc', `${checkpointRoot}/../..`, `${checkpointRoot}/image-test/../../x`, path.join(checkpointRoot, 'etc-link')]) {
+    await fs.symlink('/etc', path.join(nsRoot, 'etc-link'));
+    for (const p of ['/etc', `${checkpointRoot}/../..`, `${nsRoot}/image-test/../../x`, path.join(nsRoot, 'etc-link')]) {
       const e = await failure(engine.restoreReplica(specFor(source, o, 'r1', { checkpoint: { path: p } }), { timeoutMs: 30_000 }));
       expect(e.code, p).toBe('CheckpointNotAllowed');
       expect(e.message).toMatch(/^checkpoint.path: /);
     }
     const noRoot = await newEngine(bed, { sweepOnStart: false });
-    await expect(noRoot.checkSource(o, { path: path.join(checkpointRoot, 'image-test') })).rejects.toMatchObject({ code: 'CheckpointNotAllowed', message: /no checkpoint root/ });
+    await expect(noRoot.checkSource(o, { path: path.join(nsRoot, 'image-test') })).rejects.toMatchObject({ code: 'CheckpointNotAllowed', message: /no checkpoint root/ });
     await noRoot.close();
     expect(await containersOf(bed, o.uid)).toEqual([]);
   });
 
   it('a path source under the root restores (copied or linked) and continues the counter', async () => {
     const o = owner('path-ok');
-    const ckpt = path.join(checkpointRoot, 'good');
+    const ckpt = path.join(nsRoot, 'good');
     await fs.cp(source.dir, ckpt, { recursive: true });
     const r = await engine.restoreReplica(specFor(source, o, 'r1', { checkpoint: { path: ckpt } }), { timeoutMs: 60_000 });
     expect(r).toMatchObject({ ready: true, startMode: 'restore' });
@@ -228,7 +231,7 @@ describe('where checkpoints may come from', () => {
     expect(seen[0], 'first counter of the replica restored from a path source').toBeGreaterThan(source.lastCounter);
 
     // On another filesystem a hard link is impossible (EXDEV): the engine falls back to a byte copy.
-    const other = path.join(checkpointRoot, 'on-tmpfs');
+    const other = path.join(nsRoot, 'on-tmpfs');
     await fs.mkdir(other);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', other]);
     cleanups.push(async () => {
