@@ -248,17 +248,7 @@ export class DockerEngine implements RestoreEngine {
         throw new EngineError('CheckpointNotFound', `checkpoint.container: no container ${containerRef} on node ${this.options.node}; create the source container and its checkpoint on this node`, { cause: err });
       throw this.toEngineError(err, { operation: `inspecting source container ${containerRef}` }, signal);
     }
-    const allowed = (info.Config.Labels?.[RESTORE_INTO_NAMESPACES] ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== '');
-    if (!allowed.includes('*') && !allowed.includes(owner.namespace))
-      throw new EngineError(
-        'CheckpointNotAllowed',
-        `checkpoint.container: ${containerRef} does not allow restores into namespace ${owner.namespace} ` +
-          `(its label ${RESTORE_INTO_NAMESPACES} is ${allowed.length ? JSON.stringify(allowed.join(',')) : 'absent'}); ` +
-          `a checkpoint clones the process with its secrets, so the source's owner must list the namespace in that label`,
-      );
+    await this.requireRestoreAllowed(owner, containerRef, info, signal);
     const dir = dockerCheckpointDir(this.options.dockerRoot, info.Id, name);
     const files = await listCheckpointFiles(dir, `checkpoint ${name} of container ${containerRef}`).catch((err: unknown) => {
       if (err instanceof EngineError && err.code === 'CheckpointNotFound')
@@ -269,6 +259,35 @@ export class DockerEngine implements RestoreEngine {
     const networkMode = this.options.networkMode ?? info.HostConfig.NetworkMode;
     if (networkMode) resolved.networkMode = networkMode;
     return resolved;
+  }
+
+  /**
+   * The source container's owner must list the namespace in RESTORE_INTO_NAMESPACES on the container
+   * itself. Docker copies an image's labels into every container of it, so a label equal to the
+   * image's own value is the image's, not the owner's, and does not count: else whoever built the
+   * image would open every container of it to every namespace. The message names neither the
+   * label's value nor the image's (they belong to the source's owner, not to the tenant).
+   */
+  private async requireRestoreAllowed(owner: ReplicaOwner, containerRef: string, info: Docker.ContainerInspectInfo, signal?: AbortSignal): Promise<void> {
+    const own = info.Config.Labels?.[RESTORE_INTO_NAMESPACES];
+    let inherited: string | undefined;
+    if (own !== undefined) {
+      try {
+        // Image inspect takes no abort signal in dockerode; it is a quick local lookup.
+        inherited = (await this.docker.getImage(info.Image).inspect()).Config.Labels?.[RESTORE_INTO_NAMESPACES];
+      } catch (err) {
+        throw this.toEngineError(err, { operation: `inspecting the image of source container ${containerRef}` }, signal);
+      }
+    }
+    const value = own !== undefined && own !== inherited ? own : '';
+    const allowed = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    if (allowed.includes('*') || allowed.includes(owner.namespace)) return;
+    throw new EngineError(
+      'CheckpointNotAllowed',
+      `checkpoint.container: ${containerRef} does not allow restores into namespace ${owner.namespace}: ` +
+        `its own label ${RESTORE_INTO_NAMESPACES} ${value === '' ? 'is absent (a value inherited from its image does not count)' : 'does not list it'}; ` +
+        `a checkpoint clones the process with its secrets, so the source's owner must list the namespace in that label on the container`,
+    );
   }
 
   // ---------------------------------------------------------------- disk

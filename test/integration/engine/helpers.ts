@@ -55,12 +55,12 @@ export async function logsOf(d: Docker, id: string): Promise<string> {
 }
 
 /** A source container of the sample workload, counted to >= 2 and checkpointed (it exits). */
-export async function makeSource(bed: Testbed, name: string, allowNamespaces: string | undefined, memoryMb = 16): Promise<Source> {
+export async function makeSource(bed: Testbed, name: string, allowNamespaces: string | undefined, memoryMb = 16, image = bed.sampleImage): Promise<Source> {
   const d = docker(bed);
   await d.getContainer(name).remove({ force: true }).catch(() => undefined);
   const c = await d.createContainer({
     name,
-    Image: bed.sampleImage,
+    Image: image,
     Env: [`APP_MEMORY_MB=${memoryMb}`],
     Labels: allowNamespaces === undefined ? {} : { [RESTORE_INTO_NAMESPACES]: allowNamespaces },
     HostConfig: { NetworkMode: 'none' },

@@ -161,3 +161,39 @@ describe('a source file swapped for a symlink to a host file during placement', 
     expect(t.linked).toBe(0);
   });
 });
+
+describe('the restore permission is the source container\'s, not its image\'s', () => {
+  const image = 'crs-security-labelled-app:latest';
+  const sources: string[] = [];
+  afterAll(async () => {
+    for (const name of sources) await d.getContainer(name).remove({ force: true }).catch(() => undefined);
+    await d.getImage(image).remove({ force: true }).catch(() => undefined);
+  });
+
+  it('an image built with restore-into-namespaces=* opens none of its containers; only a label set on the container counts', async () => {
+    // An image whose author put the label in it, as `docker build` with LABEL would.
+    const base = await d.createContainer({ Image: bed.sampleImage, HostConfig: { NetworkMode: 'none' } });
+    const [repo, tag] = image.split(':');
+    await base.commit({ repo, tag, changes: `LABEL ${RESTORE_INTO_NAMESPACES}=*` });
+    await base.remove({ force: true });
+    expect((await d.getImage(image).inspect()).Config.Labels?.[RESTORE_INTO_NAMESPACES]).toBe('*');
+
+    // The owner of this container never opted in: Docker still shows the image's label on it.
+    sources.push('crs-security-img-label');
+    const inherited = await makeSource(bed, 'crs-security-img-label', undefined, 16, image);
+    expect((await d.getContainer(inherited.id).inspect()).Config.Labels?.[RESTORE_INTO_NAMESPACES]).toBe('*');
+    engine ??= await newEngine(bed, { sweepOnStart: false });
+    const stranger = owner('stranger');
+    const e = await refusal(engine.restoreReplica(specFor(inherited, stranger, 'r1'), { timeoutMs: 60_000 }));
+    expect(e.code).toBe('CheckpointNotAllowed');
+    expect(e.message).toContain('a value inherited from its image does not count');
+    expect(await containersOf(bed, stranger.uid)).toEqual([]);
+
+    // The owner opts in on the container itself: that counts, for the namespaces listed only.
+    sources.push('crs-security-own-label');
+    const opted = await makeSource(bed, 'crs-security-own-label', 'team-x', 16, image);
+    await expect(engine.checkSource(owner('stranger'), { container: opted.name, name: opted.checkpoint })).rejects.toMatchObject({ code: 'CheckpointNotAllowed' });
+    const r = await engine.restoreReplica(specFor(opted, owner('team-x'), 'r1'), { timeoutMs: 60_000 });
+    expect(r).toMatchObject({ ready: true, startMode: 'restore' });
+  });
+});
