@@ -14,6 +14,7 @@ import { constants as fsConstants } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { EngineError } from './errors.js';
+import { readSmallRegularFile } from './safe-read.js';
 
 /** Docker's rule for checkpoint names; also keeps a name from walking out of the checkpoints folder. */
 const CHECKPOINT_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -108,6 +109,25 @@ export function namespaceCheckpointDir(checkpointRoot: string, namespace: string
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
     throw new EngineError('InvalidSpec', `namespace: ${JSON.stringify(namespace)} is not a Kubernetes namespace name`);
   return path.join(path.resolve(checkpointRoot), namespace);
+}
+
+/**
+ * A file a path source's folder may hold beside the CRIU images, naming the image the checkpoint was
+ * taken in (`docker inspect -f '{{.Image}}' <container>` of the checkpointed container). With it, a
+ * wrong template.image fails before any upload, and a ColdStart fallback may run that image; without
+ * it, a path source has no cold start. CRIU ignores files it does not know.
+ */
+export const SOURCE_IMAGE_FILE = 'crs-source-image';
+const IMAGE_ID_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+/** The image id recorded in a path source's folder, or undefined when it records none. */
+export async function recordedSourceImage(dir: string, requested: string): Promise<string | undefined> {
+  const read = await readSmallRegularFile(path.join(dir, SOURCE_IMAGE_FILE), 256);
+  if (read === undefined) return undefined;
+  const id = 'text' in read ? read.text.trim() : '';
+  if (!IMAGE_ID_PATTERN.test(id))
+    throw new EngineError('CheckpointNotAllowed', `checkpoint.path: ${requested}/${SOURCE_IMAGE_FILE} must be a regular file holding one image id (sha256:<64 hex digits>)`);
+  return id;
 }
 
 export function isInside(candidate: string, root: string): boolean {

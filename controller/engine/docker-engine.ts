@@ -12,7 +12,9 @@ import type { CheckpointSource } from '../api/types.js';
 import { OWNER_NAME, OWNER_NAMESPACE, OWNER_UID, RESTORE_INTO_NAMESPACES, type StartMode } from '../api/labels.js';
 import {
   REPLICA_CHECKPOINT_NAME,
+  SOURCE_IMAGE_FILE,
   dockerCheckpointDir,
+  recordedSourceImage,
   isValidCheckpointName,
   listCheckpointFiles,
   placeCheckpoint,
@@ -233,6 +235,8 @@ export class DockerEngine implements RestoreEngine {
       const dir = await resolvePathSource(source.path as string, this.options.checkpointRoot, owner.namespace);
       const files = await listCheckpointFiles(dir, 'checkpoint.path');
       const resolved: ResolvedSource = { dir, files, description: `path ${source.path}` };
+      const imageId = await recordedSourceImage(dir, source.path as string);
+      if (imageId) resolved.imageId = imageId;
       if (this.options.networkMode) resolved.networkMode = this.options.networkMode;
       return resolved;
     }
@@ -240,15 +244,7 @@ export class DockerEngine implements RestoreEngine {
     const name = source.name ?? '';
     if (!isValidCheckpointName(name))
       throw new EngineError('InvalidSpec', `checkpoint.name: ${JSON.stringify(name)} must be a Docker checkpoint name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)`);
-    let info: Docker.ContainerInspectInfo;
-    try {
-      info = await this.docker.getContainer(containerRef).inspect({ abortSignal: signal });
-    } catch (err) {
-      if (isNoSuchContainer(err))
-        throw new EngineError('CheckpointNotFound', `checkpoint.container: no container ${containerRef} on node ${this.options.node}; create the source container and its checkpoint on this node`, { cause: err });
-      throw this.toEngineError(err, { operation: `inspecting source container ${containerRef}` }, signal);
-    }
-    await this.requireRestoreAllowed(owner, containerRef, info, signal);
+    const info = await this.allowedSourceContainer(owner, containerRef, signal);
     const dir = dockerCheckpointDir(this.options.dockerRoot, info.Id, name);
     const files = await listCheckpointFiles(dir, `checkpoint ${name} of container ${containerRef}`).catch((err: unknown) => {
       if (err instanceof EngineError && err.code === 'CheckpointNotFound')
@@ -259,6 +255,39 @@ export class DockerEngine implements RestoreEngine {
     const networkMode = this.options.networkMode ?? info.HostConfig.NetworkMode;
     if (networkMode) resolved.networkMode = networkMode;
     return resolved;
+  }
+
+  /** The source container, once its owner is proven to allow restores into owner's namespace. */
+  private async allowedSourceContainer(owner: ReplicaOwner, containerRef: string, signal?: AbortSignal): Promise<Docker.ContainerInspectInfo> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(containerRef).inspect({ abortSignal: signal });
+    } catch (err) {
+      if (isNoSuchContainer(err))
+        throw new EngineError('CheckpointNotFound', `checkpoint.container: no container ${containerRef} on node ${this.options.node}; create the source container and its checkpoint on this node`, { cause: err });
+      throw this.toEngineError(err, { operation: `inspecting source container ${containerRef}` }, signal);
+    }
+    await this.requireRestoreAllowed(owner, containerRef, info, signal);
+    return info;
+  }
+
+  /**
+   * The only image a cold start (the ColdStart fallback) may run: the one the checkpoint was taken
+   * in, under the same permission as a restore. Else a tenant could name any checkpoint and start
+   * any image on the node (another tenant's privately pulled one) with their own command and env.
+   * A path source's folder must record that image (SOURCE_IMAGE_FILE); without it, no cold start.
+   */
+  private async coldStartImage(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal): Promise<string> {
+    if (source.container) return (await this.allowedSourceContainer(owner, source.container, signal)).Image;
+    const requested = source.path ?? '';
+    const dir = await resolvePathSource(requested, this.options.checkpointRoot, owner.namespace);
+    const imageId = await recordedSourceImage(dir, requested);
+    if (imageId) return imageId;
+    throw new EngineError(
+      'CheckpointNotAllowed',
+      `restore.fallback: ColdStart refused: checkpoint.path ${requested} does not record the image its checkpoint was taken in ` +
+        `(a file ${SOURCE_IMAGE_FILE} holding the image id, e.g. from docker inspect -f '{{.Image}}' <container>), and a cold start may run only that image`,
+    );
   }
 
   /**
@@ -426,7 +455,8 @@ export class DockerEngine implements RestoreEngine {
       source = await this.resolveSource(spec.owner, spec.checkpoint, signal);
       releaseDisk = await this.reserveDisk(source.files.bytes * (this.options.diskSpaceFactor ?? 3), signal);
     }
-    await this.requireImage(spec, mode, source?.imageId, signal);
+    const sourceImageId = source ? source.imageId : await this.coldStartImage(spec.owner, spec.checkpoint, signal);
+    await this.requireImage(spec, mode, sourceImageId, signal);
     const networkMode = source?.networkMode ?? this.options.networkMode;
     const createOptions = buildCreateOptions({ spec, mode, ...(networkMode ? { networkMode } : {}) });
     let containerId: string | undefined;
@@ -505,7 +535,9 @@ export class DockerEngine implements RestoreEngine {
       throw new EngineError(
         'InvalidSpec',
         `template.image: ${spec.template.image} is ${imageId.slice(0, 19)}, but the checkpoint was taken in a container of image ${sourceImageId.slice(0, 19)}; ` +
-          'CRIU restores only into the same image: set template.image to that image (by id if its tag moved), or take a new checkpoint',
+          (mode === 'cold'
+            ? 'a cold start may run only the image the checkpoint was taken in: set template.image to that image (by id if its tag moved)'
+            : 'CRIU restores only into the same image: set template.image to that image (by id if its tag moved), or take a new checkpoint'),
       );
   }
 

@@ -7,9 +7,8 @@
 // assumes a local user planted what it finds:
 // - a folder is reclaimed only when it is owned by the agent's user (root) and writable by nobody
 //   else, i.e. containerd made it (os.MkdirTemp: 0700) and no one else can have changed it;
-// - a marker is lstat'ed, opened with O_NOFOLLOW|O_NONBLOCK, checked on the open handle to be a
-//   small regular file, and read with a size cap: a FIFO would block a read forever, /dev/zero
-//   would fill memory;
+// - a marker is read only as a small regular file (safe-read.ts): a FIFO would block a read
+//   forever, a symlink to /dev/zero would fill memory;
 // - removal walks directory handles: every entry is reached through /proc/self/fd/<fd of its
 //   opened parent> (Node has no unlinkat/openat; that path is resolved by the kernel to the very
 //   folder opened, never again by name), subfolders are opened with O_NOFOLLOW, so a subfolder
@@ -20,7 +19,8 @@ import { constants as C } from 'node:fs';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { containerIdFromMarkerName, markerFileName, parseMarker, type Marker } from './checkpoint-placement.js';
-import { HYGIENE_IGNORED_REASONS, type HygieneIgnoredReason } from './types.js';
+import { readSmallRegularFile } from './safe-read.js';
+import type { HygieneIgnoredReason } from './types.js';
 
 const LEAK_DIR_PATTERN = /^ctrd-checkpoint\d+$/;
 /** A marker is ~300 bytes of JSON; anything bigger is not ours. */
@@ -79,31 +79,6 @@ async function openTrustedCopy(root: FileHandle, name: string, onIgnored: OnIgno
   return undefined;
 }
 
-/** The marker's text, or the reason it is not read: regular files of at most MAX_MARKER_BYTES only. */
-async function readMarkerFile(p: string): Promise<string | HygieneIgnoredReason | undefined> {
-  const pre = await fs.lstat(p).catch(() => undefined);
-  if (!pre) return undefined;
-  if (!pre.isFile()) return 'marker_not_regular_file';
-  let fh: FileHandle;
-  try {
-    fh = await fs.open(p, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
-  } catch (err) {
-    if (errno(err) === 'ELOOP') return 'marker_not_regular_file';
-    return undefined;
-  }
-  try {
-    const st = await fh.stat(); // the file actually opened, whatever the name points to now
-    if (!st.isFile()) return 'marker_not_regular_file';
-    if (st.size > MAX_MARKER_BYTES) return 'marker_too_large';
-    const buf = Buffer.alloc(MAX_MARKER_BYTES + 1);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    if (bytesRead > MAX_MARKER_BYTES) return 'marker_too_large';
-    return buf.subarray(0, bytesRead).toString('utf8');
-  } finally {
-    await fh.close();
-  }
-}
-
 async function openRoot(containerdTmp: string): Promise<FileHandle | undefined> {
   try {
     return await fs.open(containerdTmp, C.O_RDONLY | C.O_DIRECTORY);
@@ -141,14 +116,14 @@ async function markedCopyIn(dir: FileHandle, shown: string, onIgnored: OnIgnored
   for (const entry of await fs.readdir(at(dir)).catch(() => [])) {
     const containerId = containerIdFromMarkerName(entry);
     if (!containerId) continue;
-    const text = await readMarkerFile(at(dir, entry));
-    if (text === undefined) return undefined; // vanished meanwhile
-    if ((HYGIENE_IGNORED_REASONS as readonly string[]).includes(text)) {
-      onIgnored(path.join(shown, entry), text as HygieneIgnoredReason);
+    const read = await readSmallRegularFile(at(dir, entry), MAX_MARKER_BYTES);
+    if (read === undefined) return undefined; // vanished meanwhile
+    if ('refused' in read) {
+      onIgnored(path.join(shown, entry), read.refused === 'too_large' ? 'marker_too_large' : 'marker_not_regular_file');
       return undefined;
     }
     const copy: LeakedCopy = { dir: shown, containerId };
-    const marker = parseMarker(text);
+    const marker = parseMarker(read.text);
     if (marker?.containerId === containerId) copy.marker = marker;
     return copy;
   }

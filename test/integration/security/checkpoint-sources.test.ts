@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RESTORE_INTO_NAMESPACES } from '../../../controller/api/labels.js';
-import { REPLICA_CHECKPOINT_NAME, dockerCheckpointDir, listCheckpointFiles, placeCheckpoint, type Marker } from '../../../controller/engine/checkpoint-placement.js';
+import { REPLICA_CHECKPOINT_NAME, SOURCE_IMAGE_FILE, dockerCheckpointDir, listCheckpointFiles, placeCheckpoint, type Marker } from '../../../controller/engine/checkpoint-placement.js';
 import type { DockerEngine } from '../../../controller/engine/docker-engine.js';
 import { testbed } from '../testbed.js';
 import { NODE, containersOf, docker, makeSource, newEngine, removeOwner, specFor, uid, type Source } from '../engine/helpers.js';
@@ -195,5 +195,52 @@ describe('the restore permission is the source container\'s, not its image\'s', 
     await expect(engine.checkSource(owner('stranger'), { container: opted.name, name: opted.checkpoint })).rejects.toMatchObject({ code: 'CheckpointNotAllowed' });
     const r = await engine.restoreReplica(specFor(opted, owner('team-x'), 'r1'), { timeoutMs: 60_000 });
     expect(r).toMatchObject({ ready: true, startMode: 'restore' });
+  });
+});
+
+describe('a cold start runs only the image the checkpoint was taken in', () => {
+  const privateImage = 'crs-security-private-app:latest';
+  afterAll(async () => {
+    await d.getImage(privateImage).remove({ force: true }).catch(() => undefined);
+  });
+
+  it("a tenant's ColdStart cannot run another image on the node (another tenant's private one), from a container or a path source", async () => {
+    // Another tenant's image on the node: any image but the checkpoint's.
+    const base = await d.createContainer({ Image: bed.sampleImage, HostConfig: { NetworkMode: 'none' } });
+    const [repo, tag] = privateImage.split(':');
+    await base.commit({ repo, tag, changes: 'LABEL owner=someone-else' });
+    await base.remove({ force: true });
+    const privateId = (await d.getImage(privateImage).inspect()).Id;
+    expect(privateId).not.toBe(source.imageId);
+
+    const root = path.join(tmp, 'cold-root');
+    const withoutRecord = path.join(root, 'cold', 'plain');
+    const recorded = path.join(root, 'cold', 'recorded');
+    await fs.cp(source.dir, withoutRecord, { recursive: true });
+    await fs.cp(source.dir, recorded, { recursive: true });
+    await fs.writeFile(path.join(recorded, SOURCE_IMAGE_FILE), `${source.imageId}\n`);
+    const eng = await newEngine(bed, { checkpointRoot: root, sweepOnStart: false });
+    cleanups.push(() => eng.close());
+    const o = owner('cold');
+    const privateTemplate = { image: privateImage, command: ['/app'], env: [{ name: 'APP_MEMORY_MB', value: '1' }] };
+
+    const fromContainer = await refusal(eng.coldStartReplica(specFor(source, o, 'c1', { template: privateTemplate }), { timeoutMs: 30_000 }));
+    expect(fromContainer).toMatchObject({ code: 'InvalidSpec', message: expect.stringContaining('a cold start may run only the image the checkpoint was taken in') });
+    const fromRecorded = await refusal(eng.coldStartReplica(specFor(source, o, 'c2', { template: privateTemplate, checkpoint: { path: recorded } }), { timeoutMs: 30_000 }));
+    expect(fromRecorded.code).toBe('InvalidSpec');
+    // A path source that records no image has no cold start at all, whatever the image.
+    for (const template of [privateTemplate, { image: source.imageId }]) {
+      const e = await refusal(eng.coldStartReplica(specFor(source, o, 'c3', { template, checkpoint: { path: withoutRecord } }), { timeoutMs: 30_000 }));
+      expect(e).toMatchObject({ code: 'CheckpointNotAllowed', message: expect.stringContaining(`does not record the image its checkpoint was taken in`) });
+    }
+    expect(await containersOf(bed, o.uid)).toEqual([]);
+
+    // The checkpoint's own image does cold-start, from a container source and from a recording path source.
+    const ok1 = await eng.coldStartReplica(specFor(source, o, 'c4'), { timeoutMs: 60_000 });
+    const ok2 = await eng.coldStartReplica(specFor(source, o, 'c5', { checkpoint: { path: recorded } }), { timeoutMs: 60_000 });
+    expect([ok1.startMode, ok2.startMode]).toEqual(['cold', 'cold']);
+    // And the record also stops a restore into a wrong image before any upload.
+    const wrong = await refusal(eng.restoreReplica(specFor(source, o, 'r1', { template: privateTemplate, checkpoint: { path: recorded } }), { timeoutMs: 30_000 }));
+    expect(wrong).toMatchObject({ code: 'InvalidSpec', message: expect.stringContaining('CRIU restores only into the same image') });
   });
 });
