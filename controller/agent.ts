@@ -65,6 +65,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
           containerdTmp: config.containerdTmp,
           node: config.nodeName,
           concurrencyLimit: config.maxConcurrentRestores,
+          maxReplicasPerHost: config.maxReplicasPerHost,
           ...(checkpointRoot ? { checkpointRoot } : {}),
         });
       } catch (err) {
@@ -103,7 +104,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       },
       {
         node: config.nodeName,
-        agentLimits: { ...(checkpointRoot ? { checkpointRoot } : {}), hostCpus: os.availableParallelism() },
+        agentLimits: { ...(checkpointRoot ? { checkpointRoot } : {}), hostCpus: os.availableParallelism(), requireMemoryLimit: config.requireMemoryLimit },
         // No Node object (a host without kubelet) means no labels: only an empty selector matches.
         selectsNode: (resource) => selectsNode(resource, kube.node.get(config.nodeName)?.metadata?.labels),
       },

@@ -21,6 +21,11 @@ export interface AgentConfig {
   /** Re-reconcile everything this often even without changes. */
   resyncSeconds: number;
   workers: number;
+  // Host protection set by the node's operator (issue 9), not by tenants.
+  /** Most replica containers of all resources on this host; 0 = no cap. */
+  maxReplicasPerHost: number;
+  /** Refuse templates without resources.limits.memory. */
+  requireMemoryLimit: boolean;
 }
 
 export class ConfigError extends Error {
@@ -61,6 +66,17 @@ export const FLAGS: Record<string, FlagSpec> = {
   'log-level': { env: 'LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}`, default: 'info' },
   'resync-seconds': { env: 'RESYNC_SECONDS', help: 'full resync period', default: '300' },
   workers: { env: 'WORKERS', help: 'resources reconciled at once', default: '4' },
+  // Host protection set by the node's operator (issue 9).
+  'max-replicas-per-host': {
+    env: 'MAX_REPLICAS_PER_HOST',
+    help: 'most replica containers of all resources on this host; beyond it a resource is Degraded (QuotaExceeded) and keeps what runs; 0 = no cap',
+    default: '500',
+  },
+  'require-memory-limit': {
+    env: 'REQUIRE_MEMORY_LIMIT',
+    help: 'true: refuse templates without resources.limits.memory',
+    default: 'false',
+  },
 };
 
 export function usage(): string {
@@ -121,6 +137,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     logLevel,
     resyncSeconds: integer('resync-seconds', get('resync-seconds'), 10, 86_400),
     workers: integer('workers', get('workers'), 1, 64),
+    maxReplicasPerHost: integer('max-replicas-per-host', get('max-replicas-per-host'), 0, 100_000),
+    requireMemoryLimit: boolean('require-memory-limit', get('require-memory-limit')),
   };
 }
 
@@ -130,6 +148,12 @@ function integer(flag: string, raw: string | undefined, min: number, max: number
     throw new ConfigError(flag, `"${raw ?? ''}" must be a whole number from ${min} to ${max}`);
   }
   return n;
+}
+
+function boolean(flag: string, raw: string | undefined): boolean {
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw new ConfigError(flag, `"${raw ?? ''}" must be true or false`);
 }
 
 function hostPort(flag: string, raw: string): { host: string; port: number } {

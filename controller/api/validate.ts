@@ -31,6 +31,8 @@ export interface AgentLimits {
   checkpointRoot?: string;
   /** CPUs on the host; Docker refuses a CPU limit above it. */
   hostCpus?: number;
+  /** The node's operator requires a memory limit in every template (--require-memory-limit). */
+  requireMemoryLimit?: boolean;
 }
 
 /** Docker refuses a memory limit under 6 MiB ("Minimum memory limit allowed is 6MB"). */
@@ -119,6 +121,8 @@ function checkTemplate(spec: CheckpointReplicaSetSpec, agent: AgentLimits): Spec
   }
   const limits = template.resources?.limits;
   if (limits?.memory !== undefined) problems.push(...checkMemory(limits.memory));
+  else if (agent.requireMemoryLimit)
+    problems.push(problem('spec.template.resources.limits.memory', 'Required', "this node's operator requires a memory limit in every template (--require-memory-limit)"));
   if (limits?.cpu !== undefined) problems.push(...checkCpu(limits.cpu, agent.hostCpus));
   return problems;
 }

@@ -56,6 +56,11 @@ export interface DockerEngineOptions {
   stopTimeoutSeconds?: number;
   /** Network mode for replicas; default: the source container's, else Docker's default. */
   networkMode?: string;
+  /**
+   * Host protection set by the node's operator: the most replica containers (of all resources, any
+   * state) this host holds. A create beyond it fails with QuotaExceeded. 0 or unset: no cap.
+   */
+  maxReplicasPerHost?: number;
   /** Reclaim crash leftovers once when the engine is created. Default true. */
   sweepOnStart?: boolean;
   clock?: Clock;
@@ -93,7 +98,7 @@ function validateOptions(o: DockerEngineOptions): Required<Pick<DockerEngineOpti
   if (o.checkpointRoot !== undefined && !path.isAbsolute(o.checkpointRoot))
     throw new EngineError('InvalidSpec', `checkpointRoot: ${JSON.stringify(o.checkpointRoot)} must be an absolute path`);
   if (!o.node) throw new EngineError('InvalidSpec', 'node: is empty; every replica is labelled with the node that made it');
-  for (const key of ['diskReserveBytes', 'diskSpaceFactor', 'diskPollMs', 'stopTimeoutSeconds'] as const) {
+  for (const key of ['diskReserveBytes', 'diskSpaceFactor', 'diskPollMs', 'stopTimeoutSeconds', 'maxReplicasPerHost'] as const) {
     const v = o[key];
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new EngineError('InvalidSpec', `${key}: ${v} must be a number >= 0`);
   }
@@ -144,6 +149,9 @@ export class DockerEngine implements RestoreEngine {
   private readonly closing = new AbortController();
   private readonly running = new Set<Promise<unknown>>();
   private diskReserve: number;
+  /** Host-cap checks run one at a time, and count creates that passed the check but are not listed yet. */
+  private hostSlotQueue: Promise<unknown> = Promise.resolve();
+  private creating = 0;
   /** Disk promised to restores that passed the disk check and have not finished. */
   private diskPromised = 0;
 
@@ -461,6 +469,7 @@ export class DockerEngine implements RestoreEngine {
     const createOptions = buildCreateOptions({ spec, mode, ...(networkMode ? { networkMode } : {}) });
     let containerId: string | undefined;
     try {
+      const releaseHostSlot = await this.reserveHostSlot(signal);
       try {
         containerId = (await this.docker.createContainer({ ...createOptions, abortSignal: signal })).id;
       } catch (err) {
@@ -468,6 +477,8 @@ export class DockerEngine implements RestoreEngine {
         // A create cut short may still have happened on the daemon: find it by name, prove it ours by label.
         if (e.code !== 'NameConflict') await this.removeIfOurs(replicaContainerName(spec), spec.owner.uid);
         throw e;
+      } finally {
+        releaseHostSlot(); // the container is listed now (or was never made)
       }
       this.active.add(containerId);
       const container = this.docker.getContainer(containerId);
@@ -539,6 +550,33 @@ export class DockerEngine implements RestoreEngine {
             ? 'a cold start may run only the image the checkpoint was taken in: set template.image to that image (by id if its tag moved)'
             : 'CRIU restores only into the same image: set template.image to that image (by id if its tag moved), or take a new checkpoint'),
       );
+  }
+
+  /**
+   * The operator's cap on replica containers on this host (--max-replicas-per-host). Checks run one
+   * at a time and count creates in flight, so concurrent restores cannot together pass the cap. The
+   * message gives the tenant the cap and the count, nothing about other tenants' resources.
+   */
+  private async reserveHostSlot(signal: AbortSignal): Promise<() => void> {
+    const cap = this.options.maxReplicasPerHost ?? 0;
+    if (cap === 0) return () => undefined;
+    const turn = this.hostSlotQueue.then(async () => {
+      const held = (await this.list(undefined, signal)).length + this.creating;
+      if (held >= cap)
+        throw new EngineError(
+          'QuotaExceeded',
+          `node ${this.options.node} already holds ${held} replica containers, the most its operator allows (--max-replicas-per-host=${cap}); ` +
+            'what runs is kept, and the agent tries again later; ask the node operator for room or run fewer replicas here',
+        );
+      this.creating++;
+    });
+    this.hostSlotQueue = turn.catch(() => undefined);
+    await turn;
+    let released = false;
+    return () => {
+      if (!released) this.creating--;
+      released = true;
+    };
   }
 
   /** Remove a container this engine just made (never anyone else's), its copies, retrying if Docker is busy. */

@@ -52,6 +52,8 @@ export const FAILURE_REASONS = [
   'EngineUnavailable',
   'NameConflict',
   'InvalidSpec',
+  /** A host protection limit set by the node's operator (e.g. --max-replicas-per-host) is reached. */
+  'QuotaExceeded',
   'Aborted',
   'Unknown',
 ] as const;

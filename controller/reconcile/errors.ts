@@ -61,6 +61,8 @@ export const PERMANENT_NOW: ReadonlySet<FailureReason> = new Set<FailureReason>(
   'CheckpointNotAllowed',
   'ImageNotFound',
   'InvalidSpec',
+  // The node's operator caps this host; a later probe finds room once replicas go away.
+  'QuotaExceeded',
 ]);
 
 /** Reasons about the checkpoint source: a probe re-checks the source before spending a restore. */

@@ -16,7 +16,11 @@ describe('parseConfig', () => {
       logLevel: 'info',
       namespace: undefined,
       kubeconfig: undefined,
+      // Host protection: a cap a single-tenant host does not meet, no memory-limit rule.
+      maxReplicasPerHost: 500,
+      requireMemoryLimit: false,
     });
+    expect(parseConfig(['--max-replicas-per-host=0', '--require-memory-limit=true'], env)).toMatchObject({ maxReplicasPerHost: 0, requireMemoryLimit: true });
   });
 
   it('prefers flags (both --flag value and --flag=value) over env', () => {
@@ -37,6 +41,8 @@ describe('parseConfig', () => {
     [['--node-name', 'Node_A'], {}, 'node-name', 'not a valid Kubernetes node name'],
     [['--bogus', 'x'], env, 'bogus', 'unknown flag'],
     [['--workers'], env, 'workers', 'needs a value'],
+    [['--max-replicas-per-host', '-1'], env, 'max-replicas-per-host', 'whole number from 0'],
+    [['--require-memory-limit', 'yes'], env, 'require-memory-limit', 'true or false'],
   ] as const)('rejects %j with an error naming --%s', (argv, environment, flag, reason) => {
     let caught: unknown;
     try {

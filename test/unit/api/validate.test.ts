@@ -30,7 +30,8 @@ describe('validateSpec', () => {
     expect(validateSpec(spec({ checkpoint: { path: '/var/lib/crs/checkpoints/app/warm' } }), agent)).toEqual([]);
   });
 
-  it.each<[string, Partial<CheckpointReplicaSetSpec>, { checkpointRoot?: string; hostCpus?: number }, string, string]>([
+  it.each<[string, Partial<CheckpointReplicaSetSpec>, { checkpointRoot?: string; hostCpus?: number; requireMemoryLimit?: boolean }, string, string]>([
+    ['no memory limit where the operator requires one', { template: { image: 'i' } }, { ...agent, requireMemoryLimit: true }, 'spec.template.resources.limits.memory', 'Required'],
     ['both sources', { checkpoint: { container: 'a', name: 'w', path: '/var/lib/crs/checkpoints/x' } }, agent, 'spec.checkpoint', 'Forbidden'],
     ['no source', { checkpoint: {} }, agent, 'spec.checkpoint', 'Required'],
     ['container without name', { checkpoint: { container: 'a' } }, agent, 'spec.checkpoint.name', 'Required'],
