@@ -1,6 +1,7 @@
 // Wires one agent together: watch -> queue -> reconciler (xstate machine per resource) -> engine,
 // with status, Events and metrics on the side. main.ts only parses flags and handles signals.
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import type { AgentConfig } from './config.js';
@@ -9,7 +10,8 @@ import { EngineError } from './engine/errors.js';
 import { isWorldWritable } from './engine/hygiene.js';
 import { createKubeLayer, splitKey } from './kube/index.js';
 import type { Logger } from './log.js';
-import { createMetrics, observeEngine, startMetricsServer, type CrsMetrics, type MetricsServer } from './metrics/index.js';
+import { createMetricsAuthorizer } from './kube/metrics-auth.js';
+import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer, type CrsMetrics, type MetricsServer, type MetricsServerOptions } from './metrics/index.js';
 import { selectsNode } from './reconcile/node-selection.js';
 import { createReconciler } from './reconcile/runner.js';
 
@@ -43,10 +45,11 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
   const server: MetricsServer = await startMetricsServer({
     registry: metrics.registry,
     address: { host: config.metricsHost, port: config.metricsPort },
+    ...(await metricsServing(config, kc, logger)),
     ready: () => (engine !== undefined && kube.hasSynced() ? true : { ok: false, reason: engine ? 'caches not synced' : 'Docker engine not reached yet' }),
     health: () => true,
   });
-  logger.info('metrics server listening', { address: `${config.metricsHost}:${config.metricsPort}` });
+  logger.info('metrics server listening', { url: server.url, secure: config.metricsSecure });
 
   // The engine may be down when the agent starts (a host booting, dockerd restarting): wait for it
   // with backoff instead of crash-looping; /readyz says why meanwhile.
@@ -171,4 +174,21 @@ async function warnIfWorldWritable(config: AgentConfig, metrics: CrsMetrics, log
     logger.warn('--containerd-tmp is world-writable: any local user can plant folders there; give containerd a root-only XDG_RUNTIME_DIR (0700) and point the flag at it (README: Security model)', {
       containerdTmp: config.containerdTmp,
     });
+}
+
+/**
+ * Secure metrics serving (the default): HTTPS with the operator's certificate or a self-signed one,
+ * and /metrics only for tokens the apiserver authorizes. --metrics-secure=false: plain and open.
+ */
+async function metricsServing(config: AgentConfig, kc: k8s.KubeConfig, logger: Logger): Promise<Pick<MetricsServerOptions, 'tls' | 'guard'>> {
+  if (!config.metricsSecure) {
+    logger.warn('metrics endpoint serves plain HTTP without authentication (--metrics-secure=false): for local use only');
+    return {};
+  }
+  const tls =
+    config.metricsCertFile && config.metricsKeyFile
+      ? { cert: await readFile(config.metricsCertFile), key: await readFile(config.metricsKeyFile) }
+      : selfSignedCertificate(`crs-controller-${config.nodeName}`, ['localhost', os.hostname(), '127.0.0.1', '::1']);
+  const authorizer = createMetricsAuthorizer(kc);
+  return { tls, guard: (token) => authorizer.check(token) };
 }

@@ -26,6 +26,12 @@ export interface AgentConfig {
   maxReplicasPerHost: number;
   /** Refuse templates without resources.limits.memory. */
   requireMemoryLimit: boolean;
+  // The metrics endpoint (issue 9).
+  /** HTTPS, and /metrics only for tokens the apiserver authorizes; false: plain HTTP for local use. */
+  metricsSecure: boolean;
+  /** PEM files of the serving certificate (e.g. from a Secret); unset: self-signed at start. */
+  metricsCertFile: string | undefined;
+  metricsKeyFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -77,6 +83,14 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: 'true: refuse templates without resources.limits.memory',
     default: 'false',
   },
+  // The metrics endpoint (issue 9).
+  'metrics-secure': {
+    env: 'METRICS_SECURE',
+    help: 'true: HTTPS, /metrics only for bearer tokens allowed to get the non-resource URL /metrics (TokenReview + SubjectAccessReview); false: plain HTTP, open (local use)',
+    default: 'true',
+  },
+  'metrics-cert-file': { env: 'METRICS_CERT_FILE', help: 'PEM certificate for the metrics endpoint (default: self-signed at start)' },
+  'metrics-key-file': { env: 'METRICS_KEY_FILE', help: 'PEM private key of --metrics-cert-file' },
 };
 
 export function usage(): string {
@@ -139,6 +153,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     workers: integer('workers', get('workers'), 1, 64),
     maxReplicasPerHost: integer('max-replicas-per-host', get('max-replicas-per-host'), 0, 100_000),
     requireMemoryLimit: boolean('require-memory-limit', get('require-memory-limit')),
+    ...metricsServing(get),
   };
 }
 
@@ -148,6 +163,16 @@ function integer(flag: string, raw: string | undefined, min: number, max: number
     throw new ConfigError(flag, `"${raw ?? ''}" must be a whole number from ${min} to ${max}`);
   }
   return n;
+}
+
+function metricsServing(get: (flag: string) => string | undefined): Pick<AgentConfig, 'metricsSecure' | 'metricsCertFile' | 'metricsKeyFile'> {
+  const metricsSecure = boolean('metrics-secure', get('metrics-secure'));
+  const metricsCertFile = get('metrics-cert-file') || undefined;
+  const metricsKeyFile = get('metrics-key-file') || undefined;
+  if ((metricsCertFile === undefined) !== (metricsKeyFile === undefined))
+    throw new ConfigError(metricsCertFile ? 'metrics-key-file' : 'metrics-cert-file', 'is required with the other one: give both the certificate and its key, or neither (self-signed)');
+  if (!metricsSecure && metricsCertFile) throw new ConfigError('metrics-cert-file', 'is for --metrics-secure=true; plain HTTP has no certificate');
+  return { metricsSecure, metricsCertFile, metricsKeyFile };
 }
 
 function boolean(flag: string, raw: string | undefined): boolean {

@@ -44,7 +44,7 @@ agent_log="$CRS_STATE_DIR/logs/agent-demo.log"
 log "starting the agent for node $node (log $agent_log, metrics http://127.0.0.1:$port/metrics)"
 node_modules/.bin/tsx controller/main.ts --kubeconfig "$KUBECONFIG" --node-name "$node" \
   --docker-socket "$DOCKER_SOCKET" --docker-root "$DOCKER_ROOT" --containerd-tmp "$CONTAINERD_TMP" \
-  --metrics-address "127.0.0.1:$port" --max-concurrent-restores "$max_concurrent" >>"$agent_log" 2>&1 &
+  --metrics-address "127.0.0.1:$port" --metrics-secure=false --max-concurrent-restores "$max_concurrent" >>"$agent_log" 2>&1 &
 agent=$!
 
 cleaned=0

@@ -1,7 +1,13 @@
 // The agent's HTTP endpoint: /metrics for Prometheus, /healthz for the liveness probe, /readyz for
-// the readiness probe. node:http only; nothing else is served.
+// the readiness probe. node:http / node:https only; nothing else is served.
+//
+// Secure serving (the agent's default): HTTPS, and /metrics only for a bearer token that `guard`
+// accepts (TokenReview + SubjectAccessReview, controller/kube/metrics-auth.ts). /healthz and /readyz
+// stay open on the same port: the kubelet probes them without a token (scheme HTTPS, where it does
+// not verify the certificate), and they say nothing but "ok" or why not.
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { MetricsError } from './errors.js';
@@ -10,6 +16,9 @@ import { parseListenAddress, type ListenAddress } from './listen-address.js';
 /** A probe answers "ok" or why not; a plain boolean is accepted for convenience. */
 export type ProbeResult = boolean | { ok: true } | { ok: false; reason: string };
 export type Probe = () => ProbeResult | Promise<ProbeResult>;
+
+/** The answer to "may the holder of this bearer token read /metrics?". */
+export type MetricsGuard = (token: string | undefined) => Promise<{ allowed: true } | { allowed: false; status: number; reason: string }>;
 
 export interface MetricsServerOptions {
   registry: Registry;
@@ -24,6 +33,10 @@ export interface MetricsServerOptions {
    * the informers have not given up. Default: always healthy.
    */
   health?: Probe;
+  /** Serve HTTPS with this certificate and key (PEM). Default: plain HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Who may read /metrics, given the request's bearer token. Default: anyone who reaches the port. */
+  guard?: MetricsGuard;
   /** A probe that takes longer than this fails with 503. Default 5000 ms. */
   probeTimeoutMs?: number;
   /** close() waits this long for requests in progress, then cuts the connections. Default 5000 ms. */
@@ -33,7 +46,7 @@ export interface MetricsServerOptions {
 export interface MetricsServer {
   /** The bound address (the real port when 0 was asked for). */
   readonly address: { host: string; port: number };
-  /** A URL that reaches the server from this host, e.g. http://127.0.0.1:9464. */
+  /** A URL that reaches the server from this host, e.g. http://127.0.0.1:9464 (https:// when serving TLS). */
   readonly url: string;
   /** Stops accepting, lets requests in progress finish (bounded), then resolves. Idempotent. */
   close(): Promise<void>;
@@ -45,13 +58,14 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
   const health: Probe = options.health ?? (() => true);
 
-  const server = createServer((request, response) => {
+  const listener = (request: IncomingMessage, response: ServerResponse): void => {
     void handle(request, response).catch((error: unknown) => {
       // handle() answers every error itself; this only catches a failure to write the answer.
       if (!response.headersSent) respond(response, request, 500, `internal error: ${messageOf(error)}\n`);
       else response.destroy();
     });
-  });
+  };
+  const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener) : createHttpServer(listener);
   server.keepAliveTimeout = 65_000; // longer than Prometheus' idle connections, so no reset races
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -63,6 +77,14 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     }
     switch (path) {
       case '/metrics': {
+        if (options.guard) {
+          const access = await options.guard(bearerToken(request));
+          if (!access.allowed) {
+            if (access.status === 401) response.setHeader('WWW-Authenticate', 'Bearer');
+            respond(response, request, access.status, `${access.reason}\n`);
+            return;
+          }
+        }
         let body: string;
         try {
           body = await options.registry.metrics();
@@ -109,7 +131,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   let closing: Promise<void> | undefined;
   return {
     address: { host: bound.address, port: bound.port },
-    url: `http://${urlHost}:${bound.port}`,
+    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${bound.port}`,
     close() {
       closing ??= new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), closeTimeoutMs);
@@ -156,6 +178,11 @@ function respond(response: ServerResponse, request: IncomingMessage, status: num
   response.setHeader('Content-Length', Buffer.byteLength(body));
   response.setHeader('Cache-Control', 'no-store');
   response.end(request.method === 'HEAD' ? undefined : body);
+}
+
+function bearerToken(request: IncomingMessage): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+  return m?.[1];
 }
 
 function messageOf(error: unknown): string {

@@ -44,6 +44,9 @@ const expectedRules: PolicyRule[] = [
   { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets/status'], verbs: ['update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
+  // Secure metrics serving (issue 9): the agent asks the apiserver who a scraper's token is and whether it may get /metrics.
+  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+  { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
 ];
 
 const ALL_VERBS = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete', 'deletecollection'];
@@ -128,8 +131,8 @@ describe('kubectl apply -k manifests/', () => {
     expect(hostPaths['docker-root']).toBe(mounts['docker-root']);
     expect(agent.env).toContainEqual({ name: 'DOCKER_ROOT', value: mounts['docker-root'] });
     expect(agent.env).toContainEqual({ name: 'DOCKER_SOCKET', value: mounts['docker-socket'] });
-    expect(agent.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
-    expect(agent.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    expect(agent.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'metrics', scheme: 'HTTPS' });
+    expect(agent.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics', scheme: 'HTTPS' });
     expect(agent.ports).toContainEqual({ name: 'metrics', containerPort: 9464, protocol: 'TCP' });
     expect(agent.resources.requests).toBeDefined();
     expect(agent.resources.limits).toBeDefined();

@@ -17,6 +17,11 @@ export interface AgentOptions {
   resyncSeconds?: number;
   /** Extra environment for the process. */
   env?: Record<string, string>;
+  /**
+   * Secure metrics serving with these PEM files (HTTPS, /metrics only for authorized tokens).
+   * Default: --metrics-secure=false, plain HTTP as for local use, which ready() and metrics() speak.
+   */
+  secureMetrics?: { certFile: string; keyFile: string };
 }
 
 export interface RunningAgent {
@@ -58,6 +63,8 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
     '--log-level', options.logLevel ?? 'debug',
     '--resync-seconds', String(options.resyncSeconds ?? 30),
   ];
+  if (options.secureMetrics) args.push('--metrics-secure', 'true', '--metrics-cert-file', options.secureMetrics.certFile, '--metrics-key-file', options.secureMetrics.keyFile);
+  else args.push('--metrics-secure', 'false');
   if (options.namespace) args.push('--namespace', options.namespace);
   if (options.checkpointRoot) args.push('--checkpoint-root', options.checkpointRoot);
   const child = spawn(process.execPath, args, {
@@ -69,7 +76,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const metricsUrl = `http://127.0.0.1:${port}`;
+  const metricsUrl = `${options.secureMetrics ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   return {
     metricsUrl,

@@ -21,6 +21,10 @@ export interface ScrapeJob {
   metricsPath?: string;
   /** Extra labels on every target of this job (e.g. { node: 'n1' }). */
   labels?: Record<string, string>;
+  /** Scrape over HTTPS, verifying the target's certificate with this CA file (PEM) and server name. */
+  https?: { caFile: string; serverName: string };
+  /** Send `Authorization: Bearer <contents of this file>` with every scrape. */
+  bearerTokenFile?: string;
 }
 
 export interface StartPrometheusOptions {
@@ -79,6 +83,8 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
       job_name: job.job,
       metrics_path: job.metricsPath ?? '/metrics',
       static_configs: [{ targets: job.targets, labels: job.labels ?? {} }],
+      ...(job.https ? { scheme: 'https', tls_config: { ca_file: job.https.caFile, server_name: job.https.serverName } } : {}),
+      ...(job.bearerTokenFile ? { authorization: { type: 'Bearer', credentials_file: job.bearerTokenFile } } : {}),
     })),
   };
   writeFileSync(configFile, stringify(config));
