@@ -19,6 +19,9 @@ describe('parseConfig', () => {
       // Host protection: a cap a single-tenant host does not meet, no memory-limit rule.
       maxReplicasPerHost: 500,
       requireMemoryLimit: false,
+      // Secure metrics serving by default, self-signed.
+      metricsSecure: true,
+      metricsCertFile: undefined,
     });
     expect(parseConfig(['--max-replicas-per-host=0', '--require-memory-limit=true'], env)).toMatchObject({ maxReplicasPerHost: 0, requireMemoryLimit: true });
   });
@@ -43,6 +46,8 @@ describe('parseConfig', () => {
     [['--workers'], env, 'workers', 'needs a value'],
     [['--max-replicas-per-host', '-1'], env, 'max-replicas-per-host', 'whole number from 0'],
     [['--require-memory-limit', 'yes'], env, 'require-memory-limit', 'true or false'],
+    [['--metrics-cert-file', '/c.pem'], env, 'metrics-key-file', 'give both'],
+    [['--metrics-secure=false', '--metrics-cert-file=/c', '--metrics-key-file=/k'], env, 'metrics-cert-file', 'plain HTTP'],
   ] as const)('rejects %j with an error naming --%s', (argv, environment, flag, reason) => {
     let caught: unknown;
     try {

@@ -96,10 +96,21 @@ describe('manifests/monitoring', () => {
 
   it('is a kustomization of its own, kept out of the base (the base applies without the Prometheus Operator)', () => {
     const kustomization = parse(read('manifests/monitoring/kustomization.yaml')) as { namespace: string; resources: string[] };
-    expect(kustomization.resources.sort()).toEqual(['prometheusrule.yaml', 'servicemonitor.yaml']);
+    expect(kustomization.resources.sort()).toEqual(['metrics-reader-binding.yaml', 'prometheusrule.yaml', 'servicemonitor.yaml']);
     const base = parse(read('manifests/kustomization.yaml')) as { resources: string[] };
     expect(base.resources.filter((r) => r.includes('monitoring'))).toEqual([]);
     expect(kustomization.namespace).toBe('crs-system');
+  });
+
+  it('the ServiceMonitor scrapes over HTTPS with its bearer token, as a user bound to the metrics-reader ClusterRole (issue 9)', () => {
+    const monitor = parse(read('manifests/monitoring/servicemonitor.yaml')) as {
+      spec: { endpoints: { scheme: string; bearerTokenFile: string; tlsConfig: Record<string, unknown> }[] };
+    };
+    expect(monitor.spec.endpoints[0]).toMatchObject({ scheme: 'https', bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token' });
+    const binding = parse(read('manifests/monitoring/metrics-reader-binding.yaml')) as { roleRef: { name: string } };
+    const role = parse(read('manifests/metrics-reader-clusterrole.yaml')) as { metadata: { name: string }; rules: unknown[] };
+    expect(binding.roleRef.name).toBe(role.metadata.name);
+    expect(role.rules).toEqual([{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
   });
 
   it("the ServiceMonitor selects the base's metrics Service and its port", () => {

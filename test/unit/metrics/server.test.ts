@@ -1,9 +1,12 @@
 // The server against a real loopback socket and a real registry (no services needed).
+import { X509Certificate } from 'node:crypto';
 import { request as httpRequest, Agent } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MetricsError } from '../../../controller/metrics/errors.js';
 import { createMetrics } from '../../../controller/metrics/metrics.js';
+import { selfSignedCertificate } from '../../../controller/metrics/self-signed.js';
 import { startMetricsServer, type MetricsServer, type MetricsServerOptions } from '../../../controller/metrics/server.js';
 
 const open: MetricsServer[] = [];
@@ -120,5 +123,54 @@ describe('metrics server', () => {
     await Promise.all([server.close(), server.close()]);
     await expect(fetch(`${server.url}/metrics`)).rejects.toThrow();
     agent.destroy();
+  });
+});
+
+describe('secure serving (issue 9): HTTPS, and /metrics only for tokens the guard accepts', () => {
+  function httpsGet(url: string, ca: string, token?: string): Promise<{ status: number; body: string; auth?: string }> {
+    return new Promise((resolve, reject) => {
+      httpsRequest(url, { ca, servername: 'localhost', headers: token ? { Authorization: `Bearer ${token}` } : {} }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ...(res.headers['www-authenticate'] ? { auth: String(res.headers['www-authenticate']) } : {}) }));
+      })
+        .on('error', reject)
+        .end();
+    });
+  }
+
+  it('answers 401 without a token, 403 for a refused one, the metrics for an allowed one; probes need none', async () => {
+    const tls = selfSignedCertificate('t', ['localhost', '127.0.0.1']);
+    const seen: (string | undefined)[] = [];
+    const { server } = await start({
+      tls,
+      guard: async (token) => {
+        seen.push(token);
+        if (!token) return { allowed: false, status: 401, reason: 'Unauthorized' };
+        return token === 'good' ? { allowed: true } : { allowed: false, status: 403, reason: 'Forbidden' };
+      },
+    });
+    expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const none = await httpsGet(`${server.url}/metrics`, tls.cert);
+    expect(none).toMatchObject({ status: 401, auth: 'Bearer' });
+    expect((await httpsGet(`${server.url}/metrics`, tls.cert, 'bad')).status).toBe(403);
+    const ok = await httpsGet(`${server.url}/metrics`, tls.cert, 'good');
+    expect(ok.status).toBe(200);
+    expect(ok.body).toContain('crs_build_info');
+    expect((await httpsGet(`${server.url}/healthz`, tls.cert)).status).toBe(200);
+    expect((await httpsGet(`${server.url}/readyz`, tls.cert)).status).toBe(200);
+    expect(seen).toEqual([undefined, 'bad', 'good']); // probes never consult the guard
+  });
+
+  it('makes a self-signed certificate that verifies, names the given hosts and is valid now', () => {
+    const { cert } = selfSignedCertificate('crs-controller-n1', ['localhost', 'n1', '127.0.0.1', '::1']);
+    const x = new X509Certificate(cert);
+    expect(x.subject).toBe('CN=crs-controller-n1');
+    expect(x.verify(x.publicKey)).toBe(true);
+    expect(x.checkHost('n1')).toBe('n1');
+    expect(x.checkIP('::1')).toBe('::1');
+    expect(new Date(x.validFrom).getTime()).toBeLessThan(Date.now());
+    expect(new Date(x.validTo).getTime()).toBeGreaterThan(Date.now() + 300 * 86_400_000);
   });
 });
