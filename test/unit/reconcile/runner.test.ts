@@ -182,6 +182,19 @@ describe('reconciler: failures', () => {
     expect(h.engine.ownedBy('uid-web')).toHaveLength(45);
   });
 
+  it('a host cap (QuotaExceeded) is Degraded at once, keeps what runs, and converges once the operator makes room', async () => {
+    const h = createHarness();
+    expect((await h.reconcile(resource({ replicas: 3 }))).outcome).toBe('converged');
+    h.engine.outcome = () => 'QuotaExceeded';
+    expect((await h.reconcile(resource({ replicas: 10, generation: 2 }))).outcome).toBe('degraded');
+    expect(condition(h.lastStatus(), 'Degraded')).toMatchObject({ status: 'True', reason: 'QuotaExceeded' });
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(3);
+    expect(h.engine.removeCalls).toHaveLength(0);
+    h.engine.outcome = () => 'ok';
+    await h.advance(3_600_000, 10_000);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(10);
+  });
+
   it('an invalid spec is Degraded InvalidSpec naming the field; nothing is touched', async () => {
     const h = createHarness();
     h.engine.seed({ ownerUid: 'uid-web', replicaId: '0', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'running', ready: true });
