@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { markerFileName } from '../../../controller/engine/checkpoint-placement.js';
 import { testbed } from '../testbed.js';
+import { sample, startAgent, type RunningAgent } from '../support/agent.js';
 import { NODE, containersOf, makeSource, newEngine, record, removeOwner, specFor, uid, type Source } from '../engine/helpers.js';
 
 const bed = testbed();
@@ -197,5 +198,29 @@ describe('planted markers that would block or flood a read', () => {
     // Nothing planted was touched.
     expect((await fs.readdir(fifoDir)).length + (await fs.readdir(zeroDir)).length).toBe(2);
     await engine.close();
+  });
+});
+
+describe('a world-writable --containerd-tmp', () => {
+  it('the agent warns at start and exports crs_containerd_tmp_world_writable 1 (0 for the bed\'s root-only folder)', async () => {
+    await freshHostTmp(); // 1777, like the host's /tmp
+    const agents: RunningAgent[] = [];
+    try {
+      for (const [containerdTmp, want] of [[hostTmp, 1], [bed.containerdTmp, 0]] as const) {
+        const nodeName = `hygiene-it-${want}`;
+        const agent = await startAgent(bed, { nodeName, containerdTmp });
+        agents.push(agent);
+        let seen: number | undefined;
+        for (let i = 0; i < 200 && seen === undefined; i++) {
+          seen = sample(await agent.metrics().catch(() => ''), 'crs_containerd_tmp_world_writable', { node: nodeName });
+          if (seen === undefined) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(seen, containerdTmp).toBe(want);
+        const warned = (await fs.readFile(agent.logFile, 'utf8')).includes('--containerd-tmp is world-writable');
+        expect(warned, containerdTmp).toBe(want === 1);
+      }
+    } finally {
+      for (const a of agents) await a.kill('SIGTERM');
+    }
   });
 });

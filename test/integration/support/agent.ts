@@ -13,6 +13,8 @@ export interface AgentOptions {
   namespace?: string;
   maxConcurrentRestores?: number;
   checkpointRoot?: string;
+  /** Default: the test bed's containerd tmp (0700). */
+  containerdTmp?: string;
   logLevel?: 'debug' | 'info';
   resyncSeconds?: number;
   /** Extra environment for the process. */
@@ -57,7 +59,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
     '--node-name', options.nodeName,
     '--docker-socket', bed.dockerSocket,
     '--docker-root', bed.dockerRoot,
-    '--containerd-tmp', bed.containerdTmp,
+    '--containerd-tmp', options.containerdTmp ?? bed.containerdTmp,
     '--metrics-address', `127.0.0.1:${port}`,
     '--max-concurrent-restores', String(options.maxConcurrentRestores ?? 10),
     '--log-level', options.logLevel ?? 'debug',
