@@ -142,7 +142,10 @@ async function raceRounds(checkpointDir: string, rounds: number): Promise<{ plac
 
 describe('a source file swapped for a symlink to a host file during placement', () => {
   it('same filesystem (hard links): the copy never is, nor holds, the host file', async () => {
-    const t = await raceRounds(path.join(tmp, 'same-fs', 'ckpt'), 150);
+    // Inside the data root: the same filesystem and mount as the copies, whatever /tmp is on a CI machine.
+    const sameFs = path.join(bed.dockerRoot, `crs-security-it-${process.pid}`);
+    cleanups.push(() => fs.rm(sameFs, { recursive: true, force: true }));
+    const t = await raceRounds(path.join(sameFs, 'ckpt'), 150);
     // Both outcomes happened, so the race was really run (placements hard-linked, some refused).
     expect(t.placed).toBeGreaterThan(0);
     expect(t.linked).toBeGreaterThan(0);
