@@ -152,7 +152,8 @@ export async function listCheckpointFiles(dir: string, label: string): Promise<C
   try {
     entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
   } catch (err) {
-    throw new EngineError('CheckpointNotFound', `${label}: cannot read ${dir}: ${(err as Error).message}`, { cause: err });
+    // The code only: the message would name a host path (for a container source, in Docker's data root).
+    throw new EngineError('CheckpointNotFound', `${label}: cannot read the checkpoint folder (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
   }
   for (const entry of entries) {
     const rel = path.relative(dir, path.join(entry.parentPath, entry.name));
@@ -160,11 +161,11 @@ export async function listCheckpointFiles(dir: string, label: string): Promise<C
     else if (entry.isFile()) {
       out.files.push(rel);
       out.bytes += (await fs.lstat(path.join(dir, rel))).size;
-    } else throw new EngineError('CheckpointNotAllowed', `${label}: ${path.join(dir, rel)} is not a regular file (symlinks and devices are refused)`);
+    } else throw new EngineError('CheckpointNotAllowed', `${label}: ${rel} in the checkpoint folder is not a regular file (symlinks and devices are refused)`);
   }
   out.dirs.sort((a, b) => a.length - b.length);
   if (!out.files.includes('inventory.img'))
-    throw new EngineError('CheckpointNotFound', `${label}: ${dir} holds no CRIU checkpoint (inventory.img is missing)`);
+    throw new EngineError('CheckpointNotFound', `${label}: the folder holds no CRIU checkpoint (inventory.img is missing)`);
   return out;
 }
 
@@ -195,8 +196,8 @@ export async function placeCheckpoint(source: string, files: CheckpointFiles, de
   try {
     for (const rel of files.files) {
       const parent = dirs.get(path.dirname(rel));
-      if (!parent) throw notRegular(source, rel);
-      if (await placeFile(parent, path.basename(rel), path.join(dest, rel), source, rel)) linked++;
+      if (!parent) throw notRegular(rel);
+      if (await placeFile(parent, path.basename(rel), path.join(dest, rel), rel)) linked++;
       else copied++;
     }
   } finally {
@@ -214,8 +215,9 @@ function under(dir: FileHandle, name: string): string {
   return `/proc/self/fd/${dir.fd}/${name}`;
 }
 
-function notRegular(source: string, rel: string): EngineError {
-  return new EngineError('CheckpointNotAllowed', `checkpoint: ${path.join(source, rel)} changed into something other than a regular file or folder while it was being placed (symlinks and devices are refused)`);
+/** Names only the file inside the checkpoint folder: the folder may be a host path in Docker's data root. */
+function notRegular(rel: string): EngineError {
+  return new EngineError('CheckpointNotAllowed', `checkpoint: ${rel} in the checkpoint folder changed into something other than a regular file or folder while it was being placed (symlinks and devices are refused)`);
 }
 
 /** Handles of the source folder and its subfolders (keyed '.' and by relative path), each opened without following a link. */
@@ -226,31 +228,31 @@ async function openSourceDirs(source: string, files: CheckpointFiles): Promise<M
       dirs.set(rel, await fs.open(p, DIR_FLAGS));
     } catch (err) {
       for (const handle of dirs.values()) await handle.close();
-      if ((err as NodeJS.ErrnoException).code === 'ELOOP' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw notRegular(source, rel);
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') throw notRegular(rel);
       throw err;
     }
   };
   await open('.', source);
   for (const rel of files.dirs) {
     const parent = dirs.get(path.dirname(rel));
-    if (!parent) throw notRegular(source, rel);
+    if (!parent) throw notRegular(rel);
     await open(rel, under(parent, path.basename(rel)));
   }
   return dirs;
 }
 
 /** Place one file from the opened folder `parent`; true when hard-linked, false when copied. */
-async function placeFile(parent: FileHandle, name: string, to: string, source: string, rel: string): Promise<boolean> {
+async function placeFile(parent: FileHandle, name: string, to: string, rel: string): Promise<boolean> {
   let fh: FileHandle;
   try {
     fh = await fs.open(under(parent, name), FILE_FLAGS);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular(source, rel);
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw notRegular(rel);
     throw err;
   }
   try {
     const checked = await fh.stat();
-    if (!checked.isFile()) throw notRegular(source, rel);
+    if (!checked.isFile()) throw notRegular(rel);
     if (await linkChecked(under(parent, name), to, checked)) return true;
     // Read from the handle itself: /proc/self/fd/<n> opens the very file that was checked.
     await fs.copyFile(`/proc/self/fd/${fh.fd}`, to, fsConstants.COPYFILE_EXCL);

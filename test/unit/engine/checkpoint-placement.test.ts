@@ -94,6 +94,8 @@ describe('listCheckpointFiles', () => {
   it('refuses a symlink inside the checkpoint (it could point at /etc/shadow)', async () => {
     await fs.symlink('/etc/hostname', path.join(root, 'ns', 'app', 'v1', 'extra.img'));
     await expect(listCheckpointFiles(path.join(root, 'ns', 'app', 'v1'), 'checkpoint.path')).rejects.toMatchObject({ code: 'CheckpointNotAllowed' });
+    // Messages name the file inside the checkpoint, never the host folder (for a container source, Docker's data root).
+    await expect(listCheckpointFiles(path.join(root, 'ns', 'app', 'v1'), 'checkpoint.path')).rejects.not.toThrow(tmp);
   });
   it('says CheckpointNotFound for a folder that is no CRIU checkpoint', async () => {
     await fs.mkdir(path.join(root, 'empty'));
