@@ -19,6 +19,8 @@ export interface AgentOptions {
   resyncSeconds?: number;
   /** Extra environment for the process. */
   env?: Record<string, string>;
+  /** Extra flags, e.g. ['--max-replicas-per-host=5']. */
+  args?: string[];
   /**
    * Secure metrics serving with these PEM files (HTTPS, /metrics only for authorized tokens).
    * Default: --metrics-secure=false, plain HTTP as for local use, which ready() and metrics() speak.
@@ -68,6 +70,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   if (options.secureMetrics) args.push('--metrics-secure', 'true', '--metrics-cert-file', options.secureMetrics.certFile, '--metrics-key-file', options.secureMetrics.keyFile);
   else args.push('--metrics-secure', 'false');
   if (options.namespace) args.push('--namespace', options.namespace);
+  args.push(...(options.args ?? []));
   if (options.checkpointRoot) args.push('--checkpoint-root', options.checkpointRoot);
   const child = spawn(process.execPath, args, {
     cwd: bed.repoRoot,
