@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SOURCE_IMAGE_FILE } from '../../../controller/engine/checkpoint-placement.js';
 import { replicaContainerName } from '../../../controller/engine/container-spec.js';
 import type { DockerEngine } from '../../../controller/engine/docker-engine.js';
 import type { EngineError } from '../../../controller/engine/errors.js';
@@ -83,6 +84,8 @@ describe('each failure reason, provoked for real', () => {
     const o = owner('missing-image');
     const ckpt = path.join(nsRoot, 'image-test');
     await fs.cp(source.dir, ckpt, { recursive: true });
+    // The folder records its image: a cold start of a path source is allowed only then (issue 9).
+    await fs.writeFile(path.join(ckpt, SOURCE_IMAGE_FILE), source.imageId);
     const spec = specFor(source, o, 'r1', { template: { image: 'crs-engine-it-no-such-image:latest' }, checkpoint: { path: ckpt } });
     const e1 = await failure(engine.restoreReplica(spec, { timeoutMs: 30_000 }));
     expect(e1).toMatchObject({ code: 'ImageNotFound', transient: false });

@@ -78,8 +78,9 @@ describe('alert rules under promtool', () => {
     const { kubectl } = testbed();
     const { stdout } = await run(kubectl, ['kustomize', path.join(repoRoot, 'manifests/monitoring')]);
     const objects = parseAllDocuments(stdout).map((d) => d.toJS() as { kind: string; metadata: { namespace?: string }; spec: { groups?: unknown } });
-    expect(objects.map((o) => o.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
-    for (const o of objects) expect(o.metadata.namespace).toBe('crs-system');
+    // The ClusterRoleBinding (cluster-scoped) lets Prometheus read the agents' secured /metrics (issue 9).
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ClusterRoleBinding', 'PrometheusRule', 'ServiceMonitor']);
+    for (const o of objects.filter((x) => x.kind !== 'ClusterRoleBinding')) expect(o.metadata.namespace).toBe('crs-system');
     const rule = objects.find((o) => o.kind === 'PrometheusRule')!;
     const extracted = path.join(scratch, 'from-prometheusrule.yaml');
     writeFileSync(extracted, stringify({ groups: rule.spec.groups }));
