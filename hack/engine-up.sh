@@ -10,14 +10,16 @@ pidfile="$CRS_DOCKER_RUN/dockerd.pid"
 logfile="$CRS_STATE_DIR/logs/dockerd.log"
 ping() { curl -fsS --unix-socket "$CRS_DOCKER_SOCK" http://localhost/_ping; }
 
+# containerd's XDG_RUNTIME_DIR is root-only, so nobody else can plant folders where the agent
+# reclaims leaked copies (README: Security model); also for an engine an older version started.
+mkdir -p "$CRS_CONTAINERD_TMP"
+chmod 0700 "$CRS_CONTAINERD_TMP"
+
 if pid_alive "$pidfile" && ping >/dev/null 2>&1; then
   log "engine already running (pid $(cat "$pidfile"), $CRS_DOCKER_HOST)"
 else
   criu check >/dev/null 2>&1 || die "criu check failed: $(criu check 2>&1 | tail -3 | tr '\n' ' ')"
   mkdir -p "$CRS_DOCKER_ROOT" "$CRS_DOCKER_RUN" "$CRS_CONTAINERD_TMP" "$(dirname "$logfile")"
-  # containerd's XDG_RUNTIME_DIR is root-only, so nobody else can plant folders where the agent
-  # reclaims leaked copies (README: Security model).
-  chmod 0700 "$CRS_CONTAINERD_TMP"
   # A dockerd killed hard leaves its pidfile and socket behind; they would block the next start.
   pid_alive "$pidfile" || rm -f "$pidfile" "$CRS_DOCKER_SOCK"
   log "starting dockerd on $CRS_DOCKER_HOST (data root $CRS_DOCKER_ROOT, log $logfile)"
