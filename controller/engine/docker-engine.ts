@@ -497,7 +497,7 @@ export class DockerEngine implements RestoreEngine {
         try {
           await placeCheckpoint(source.dir, source.files, dest, marker);
         } catch (err) {
-          throw placementError(err, what, dest);
+          throw placementError(err, what);
         }
         try {
           await container.start(checkpointStartOptions(REPLICA_CHECKPOINT_NAME, signal));
@@ -730,13 +730,16 @@ function mib(bytes: number): string {
   return `${Math.round(bytes / 2 ** 20)} MiB`;
 }
 
-function placementError(err: unknown, what: string, dest: string): EngineError {
+/**
+ * Messages end up in the tenant's status and Events: they name the error code, not the host paths
+ * in Docker's data root or in the checkpoint folder (the cause keeps those for the agent's logs).
+ */
+function placementError(err: unknown, what: string): EngineError {
   if (err instanceof EngineError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  const message = (err as Error).message;
-  if (code === 'ENOSPC') return new EngineError('DiskFull', `${what}: no space left to place the checkpoint at ${dest} (${message}); free disk on the Docker data root`, { cause: err });
+  const code = (err as NodeJS.ErrnoException).code ?? 'error';
+  if (code === 'ENOSPC') return new EngineError('DiskFull', `${what}: no space left to place the replica's checkpoint copy (${code}); free disk on the Docker data root`, { cause: err });
   if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
-    return new EngineError('InvalidSpec', `${what}: cannot write the checkpoint copy at ${dest} (${code}); the agent needs write access to Docker's data root (run it as root, on the right --docker-root)`, { cause: err });
-  if (code === 'ENOENT') return new EngineError('CheckpointNotFound', `${what}: a checkpoint file vanished while it was being placed (${message}); was the checkpoint deleted?`, { cause: err });
-  return new EngineError('Unknown', `${what}: placing the checkpoint at ${dest} failed: ${message}`, { cause: err });
+    return new EngineError('InvalidSpec', `${what}: cannot write the replica's checkpoint copy (${code}); the agent needs write access to Docker's data root (run it as root, on the right --docker-root)`, { cause: err });
+  if (code === 'ENOENT') return new EngineError('CheckpointNotFound', `${what}: a checkpoint file vanished while it was being placed (${code}); was the checkpoint deleted?`, { cause: err });
+  return new EngineError('Unknown', `${what}: placing the replica's checkpoint copy failed (${code})`, { cause: err });
 }
