@@ -31,6 +31,13 @@ export const FINALIZER = 'checkpoint.dev/containers';
 /** The most restores one node runs at once for one resource: containerd starts at most 10 containers at a time. */
 export const MAX_CONCURRENT_RESTORES = 10;
 
+/**
+ * The condition types, in the order they are written. Ready, Reconciling and Stalled follow kstatus
+ * (sigs.k8s.io/cli-utils, read by Flux and kubectl-based tools): Reconciling and Stalled are present
+ * only while they hold. Progressing and Degraded are kept for kubectl users who know them from Deployments.
+ */
+export const CONDITION_TYPES = ['Ready', 'Reconciling', 'Stalled', 'Progressing', 'Degraded'] as const;
+
 /** How a CEL rule's failure is reported; mirrors apiextensions.k8s.io/v1 ValidationRule. */
 export interface ValidationRule {
   rule: string;
@@ -153,13 +160,17 @@ const condition: SchemaNode = {
     type: {
       type: 'string',
       'x-ts-name': 'ConditionType',
-      enum: ['Ready', 'Progressing', 'Degraded'],
-      description: 'Ready: all replicas run. Progressing: the controller is converging. Degraded: replicas failed.',
+      enum: [...CONDITION_TYPES],
+      description:
+        'Ready: every selected node runs all its replicas. Reconciling (present only while True): the agents are working towards the spec. ' +
+        'Stalled (present only while True): nothing will change without a change of spec or host (missing checkpoint, attempts spent, paused). ' +
+        'Progressing: like Reconciling, always present. Degraded: a permanent failure on some node.',
     },
     status: {
       type: 'string',
       'x-ts-name': 'ConditionStatus',
       enum: ['True', 'False', 'Unknown'],
+      description: 'True, False or Unknown.',
     },
     reason: {
       type: 'string',
@@ -450,13 +461,36 @@ export const checkpointReplicaSetSchema: SchemaNode = {
       type: 'object',
       'x-ts-name': 'CheckpointReplicaSetStatus',
       description: 'Written only by the controller, through the status subresource.',
+      // A new object reads `observedGeneration: 0` before any agent has written (the apiserver
+      // applies the default when it reads the object), so kstatus, Flux and Argo CD see "generation
+      // not observed yet" instead of an empty status they would take for done.
+      default: {},
+      'x-ts-optional': true,
       properties: {
-        observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
-        replicas: { type: 'integer', format: 'int32', minimum: 0 },
-        readyReplicas: { type: 'integer', format: 'int32', minimum: 0 },
-        restoringReplicas: { type: 'integer', format: 'int32', minimum: 0 },
-        failedReplicas: { type: 'integer', format: 'int32', minimum: 0 },
-        conditions: conditionList,
+        observedGeneration: {
+          type: 'integer',
+          format: 'int64',
+          minimum: 0,
+          default: 0,
+          'x-ts-optional': true,
+          description:
+            'The metadata.generation every reporting node has acted on (the smallest); 0 until a node has reported.',
+        },
+        replicas: { type: 'integer', format: 'int32', minimum: 0, description: 'Replicas that exist, summed over the nodes.' },
+        readyReplicas: { type: 'integer', format: 'int32', minimum: 0, description: 'Replicas running, summed over the nodes.' },
+        restoringReplicas: {
+          type: 'integer',
+          format: 'int32',
+          minimum: 0,
+          description: 'Replicas being restored right now, summed over the nodes.',
+        },
+        failedReplicas: {
+          type: 'integer',
+          format: 'int32',
+          minimum: 0,
+          description: 'Replicas that spent their attempts, summed over the nodes.',
+        },
+        conditions: { ...conditionList, description: 'Ready, Reconciling, Stalled, Progressing and Degraded over all nodes.' },
         nodes: {
           type: 'array',
           'x-kubernetes-list-type': 'map',

@@ -95,10 +95,14 @@ export interface CheckpointReplicaSetSpec {
 }
 
 /**
- * Ready: all replicas run. Progressing: the controller is converging. Degraded: replicas failed.
+ * Ready: every selected node runs all its replicas. Reconciling (present only while True): the
+ * agents are working towards the spec. Stalled (present only while True): nothing will change
+ * without a change of spec or host (missing checkpoint, attempts spent, paused). Progressing: like
+ * Reconciling, always present. Degraded: a permanent failure on some node.
  */
-export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
+export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled' | 'Progressing' | 'Degraded';
 
+/** True, False or Unknown. */
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 /** One aspect of the state, in the shape of metav1.Condition. */
@@ -135,11 +139,20 @@ export interface NodeStatus {
 
 /** Written only by the controller, through the status subresource. */
 export interface CheckpointReplicaSetStatus {
+  /**
+   * The metadata.generation every reporting node has acted on (the smallest); 0 until a node has
+   * reported.
+   */
   observedGeneration?: number;
+  /** Replicas that exist, summed over the nodes. */
   replicas?: number;
+  /** Replicas running, summed over the nodes. */
   readyReplicas?: number;
+  /** Replicas being restored right now, summed over the nodes. */
   restoringReplicas?: number;
+  /** Replicas that spent their attempts, summed over the nodes. */
   failedReplicas?: number;
+  /** Ready, Reconciling, Stalled, Progressing and Degraded over all nodes. */
   conditions?: Condition[];
   nodes?: NodeStatus[];
   /** Label selector string for the scale subresource. */

@@ -179,6 +179,6 @@ describe('StatusWriter', () => {
     await expect(writer.report({ ...ref, uid: '' }, entry('node-a', 1))).rejects.toThrow(/ref.uid must be a non-empty string/);
     await expect(
       writer.report(ref, { ...entry('node-a', 1), conditions: [{ ...ready()[0]!, type: 'Bogus' as 'Ready' }] }),
-    ).rejects.toThrow(/conditions\[0\].type must be Ready, Progressing or Degraded/);
+    ).rejects.toThrow(/conditions\[0\].type must be one of Ready, Reconciling, Stalled, Progressing, Degraded/);
   });
 });
