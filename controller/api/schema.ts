@@ -214,8 +214,20 @@ export const checkpointReplicaSetSchema: SchemaNode = {
     'CheckpointReplicaSet runs, on each selected Docker host, a number of containers restored from one CRIU checkpoint.',
   required: ['spec'],
   properties: {
-    apiVersion: { type: 'string', 'x-ts-type': 'typeof API_VERSION', 'x-ts-required': true },
-    kind: { type: 'string', 'x-ts-type': 'typeof KIND', 'x-ts-required': true },
+    apiVersion: {
+      type: 'string',
+      'x-ts-type': 'typeof API_VERSION',
+      'x-ts-required': true,
+      description: `The versioned schema of this representation of an object: ${API_VERSION}.`,
+    },
+    kind: {
+      type: 'string',
+      'x-ts-type': 'typeof KIND',
+      'x-ts-required': true,
+      description: `The REST resource this object represents: ${KIND}.`,
+    },
+    // No description: the apiserver refuses anything but name/generateName rules here and
+    // publishes ObjectMeta's own description for it.
     metadata: { type: 'object', 'x-ts-type': 'ObjectMeta', 'x-ts-required': true },
     spec: {
       type: 'object',
@@ -319,6 +331,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                   name: {
                     type: 'string',
                     maxLength: 256,
+                    description: 'The variable name: a C identifier.',
                     'x-kubernetes-validations': [
                       {
                         rule: "self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",
@@ -327,7 +340,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                       },
                     ],
                   },
-                  value: { type: 'string' },
+                  value: { type: 'string', description: 'The value; empty when absent.' },
                 },
               },
             },
@@ -368,6 +381,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 limits: {
                   type: 'object',
                   'x-ts-name': 'ResourceLimits',
+                  description: 'Upper bounds Docker enforces on each replica container.',
                   properties: {
                     memory: positiveQuantity('spec.template.resources.limits.memory', 'Kubernetes quantity, e.g. "512Mi".', '512Mi'),
                     cpu: positiveQuantity('spec.template.resources.limits.cpu', 'Kubernetes quantity, e.g. "500m" or "2".', '500m'),
@@ -491,8 +505,15 @@ export const checkpointReplicaSetSchema: SchemaNode = {
           description: 'Replicas that spent their attempts, summed over the nodes.',
         },
         conditions: { ...conditionList, description: 'Ready, Reconciling, Stalled, Progressing and Degraded over all nodes.' },
+        nodeCount: {
+          type: 'integer',
+          format: 'int32',
+          minimum: 0,
+          description: 'How many nodes report on this resource (the entries of nodes); the NODES column of kubectl get crs -o wide.',
+        },
         nodes: {
           type: 'array',
+          description: 'One entry per node whose agent acts on this resource, each written by that agent only.',
           'x-kubernetes-list-type': 'map',
           'x-kubernetes-list-map-keys': ['node'],
           items: {
@@ -502,8 +523,13 @@ export const checkpointReplicaSetSchema: SchemaNode = {
               "One node's part of the status; a list-map keyed by `node` so agents never clobber each other.",
             required: ['node'],
             properties: {
-              node: { type: 'string', minLength: 1, maxLength: 253 },
-              observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+              node: { type: 'string', minLength: 1, maxLength: 253, description: 'The Node this entry is about.' },
+              observedGeneration: {
+                type: 'integer',
+                format: 'int64',
+                minimum: 0,
+                description: "The metadata.generation this node's agent last acted on.",
+              },
               replicas: replicaCount('Replicas that exist on this node.'),
               readyReplicas: replicaCount('Replicas running on this node.'),
               restoringReplicas: replicaCount('Replicas being restored on this node.'),
@@ -514,8 +540,8 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 minimum: 0,
                 description: 'Ready replicas that run a cold start (fallback), not a restore.',
               },
-              conditions: conditionList,
-              lastUpdateTime: { type: 'string', format: 'date-time' },
+              conditions: { ...conditionList, description: "This node's Ready, Reconciling, Stalled, Progressing and Degraded." },
+              lastUpdateTime: { type: 'string', format: 'date-time', description: 'When this entry last changed.' },
             },
           },
         },

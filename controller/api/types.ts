@@ -31,10 +31,13 @@ export interface CheckpointSource {
 }
 
 export interface EnvVar {
+  /** The variable name: a C identifier. */
   name: string;
+  /** The value; empty when absent. */
   value?: string;
 }
 
+/** Upper bounds Docker enforces on each replica container. */
 export interface ResourceLimits {
   /** Kubernetes quantity, e.g. "512Mi". */
   memory?: string;
@@ -121,7 +124,9 @@ export interface Condition {
 
 /** One node's part of the status; a list-map keyed by `node` so agents never clobber each other. */
 export interface NodeStatus {
+  /** The Node this entry is about. */
   node: string;
+  /** The metadata.generation this node's agent last acted on. */
   observedGeneration?: number;
   /** Replicas that exist on this node. */
   replicas: number;
@@ -133,7 +138,9 @@ export interface NodeStatus {
   failedReplicas: number;
   /** Ready replicas that run a cold start (fallback), not a restore. */
   coldStartedReplicas?: number;
+  /** This node's Ready, Reconciling, Stalled, Progressing and Degraded. */
   conditions?: Condition[];
+  /** When this entry last changed. */
   lastUpdateTime?: string;
 }
 
@@ -154,6 +161,12 @@ export interface CheckpointReplicaSetStatus {
   failedReplicas?: number;
   /** Ready, Reconciling, Stalled, Progressing and Degraded over all nodes. */
   conditions?: Condition[];
+  /**
+   * How many nodes report on this resource (the entries of nodes); the NODES column of kubectl get
+   * crs -o wide.
+   */
+  nodeCount?: number;
+  /** One entry per node whose agent acts on this resource, each written by that agent only. */
   nodes?: NodeStatus[];
   /** Label selector string for the scale subresource. */
   selector?: string;
@@ -164,7 +177,9 @@ export interface CheckpointReplicaSetStatus {
  * CRIU checkpoint.
  */
 export interface CheckpointReplicaSet {
+  /** The versioned schema of this representation of an object: checkpoint.dev/v1alpha1. */
   apiVersion: typeof API_VERSION;
+  /** The REST resource this object represents: CheckpointReplicaSet. */
   kind: typeof KIND;
   metadata: ObjectMeta;
   spec: CheckpointReplicaSetSpec;

@@ -62,6 +62,7 @@ export function aggregate(
     failedReplicas: sum((n) => n.failedReplicas),
     conditions: aggregateConditions(current?.conditions, nodes, object.generation, now),
     nodes,
+    nodeCount: nodes.length,
     selector: selectorFor(object.uid),
   };
   // The generation EVERY node has acted on; 0 while no node has reported (the schema's default,

@@ -71,6 +71,7 @@ interface DraftStatus {
   restoringReplicas?: number;
   failedReplicas?: number;
   conditions?: DraftCondition[];
+  nodeCount?: number;
   nodes?: DraftNodeStatus[];
   selector?: string;
 }

@@ -56,6 +56,7 @@ describe('mergeNodeStatus', () => {
     expect(next.nodes?.[0]).toMatchObject({ replicas: 12, readyReplicas: 10, lastUpdateTime: '2025-01-01T00:00:00Z' });
     expect(next).toMatchObject({ replicas: 17, readyReplicas: 14, restoringReplicas: 2, failedReplicas: 1 });
     expect(next.selector).toBe('checkpoint.dev/owner-uid=u-1');
+    expect(next.nodeCount).toBe(2);
     expect(selectorFor('x')).toBe('checkpoint.dev/owner-uid=x');
   });
 
