@@ -233,6 +233,7 @@ export class DockerEngine implements RestoreEngine {
       const dir = await resolvePathSource(source.path as string, this.options.checkpointRoot);
       const files = await listCheckpointFiles(dir, 'checkpoint.path');
       const resolved: ResolvedSource = { dir, files, description: `path ${source.path}` };
+      this.emit({ type: 'checkpoint.sized', owner, bytes: files.bytes, at: this.clock.now() });
       if (this.options.networkMode) resolved.networkMode = this.options.networkMode;
       return resolved;
     }
@@ -266,6 +267,7 @@ export class DockerEngine implements RestoreEngine {
       throw err;
     });
     const resolved: ResolvedSource = { dir, files, imageId: info.Image, description: `container ${containerRef} checkpoint ${name}` };
+    this.emit({ type: 'checkpoint.sized', owner, bytes: files.bytes, at: this.clock.now() });
     const networkMode = this.options.networkMode ?? info.HostConfig.NetworkMode;
     if (networkMode) resolved.networkMode = networkMode;
     return resolved;

@@ -94,6 +94,8 @@ export type EngineEvent =
   | { type: 'coldstart.succeeded'; owner: ReplicaOwner; replicaId: string; containerId: string; at: Date }
   | { type: 'replica.removed'; owner: ReplicaOwner | { uid: string }; containerId: string; at: Date }
   | { type: 'hygiene.reclaimed'; bytes: number; paths: number; at: Date }
+  /** The checkpoint a resource restores from was read (on every source check and restore): its size on disk. */
+  | { type: 'checkpoint.sized'; owner: ReplicaOwner; bytes: number; at: Date }
   | { type: 'disk.waiting'; neededBytes: number; availableBytes: number; path: string; at: Date };
 
 export interface RestoreOptions {

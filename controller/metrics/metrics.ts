@@ -52,6 +52,8 @@ export interface CrsMetrics {
   reconciled(result: ReconcileResult, seconds: number): void;
   checkpointCopiesReclaimed(node: string, bytes: number): void;
   diskHeadroom(node: string, bytes: number): void;
+  /** crs_checkpoint_size_bytes: the size of the checkpoint `resource` restores from on `node`. */
+  checkpointSize(resource: NamedResource, node: string, bytes: number): void;
   /** Deletes every series labelled with a deleted resource, so they do not linger forever. */
   forget(resource: NamedResource): void;
 }
@@ -91,6 +93,7 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
   const workqueueWorkDuration = histogram(CATALOG.workqueueWorkDuration);
   const reclaimedBytes = counter(CATALOG.checkpointCopiesReclaimedBytes);
   const diskHeadroom = gauge(CATALOG.diskHeadroom);
+  const checkpointSize = gauge(CATALOG.checkpointSize);
   const buildInfo = gauge(CATALOG.buildInfo);
 
   buildInfo.set({ version: label('version', options.version), node_version: process.version }, 1);
@@ -182,13 +185,18 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     diskHeadroom(node, bytes) {
       diskHeadroom.set({ node: label('node', node) }, nonNegative('bytes', bytes));
     },
+    checkpointSize(resource, node, bytes) {
+      const labels = resourceNodeLabels(resource, node);
+      checkpointSize.set(labels, count('bytes', bytes));
+      track(resource).nodes.add(labels.node);
+    },
     forget(resource) {
       const key = `${resource.namespace}/${resource.name}`;
       const entry = seriesOf.get(key);
       if (!entry) return;
       for (const node of entry.nodes) {
         const labels = { namespace: entry.resource.namespace, name: entry.resource.name, node };
-        for (const g of [replicasDesired, replicasReady, replicasRestoring, replicasFailed]) g.remove(labels);
+        for (const g of [replicasDesired, replicasReady, replicasRestoring, replicasFailed, checkpointSize]) g.remove(labels);
       }
       for (const outcome of entry.outcomes) {
         const [result, reason] = JSON.parse(outcome) as [string, string];

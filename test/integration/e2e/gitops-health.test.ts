@@ -3,13 +3,14 @@
 // and Argo CD's Lua health check (manifests/argocd/..., run in gopher-lua as Argo CD runs it).
 // With CRS_CAPTURE_ARGOCD_TESTDATA=1 the objects seen in each state are written to the health
 // check's testdata/ (how those files were made).
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet, Condition } from '../../../controller/api/types.js';
-import { type RunningAgent, startAgent } from '../support/agent.js';
+import { type RunningAgent, sample, startAgent } from '../support/agent.js';
 import { ARGOCD_HEALTH_DIR, type GitopsCheck, gitopsCheck } from '../support/gitops.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { checkpointedSource, containersWithLabel, dockerClient } from '../support/workload.js';
@@ -23,6 +24,7 @@ const sourceName = `${namespace}-source`;
 const HOLD = 'e2e.checkpoint.dev/hold';
 let agent: RunningAgent | undefined;
 let tools: GitopsCheck;
+let sourceId = '';
 
 function manifest(name: string, replicas: number, container = sourceName): string {
   return JSON.stringify({
@@ -76,7 +78,7 @@ beforeAll(async () => {
   await installCrd(bed);
   await k('create', 'namespace', namespace);
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } }));
-  await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace });
+  sourceId = await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace });
 });
 
 afterAll(async () => {
@@ -126,6 +128,18 @@ describe('kstatus and Argo CD read a CheckpointReplicaSet right in every state',
     expect(kstatus).toEqual({ status: 'Current', message: 'Resource is Ready' });
     expect(argocd).toEqual({ status: 'Healthy', message: `6 replicas ready on 1 node` });
     capture('healthy', crs);
+  });
+
+  it('the agent exports the checkpoint size it restores from (crs_checkpoint_size_bytes), as found on disk', async () => {
+    const dir = path.join(bed.dockerRoot, 'containers', sourceId, 'checkpoints', 'warm');
+    // Independently of the agent: the sum of the regular files' sizes.
+    const onDisk = execFileSync('find', [dir, '-type', 'f', '-printf', '%s\n'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .reduce((sum, n) => sum + Number(n), 0);
+    expect(onDisk).toBeGreaterThan(1 << 20); // a 16 MB workload's memory is in there
+    const exported = sample(await agent!.metrics(), 'crs_checkpoint_size_bytes', { namespace, name: 'app', node });
+    expect(exported).toBe(onDisk);
   });
 
   it('a spec change is InProgress / Progressing until the agent has observed it', async () => {

@@ -31,6 +31,7 @@ const CONTRACT: [string, string, string[]][] = [
   ['workqueue_work_duration_seconds', 'histogram', ['name']],
   ['crs_checkpoint_copies_reclaimed_bytes_total', 'counter', ['node']],
   ['crs_disk_headroom_bytes', 'gauge', ['node']],
+  ['crs_checkpoint_size_bytes', 'gauge', ['namespace', 'name', 'node']],
   ['crs_build_info', 'gauge', ['version', 'node_version']],
 ];
 
@@ -160,10 +161,12 @@ describe('createMetrics: typed methods', () => {
     m.restoreFinished(web, { result: 'success' }, 1);
     m.restoreFinished(web, { result: 'failure', reason: 'DiskFull' }, 1);
     m.restoreFinished(api, { result: 'success' }, 1);
+    m.checkpointSize(web, 'n2', 1024);
+    m.checkpointSize(api, 'n1', 2048);
 
     m.forget(web);
 
-    for (const name of ['crs_replicas_desired', 'crs_replicas_ready', 'crs_replicas_restoring', 'crs_replicas_failed', 'crs_restores_total']) {
+    for (const name of ['crs_replicas_desired', 'crs_replicas_ready', 'crs_replicas_restoring', 'crs_replicas_failed', 'crs_restores_total', 'crs_checkpoint_size_bytes']) {
       const left = await samples(m.registry, name);
       expect(left.length, name).toBeGreaterThan(0);
       expect(left.every((s) => s.labels.name === 'api'), name).toBe(true);
