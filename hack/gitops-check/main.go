@@ -5,6 +5,10 @@
 //	gitops-check argocd-health health.lua < object.json
 //	    an Argo CD health script run in gopher-lua exactly as Argo CD runs a health.lua from
 //	    argocd-cm: only the package, base and table libraries, `obj` global, 1 s deadline
+//	gitops-check flux-kstatus < object.json
+//	    the kstatus fork Flux's kustomize-controller reads for `wait: true` and `healthChecks`
+//	gitops-check flux-cel KUSTOMIZATION.yaml < object.json
+//	    Flux's CEL evaluator with that Kustomization's `healthCheckExprs` for the object's kind
 //	gitops-check argocd-test DIR
 //	    runs DIR/health_test.yaml against DIR/health.lua (the layout of Argo CD's
 //	    resource_customizations), exit status 1 on any mismatch
@@ -42,7 +46,7 @@ func main() {
 
 func run(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: gitops-check kstatus | argocd-health SCRIPT | argocd-test DIR")
+		return errors.New("usage: gitops-check kstatus | flux-kstatus | flux-cel KUSTOMIZATION | argocd-health SCRIPT | argocd-test DIR")
 	}
 	switch args[0] {
 	case "kstatus":
@@ -55,6 +59,13 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 			return fmt.Errorf("kstatus: %w", err)
 		}
 		return emit(stdout, answer{Status: res.Status.String(), Message: res.Message})
+	case "flux-kstatus":
+		return fluxKstatus(stdin, stdout)
+	case "flux-cel":
+		if len(args) != 2 {
+			return errors.New("usage: gitops-check flux-cel KUSTOMIZATION.yaml < object")
+		}
+		return fluxCel(args[1], stdin, stdout)
 	case "argocd-health":
 		if len(args) != 2 {
 			return errors.New("usage: gitops-check argocd-health SCRIPT < object")

@@ -60,8 +60,15 @@ async function until(name: string, what: string, accept: (crs: CheckpointReplica
   }
 }
 
+/** kstatus and Argo CD's reading, after checking Flux's two readers agree with kstatus. */
 async function both(crs: CheckpointReplicaSet) {
-  return { kstatus: await tools.kstatus(crs), argocd: await tools.argocd(crs) };
+  const kstatus = await tools.kstatus(crs);
+  // Flux's fork of kstatus (wait: true) reads exactly as upstream kstatus does.
+  expect(await tools.fluxKstatus(crs)).toEqual(kstatus);
+  // The documented healthCheckExprs agree, except that Flux's CEL path has no Terminating.
+  const cel = await tools.fluxCel(crs);
+  expect(cel.status).toBe(kstatus.status === 'Terminating' ? 'InProgress' : kstatus.status);
+  return { kstatus, argocd: await tools.argocd(crs) };
 }
 
 /** Keeps a live object as Argo CD test data (only when asked: CRS_CAPTURE_ARGOCD_TESTDATA=1). */

@@ -42,7 +42,7 @@ describe('manifests/argocd health check', () => {
     await expect(tools.argocdTest(copy)).rejects.toThrow(/1 of 6 health tests failed/);
   });
 
-  it('kstatus reads the same captured objects as Flux would', async () => {
+  it('kstatus, Flux (wait: true) and the documented healthCheckExprs read the captured objects alike', async () => {
     const expected: Record<string, string> = {
       'not-observed.yaml': 'InProgress',
       'progressing.yaml': 'InProgress',
@@ -54,6 +54,9 @@ describe('manifests/argocd health check', () => {
     for (const [file, status] of Object.entries(expected)) {
       const object = parse(readFileSync(path.join(dir, 'testdata', file), 'utf8')) as unknown;
       expect({ file, status: (await tools.kstatus(object)).status }).toEqual({ file, status });
+      expect({ file, status: (await tools.fluxKstatus(object)).status }).toEqual({ file, status });
+      const cel = status === 'Terminating' ? 'InProgress' : status;
+      expect({ file, status: (await tools.fluxCel(object)).status }).toEqual({ file, status: cel });
     }
   });
 });

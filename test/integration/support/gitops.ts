@@ -1,6 +1,6 @@
 // Reads live objects the way GitOps tools do, with the tools' own code: hack/gitops-check runs
-// kstatus (sigs.k8s.io/cli-utils, behind Flux's wait and healthChecks) and Argo CD's Lua health
-// script in gopher-lua. hack/build-gitops-check.sh builds it once (cached) and prints its path.
+// kstatus (sigs.k8s.io/cli-utils), Flux's kstatus fork (`wait: true`, `healthChecks`) and CEL
+// evaluator (`healthCheckExprs`), and Argo CD's Lua health script in gopher-lua. hack/build-gitops-check.sh builds it once (cached) and prints its path.
 import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { Testbed } from '../testbed.js';
@@ -14,6 +14,10 @@ export interface GitopsCheck {
   readonly binary: string;
   /** kstatus's Compute: Current, InProgress, Failed, Terminating, ... */
   kstatus(object: unknown): Promise<Health>;
+  /** Flux's kstatus (github.com/fluxcd/cli-utils), what `wait: true` reads. */
+  fluxKstatus(object: unknown): Promise<Health>;
+  /** Flux's CEL evaluator with manifests/flux/kustomization-cel.yaml's healthCheckExprs. */
+  fluxCel(object: unknown): Promise<Health>;
   /** manifests/argocd/.../health.lua: Healthy, Progressing, Degraded, Suspended, ... */
   argocd(object: unknown): Promise<Health>;
   /** `argocd-test DIR`: runs DIR/health_test.yaml; resolves with its output, rejects on a mismatch. */
@@ -36,9 +40,12 @@ export function gitopsCheck(bed: Testbed): GitopsCheck {
       child.stdin?.end(stdin ?? '');
     });
   const script = path.join(bed.repoRoot, ARGOCD_HEALTH_DIR, 'health.lua');
+  const fluxExample = path.join(bed.repoRoot, 'manifests/flux/kustomization-cel.yaml');
   return {
     binary,
     kstatus: async (object) => JSON.parse(await run(['kstatus'], JSON.stringify(object))) as Health,
+    fluxKstatus: async (object) => JSON.parse(await run(['flux-kstatus'], JSON.stringify(object))) as Health,
+    fluxCel: async (object) => JSON.parse(await run(['flux-cel', fluxExample], JSON.stringify(object))) as Health,
     argocd: async (object) => JSON.parse(await run(['argocd-health', script], JSON.stringify(object))) as Health,
     argocdTest: (dir) => run(['argocd-test', dir]),
   };
