@@ -1,5 +1,6 @@
 // The Argo CD health check against the objects captured from the live test bed (testdata/), in
 // Argo CD's own test layout, run by gopher-lua as Argo CD runs it; and kstatus on the same objects.
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,26 @@ describe('manifests/argocd health check', () => {
       expect({ file, status: (await tools.fluxKstatus(object)).status }).toEqual({ file, status });
       const cel = status === 'Terminating' ? 'InProgress' : status;
       expect({ file, status: (await tools.fluxCel(object)).status }).toEqual({ file, status: cel });
+    }
+  });
+});
+
+describe("README's argocd-cm command", () => {
+  it('puts health.lua, byte for byte, under the key Argo CD reads (real kubectl and apiserver)', async () => {
+    const readme = readFileSync(path.join(bed.repoRoot, 'README.md'), 'utf8');
+    const command = readme.split('\n').find((l) => l.startsWith('kubectl -n argocd patch configmap argocd-cm'));
+    expect(command).toBeDefined();
+    const namespace = `argocd-${Date.now().toString(36)}`;
+    const run = (cmd: string) =>
+      execFileSync('bash', ['-c', cmd], { cwd: bed.repoRoot, encoding: 'utf8', env: { ...process.env, KUBECONFIG: bed.kubeconfig, PATH: `${path.dirname(bed.kubectl)}:${process.env.PATH}` } });
+    try {
+      run(`kubectl create namespace ${namespace} && kubectl -n ${namespace} create configmap argocd-cm`);
+      run(command!.replace('-n argocd', `-n ${namespace}`));
+      const data = JSON.parse(run(`kubectl -n ${namespace} get configmap argocd-cm -o jsonpath='{.data}'`)) as Record<string, string>;
+      expect(Object.keys(data)).toEqual(['resource.customizations.health.checkpoint.dev_CheckpointReplicaSet']);
+      expect(data['resource.customizations.health.checkpoint.dev_CheckpointReplicaSet']).toBe(readFileSync(path.join(dir, 'health.lua'), 'utf8'));
+    } finally {
+      run(`kubectl delete namespace ${namespace} --wait=false`);
     }
   });
 });
