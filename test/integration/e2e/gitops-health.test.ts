@@ -13,7 +13,8 @@ import type { CheckpointReplicaSet, Condition } from '../../../controller/api/ty
 import { type RunningAgent, sample, startAgent } from '../support/agent.js';
 import { ARGOCD_HEALTH_DIR, type GitopsCheck, gitopsCheck } from '../support/gitops.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
-import { checkpointedSource, containersWithLabel, dockerClient } from '../support/workload.js';
+import { type E2eRun, cleanUpRun, sampleManifest } from '../support/e2e.js';
+import { checkpointedSource, containersWithLabel } from '../support/workload.js';
 import { testbed } from '../testbed.js';
 
 const bed = testbed();
@@ -26,19 +27,8 @@ let agent: RunningAgent | undefined;
 let tools: GitopsCheck;
 let sourceId = '';
 
-function manifest(name: string, replicas: number, container = sourceName): string {
-  return JSON.stringify({
-    apiVersion: 'checkpoint.dev/v1alpha1',
-    kind: 'CheckpointReplicaSet',
-    metadata: { name, namespace },
-    spec: {
-      replicas,
-      checkpoint: { container, name: 'warm' },
-      template: { image: bed.sampleImage, env: [{ name: 'APP_MEMORY_MB', value: '16' }] },
-      restore: { maxConcurrent: 10, timeoutSeconds: 60, maxAttempts: 3 },
-    },
-  });
-}
+const run: E2eRun = { namespace, node, sourceName };
+const manifest = (name: string, replicas: number, container = sourceName) => sampleManifest(bed, run, name, replicas, { container });
 
 const get = (name: string) => k.json<CheckpointReplicaSet>('-n', namespace, 'get', 'crs', name);
 const condition = (crs: CheckpointReplicaSet, type: Condition['type']) => crs.status?.conditions?.find((c) => c.type === type);
@@ -89,15 +79,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await agent?.kill('SIGTERM');
+  // A failed test may have left the object held by the test's own finalizer.
   await k('-n', namespace, 'patch', 'crs', 'app', '--type=merge', '-p', '{"metadata":{"finalizers":null}}').catch(() => undefined);
-  await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
-  await k('delete', 'node', node).catch(() => undefined);
-  const docker = dockerClient(bed);
-  for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
-  }
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  await cleanUpRun(bed, k, run, agent);
 });
 
 describe('kstatus and Argo CD read a CheckpointReplicaSet right in every state', () => {

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningAgent, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { startPrometheus, type RunningPrometheus } from '../support/prometheus.js';
-import { checkpointedSource, containersWithLabel, dockerClient } from '../support/workload.js';
+import { type E2eRun, cleanUpRun, sampleManifest } from '../support/e2e.js';
+import { checkpointedSource } from '../support/workload.js';
 import { testbed } from '../testbed.js';
 
 const bed = testbed();
@@ -33,20 +34,9 @@ function substitute(expr: string): string {
     .replaceAll('$node', node);
 }
 
-function manifest(name: string, replicas: number, image = bed.sampleImage): string {
-  return JSON.stringify({
-    apiVersion: 'checkpoint.dev/v1alpha1',
-    kind: 'CheckpointReplicaSet',
-    metadata: { name, namespace },
-    spec: {
-      replicas,
-      checkpoint: { container: sourceName, name: 'warm' },
-      template: { image, env: [{ name: 'APP_MEMORY_MB', value: '16' }] },
-      // Small batches: the rollout lasts long enough to be seen in flight.
-      restore: { maxConcurrent: 3, timeoutSeconds: 60, maxAttempts: 3 },
-    },
-  });
-}
+const run: E2eRun = { namespace, node, sourceName };
+// Small batches: the rollout lasts long enough to be seen in flight.
+const manifest = (name: string, replicas: number, image = bed.sampleImage) => sampleManifest(bed, run, name, replicas, { image, maxConcurrent: 3 });
 
 beforeAll(async () => {
   await installCrd(bed);
@@ -61,14 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await k('-n', namespace, 'delete', 'crs', '--all', '--timeout=60s').catch(() => undefined);
   await prometheus?.stop();
-  await agent?.kill('SIGTERM');
-  await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
-  await k('delete', 'node', node).catch(() => undefined);
-  const docker = dockerClient(bed);
-  for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
-  }
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  await cleanUpRun(bed, k, run, agent);
 });
 
 describe('the Grafana dashboard', () => {
