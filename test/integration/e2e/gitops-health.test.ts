@@ -4,7 +4,7 @@
 // With CRS_CAPTURE_ARGOCD_TESTDATA=1 the objects seen in each state are written to the health
 // check's testdata/ (how those files were made).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -34,8 +34,13 @@ const get = (name: string) => k.json<CheckpointReplicaSet>('-n', namespace, 'get
 const condition = (crs: CheckpointReplicaSet, type: Condition['type']) => crs.status?.conditions?.find((c) => c.type === type);
 const observed = (crs: CheckpointReplicaSet) => crs.status?.observedGeneration === crs.metadata.generation;
 
+// Where spec.checkpoint.path may point (the agent's --checkpoint-root).
+const checkpointRoot = path.join(bed.repoRoot, '.local', `${namespace}-checkpoints`);
+
 async function startTheAgent(): Promise<void> {
-  agent = await startAgent(bed, { nodeName: node, namespace, logLevel: 'info' });
+  // The agent takes a checkpoint root only if it exists when it starts.
+  mkdirSync(checkpointRoot, { recursive: true });
+  agent = await startAgent(bed, { nodeName: node, namespace, logLevel: 'info', checkpointRoot });
   await agent.ready();
 }
 
@@ -82,6 +87,7 @@ afterAll(async () => {
   // A failed test may have left the object held by the test's own finalizer.
   await k('-n', namespace, 'patch', 'crs', 'app', '--type=merge', '-p', '{"metadata":{"finalizers":null}}').catch(() => undefined);
   await cleanUpRun(bed, k, run, agent);
+  rmSync(checkpointRoot, { recursive: true, force: true });
 });
 
 describe('kstatus and Argo CD read a CheckpointReplicaSet right in every state', () => {
@@ -182,6 +188,22 @@ describe('kstatus and Argo CD read a CheckpointReplicaSet right in every state',
     expect(seconds).toBeLessThan(30);
     capture('degraded', crs);
     await k('-n', namespace, 'delete', 'crs', 'broken', '--timeout=60s');
+  });
+
+  it('attempts spent (a corrupt checkpoint, maxAttempts 1) is Failed / Degraded, not InProgress', async () => {
+    // A copy of the real checkpoint whose process tree CRIU cannot read: every restore fails in CRIU.
+    const corrupt = path.join(checkpointRoot, 'corrupt');
+    cpSync(path.join(bed.dockerRoot, 'containers', sourceId, 'checkpoints', 'warm'), corrupt, { recursive: true });
+    for (const f of readdirSync(corrupt)) if (/^(core|pstree)/.test(f)) writeFileSync(path.join(corrupt, f), 'garbage');
+    await k.apply(sampleManifest(bed, run, 'spent', 1, { path: corrupt, maxAttempts: 1 }));
+    const crs = await until('spent', 'Stalled after the one attempt', (c) => observed(c) && condition(c, 'Stalled') !== undefined);
+    expect(condition(crs, 'Stalled')).toMatchObject({ status: 'True', reason: 'CriuFailed' });
+    expect(condition(crs, 'Stalled')!.message).toContain('failed after spending their restore attempts');
+    expect(crs.status?.failedReplicas).toBe(1);
+    const { kstatus, argocd } = await both(crs);
+    expect(kstatus.status).toBe('Failed');
+    expect(argocd.status).toBe('Degraded');
+    await k('-n', namespace, 'delete', 'crs', 'spent', '--timeout=60s');
   });
 
   it('deleting: Terminating / Progressing until the replicas are gone', async () => {

@@ -13,13 +13,13 @@ export interface E2eRun {
   sourceName: string;
 }
 
-/** A CheckpointReplicaSet of the sample workload (16 MB), restored from `container`'s checkpoint "warm". */
+/** A CheckpointReplicaSet of the sample workload (16 MB), restored from `container`'s checkpoint "warm" (or `path`). */
 export function sampleManifest(
   bed: Testbed,
   run: E2eRun,
   name: string,
   replicas: number,
-  options: { container?: string; image?: string; maxConcurrent?: number } = {},
+  options: { container?: string; path?: string; image?: string; maxConcurrent?: number; maxAttempts?: number } = {},
 ): string {
   return JSON.stringify({
     apiVersion: 'checkpoint.dev/v1alpha1',
@@ -27,9 +27,9 @@ export function sampleManifest(
     metadata: { name, namespace: run.namespace },
     spec: {
       replicas,
-      checkpoint: { container: options.container ?? run.sourceName, name: 'warm' },
+      checkpoint: options.path ? { path: options.path } : { container: options.container ?? run.sourceName, name: 'warm' },
       template: { image: options.image ?? bed.sampleImage, env: [{ name: 'APP_MEMORY_MB', value: '16' }] },
-      restore: { maxConcurrent: options.maxConcurrent ?? 10, timeoutSeconds: 60, maxAttempts: 3 },
+      restore: { maxConcurrent: options.maxConcurrent ?? 10, timeoutSeconds: 60, maxAttempts: options.maxAttempts ?? 3 },
     },
   });
 }
