@@ -172,6 +172,22 @@ describe('kstatus and Argo CD read a CheckpointReplicaSet right in every state',
     expect((await tools.kstatus(done)).status).toBe('Current');
   });
 
+  it('a rolling update (template change) is InProgress / Progressing (RollingUpdate) until every replica is new', async () => {
+    // Down to 1 replica in the same change: each batch's removals wait for Docker's stop timeout.
+    const change = [
+      { op: 'replace', path: '/spec/replicas', value: 1 },
+      { op: 'add', path: '/spec/template/env/-', value: { name: 'ROLLOUT', value: '2' } },
+    ];
+    await k('-n', namespace, 'patch', 'crs', 'app', '--type=json', '-p', JSON.stringify(change));
+    const rolling = await until('app', 'RollingUpdate', (c) => observed(c) && condition(c, 'Reconciling')?.reason === 'RollingUpdate', 60_000, 50);
+    const { kstatus, argocd } = await both(rolling);
+    expect(kstatus.status).toBe('InProgress');
+    expect(argocd.status).toBe('Progressing');
+    expect(argocd.message).toMatch(/^RollingUpdate: /);
+    const done = await until('app', 'Ready after the rollout', (c) => observed(c) && condition(c, 'Ready')?.status === 'True');
+    expect((await both(done)).kstatus.status).toBe('Current');
+  });
+
   it('a missing checkpoint is Failed / Degraded from the first status the agent writes', async () => {
     const started = Date.now();
     await k.apply(manifest('broken', 3, 'no-such-container'));
