@@ -164,7 +164,7 @@ export function aggregateConditions(
     };
   }
 
-  const abnormal = kstatusCondition(sorted, stale, generation, staleMessage);
+  const abnormal = topKstatusCondition(sorted, stale, generation, staleMessage);
   let list = previous ?? [];
   for (const c of [ready, ...(abnormal ? [abnormal] : []), progressing, degraded]) {
     list = setCondition(list, { ...c, message: truncate(c.message), observedGeneration: generation }, now);
@@ -176,7 +176,7 @@ export function aggregateConditions(
 }
 
 /** The top-level Reconciling or Stalled condition (see aggregateConditions), or none at rest. */
-function kstatusCondition(
+function topKstatusCondition(
   sorted: readonly NodeStatus[],
   stale: readonly NodeStatus[],
   generation: number,

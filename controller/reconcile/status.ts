@@ -85,7 +85,7 @@ function condition(
  *  - Stalled when nothing will change without a change of spec or host: a permanent failure or
  *    spent attempts (Degraded, the machine's `Stalled` progress), or paused short of Ready.
  */
-export function kstatusCondition(input: Pick<NodeStatusInput, 'progress' | 'degraded' | 'paused' | 'summary'>, ready: boolean):
+function kstatusCondition(input: Pick<NodeStatusInput, 'progress' | 'degraded' | 'paused' | 'summary'>, ready: boolean):
   | { type: 'Reconciling' | 'Stalled'; reason: string; message: string }
   | undefined {
   const { progress, degraded, summary } = input;
