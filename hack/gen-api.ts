@@ -1,6 +1,7 @@
 // Regenerates everything derived from controller/api/schema.ts (the API's single source of truth):
 //   crds/checkpoint.dev_checkpointreplicasets.yaml  the CRD
 //   controller/api/types.ts                          the TypeScript types
+//   docs/api.md                                      the field reference
 // Run: npx tsx hack/gen-api.ts        (writes the files)
 //      npx tsx hack/gen-api.ts --check (writes nothing; exits 1 and names each stale file)
 import { readFileSync, writeFileSync } from 'node:fs';

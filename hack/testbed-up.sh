@@ -8,6 +8,7 @@ bash "$HACK_DIR/install-tools.sh"
 bash "$HACK_DIR/control-plane-up.sh" >/dev/null
 bash "$HACK_DIR/engine-up.sh" >/dev/null
 bash "$HACK_DIR/build-workload.sh"
+bash "$HACK_DIR/build-gitops-check.sh" >/dev/null # kstatus + Argo CD Lua, for the GitOps health tests
 image="${SAMPLE_IMAGE:-crs-sample-app:latest}"
 cat > "$CRS_STATE_DIR/testbed.env" <<ENV
 export KUBECONFIG=$KUBECONFIG_PATH

@@ -34,6 +34,16 @@ export function openApiSchema(node: SchemaNode = checkpointReplicaSetSchema): Re
 
 export const READY_REASON_JSONPATH = '.status.conditions[?(@.type=="Ready")].reason';
 
+/** The extra columns of `kubectl get crs -o wide`: where it runs and what it restores. */
+export const WIDE_COLUMNS = [
+  // A count: a printer column shows only the first match of a list, never all the names.
+  { name: 'Nodes', type: 'integer', jsonPath: '.status.nodeCount', description: 'Nodes whose agents report on it', priority: 1 },
+  { name: 'Container', type: 'string', jsonPath: '.spec.checkpoint.container', description: 'The checkpoint source container', priority: 1 },
+  { name: 'Checkpoint', type: 'string', jsonPath: '.spec.checkpoint.name', description: "The source container's checkpoint", priority: 1 },
+  { name: 'Path', type: 'string', jsonPath: '.spec.checkpoint.path', description: 'Or: the host directory of CRIU image files', priority: 1 },
+  { name: 'Image', type: 'string', jsonPath: '.spec.template.image', description: 'The image of every replica', priority: 1 },
+];
+
 export function buildCrd(): Record<string, unknown> {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
@@ -92,6 +102,8 @@ export function buildCrd(): Record<string, unknown> {
               description: "The Ready condition's reason",
             },
             { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+            // priority 1: shown by `kubectl get crs -o wide` only.
+            ...WIDE_COLUMNS,
           ],
         },
       ],

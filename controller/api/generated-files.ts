@@ -2,6 +2,7 @@
 // hack/gen-api.ts (which writes them) and test/unit/api/generated.test.ts (which checks they are current).
 // Build-time only: it uses the `yaml` devDependency, so nothing the agent runs may import it.
 import { stringify } from 'yaml';
+import { renderApiDoc } from './api-doc.js';
 import { buildCrd } from './crd.js';
 import { renderTypes } from './typegen.js';
 
@@ -12,11 +13,13 @@ export interface GeneratedFile {
 
 export const CRD_FILE = 'crds/checkpoint.dev_checkpointreplicasets.yaml';
 export const TYPES_FILE = 'controller/api/types.ts';
+export const API_DOC_FILE = 'docs/api.md';
 
 export function generatedApiFiles(): GeneratedFile[] {
   return [
     { path: CRD_FILE, content: renderCrdYaml() },
     { path: TYPES_FILE, content: renderTypes() },
+    { path: API_DOC_FILE, content: renderApiDoc() },
   ];
 }
 

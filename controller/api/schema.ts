@@ -31,6 +31,13 @@ export const FINALIZER = 'checkpoint.dev/containers';
 /** The most restores one node runs at once for one resource: containerd starts at most 10 containers at a time. */
 export const MAX_CONCURRENT_RESTORES = 10;
 
+/**
+ * The condition types, in the order they are written. Ready, Reconciling and Stalled follow kstatus
+ * (sigs.k8s.io/cli-utils, read by Flux and kubectl-based tools): Reconciling and Stalled are present
+ * only while they hold. Progressing and Degraded are kept for kubectl users who know them from Deployments.
+ */
+export const CONDITION_TYPES = ['Ready', 'Reconciling', 'Stalled', 'Progressing', 'Degraded'] as const;
+
 /** How a CEL rule's failure is reported; mirrors apiextensions.k8s.io/v1 ValidationRule. */
 export interface ValidationRule {
   rule: string;
@@ -153,13 +160,17 @@ const condition: SchemaNode = {
     type: {
       type: 'string',
       'x-ts-name': 'ConditionType',
-      enum: ['Ready', 'Progressing', 'Degraded'],
-      description: 'Ready: all replicas run. Progressing: the controller is converging. Degraded: replicas failed.',
+      enum: [...CONDITION_TYPES],
+      description:
+        'Ready: every selected node runs all its replicas. Reconciling (present only while True): the agents are working towards the spec. ' +
+        'Stalled (present only while True): nothing will change without a change of spec or host (missing checkpoint, attempts spent, paused). ' +
+        'Progressing: like Reconciling, always present. Degraded: a permanent failure on some node.',
     },
     status: {
       type: 'string',
       'x-ts-name': 'ConditionStatus',
       enum: ['True', 'False', 'Unknown'],
+      description: 'True, False or Unknown.',
     },
     reason: {
       type: 'string',
@@ -203,8 +214,20 @@ export const checkpointReplicaSetSchema: SchemaNode = {
     'CheckpointReplicaSet runs, on each selected Docker host, a number of containers restored from one CRIU checkpoint.',
   required: ['spec'],
   properties: {
-    apiVersion: { type: 'string', 'x-ts-type': 'typeof API_VERSION', 'x-ts-required': true },
-    kind: { type: 'string', 'x-ts-type': 'typeof KIND', 'x-ts-required': true },
+    apiVersion: {
+      type: 'string',
+      'x-ts-type': 'typeof API_VERSION',
+      'x-ts-required': true,
+      description: `The versioned schema of this representation of an object: ${API_VERSION}.`,
+    },
+    kind: {
+      type: 'string',
+      'x-ts-type': 'typeof KIND',
+      'x-ts-required': true,
+      description: `The REST resource this object represents: ${KIND}.`,
+    },
+    // No description: the apiserver refuses anything but name/generateName rules here and
+    // publishes ObjectMeta's own description for it.
     metadata: { type: 'object', 'x-ts-type': 'ObjectMeta', 'x-ts-required': true },
     spec: {
       type: 'object',
@@ -308,6 +331,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                   name: {
                     type: 'string',
                     maxLength: 256,
+                    description: 'The variable name: a C identifier.',
                     'x-kubernetes-validations': [
                       {
                         rule: "self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",
@@ -316,7 +340,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                       },
                     ],
                   },
-                  value: { type: 'string' },
+                  value: { type: 'string', description: 'The value; empty when absent.' },
                 },
               },
             },
@@ -357,6 +381,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 limits: {
                   type: 'object',
                   'x-ts-name': 'ResourceLimits',
+                  description: 'Upper bounds Docker enforces on each replica container.',
                   properties: {
                     memory: positiveQuantity('spec.template.resources.limits.memory', 'Kubernetes quantity, e.g. "512Mi".', '512Mi'),
                     cpu: positiveQuantity('spec.template.resources.limits.cpu', 'Kubernetes quantity, e.g. "500m" or "2".', '500m'),
@@ -450,15 +475,45 @@ export const checkpointReplicaSetSchema: SchemaNode = {
       type: 'object',
       'x-ts-name': 'CheckpointReplicaSetStatus',
       description: 'Written only by the controller, through the status subresource.',
+      // A new object reads `observedGeneration: 0` before any agent has written (the apiserver
+      // applies the default when it reads the object), so kstatus, Flux and Argo CD see "generation
+      // not observed yet" instead of an empty status they would take for done.
+      default: {},
+      'x-ts-optional': true,
       properties: {
-        observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
-        replicas: { type: 'integer', format: 'int32', minimum: 0 },
-        readyReplicas: { type: 'integer', format: 'int32', minimum: 0 },
-        restoringReplicas: { type: 'integer', format: 'int32', minimum: 0 },
-        failedReplicas: { type: 'integer', format: 'int32', minimum: 0 },
-        conditions: conditionList,
+        observedGeneration: {
+          type: 'integer',
+          format: 'int64',
+          minimum: 0,
+          default: 0,
+          'x-ts-optional': true,
+          description:
+            'The metadata.generation every reporting node has acted on (the smallest); 0 until a node has reported.',
+        },
+        replicas: { type: 'integer', format: 'int32', minimum: 0, description: 'Replicas that exist, summed over the nodes.' },
+        readyReplicas: { type: 'integer', format: 'int32', minimum: 0, description: 'Replicas running, summed over the nodes.' },
+        restoringReplicas: {
+          type: 'integer',
+          format: 'int32',
+          minimum: 0,
+          description: 'Replicas being restored right now, summed over the nodes.',
+        },
+        failedReplicas: {
+          type: 'integer',
+          format: 'int32',
+          minimum: 0,
+          description: 'Replicas that spent their attempts, summed over the nodes.',
+        },
+        conditions: { ...conditionList, description: 'Ready, Reconciling, Stalled, Progressing and Degraded over all nodes.' },
+        nodeCount: {
+          type: 'integer',
+          format: 'int32',
+          minimum: 0,
+          description: 'How many nodes report on this resource (the entries of nodes); the NODES column of kubectl get crs -o wide.',
+        },
         nodes: {
           type: 'array',
+          description: 'One entry per node whose agent acts on this resource, each written by that agent only.',
           'x-kubernetes-list-type': 'map',
           'x-kubernetes-list-map-keys': ['node'],
           items: {
@@ -468,8 +523,13 @@ export const checkpointReplicaSetSchema: SchemaNode = {
               "One node's part of the status; a list-map keyed by `node` so agents never clobber each other.",
             required: ['node'],
             properties: {
-              node: { type: 'string', minLength: 1, maxLength: 253 },
-              observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+              node: { type: 'string', minLength: 1, maxLength: 253, description: 'The Node this entry is about.' },
+              observedGeneration: {
+                type: 'integer',
+                format: 'int64',
+                minimum: 0,
+                description: "The metadata.generation this node's agent last acted on.",
+              },
               replicas: replicaCount('Replicas that exist on this node.'),
               readyReplicas: replicaCount('Replicas running on this node.'),
               restoringReplicas: replicaCount('Replicas being restored on this node.'),
@@ -480,8 +540,8 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 minimum: 0,
                 description: 'Ready replicas that run a cold start (fallback), not a restore.',
               },
-              conditions: conditionList,
-              lastUpdateTime: { type: 'string', format: 'date-time' },
+              conditions: { ...conditionList, description: "This node's Ready, Reconciling, Stalled, Progressing and Degraded." },
+              lastUpdateTime: { type: 'string', format: 'date-time', description: 'When this entry last changed.' },
             },
           },
         },

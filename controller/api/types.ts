@@ -31,10 +31,13 @@ export interface CheckpointSource {
 }
 
 export interface EnvVar {
+  /** The variable name: a C identifier. */
   name: string;
+  /** The value; empty when absent. */
   value?: string;
 }
 
+/** Upper bounds Docker enforces on each replica container. */
 export interface ResourceLimits {
   /** Kubernetes quantity, e.g. "512Mi". */
   memory?: string;
@@ -95,10 +98,14 @@ export interface CheckpointReplicaSetSpec {
 }
 
 /**
- * Ready: all replicas run. Progressing: the controller is converging. Degraded: replicas failed.
+ * Ready: every selected node runs all its replicas. Reconciling (present only while True): the
+ * agents are working towards the spec. Stalled (present only while True): nothing will change
+ * without a change of spec or host (missing checkpoint, attempts spent, paused). Progressing: like
+ * Reconciling, always present. Degraded: a permanent failure on some node.
  */
-export type ConditionType = 'Ready' | 'Progressing' | 'Degraded';
+export type ConditionType = 'Ready' | 'Reconciling' | 'Stalled' | 'Progressing' | 'Degraded';
 
+/** True, False or Unknown. */
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
 /** One aspect of the state, in the shape of metav1.Condition. */
@@ -117,7 +124,9 @@ export interface Condition {
 
 /** One node's part of the status; a list-map keyed by `node` so agents never clobber each other. */
 export interface NodeStatus {
+  /** The Node this entry is about. */
   node: string;
+  /** The metadata.generation this node's agent last acted on. */
   observedGeneration?: number;
   /** Replicas that exist on this node. */
   replicas: number;
@@ -129,18 +138,35 @@ export interface NodeStatus {
   failedReplicas: number;
   /** Ready replicas that run a cold start (fallback), not a restore. */
   coldStartedReplicas?: number;
+  /** This node's Ready, Reconciling, Stalled, Progressing and Degraded. */
   conditions?: Condition[];
+  /** When this entry last changed. */
   lastUpdateTime?: string;
 }
 
 /** Written only by the controller, through the status subresource. */
 export interface CheckpointReplicaSetStatus {
+  /**
+   * The metadata.generation every reporting node has acted on (the smallest); 0 until a node has
+   * reported.
+   */
   observedGeneration?: number;
+  /** Replicas that exist, summed over the nodes. */
   replicas?: number;
+  /** Replicas running, summed over the nodes. */
   readyReplicas?: number;
+  /** Replicas being restored right now, summed over the nodes. */
   restoringReplicas?: number;
+  /** Replicas that spent their attempts, summed over the nodes. */
   failedReplicas?: number;
+  /** Ready, Reconciling, Stalled, Progressing and Degraded over all nodes. */
   conditions?: Condition[];
+  /**
+   * How many nodes report on this resource (the entries of nodes); the NODES column of kubectl get
+   * crs -o wide.
+   */
+  nodeCount?: number;
+  /** One entry per node whose agent acts on this resource, each written by that agent only. */
   nodes?: NodeStatus[];
   /** Label selector string for the scale subresource. */
   selector?: string;
@@ -151,7 +177,9 @@ export interface CheckpointReplicaSetStatus {
  * CRIU checkpoint.
  */
 export interface CheckpointReplicaSet {
+  /** The versioned schema of this representation of an object: checkpoint.dev/v1alpha1. */
   apiVersion: typeof API_VERSION;
+  /** The REST resource this object represents: CheckpointReplicaSet. */
   kind: typeof KIND;
   metadata: ObjectMeta;
   spec: CheckpointReplicaSetSpec;

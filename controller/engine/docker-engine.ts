@@ -245,6 +245,7 @@ export class DockerEngine implements RestoreEngine {
       const resolved: ResolvedSource = { dir, files, description: `path ${source.path}` };
       const imageId = await recordedSourceImage(dir, source.path as string);
       if (imageId) resolved.imageId = imageId;
+      this.emit({ type: 'checkpoint.sized', owner, bytes: files.bytes, at: this.clock.now() });
       if (this.options.networkMode) resolved.networkMode = this.options.networkMode;
       return resolved;
     }
@@ -260,6 +261,7 @@ export class DockerEngine implements RestoreEngine {
       throw err;
     });
     const resolved: ResolvedSource = { dir, files, imageId: info.Image, description: `container ${containerRef} checkpoint ${name}` };
+    this.emit({ type: 'checkpoint.sized', owner, bytes: files.bytes, at: this.clock.now() });
     const networkMode = this.options.networkMode ?? info.HostConfig.NetworkMode;
     if (networkMode) resolved.networkMode = networkMode;
     return resolved;

@@ -102,6 +102,8 @@ export type EngineEvent =
   | { type: 'hygiene.reclaimed'; bytes: number; paths: number; at: Date }
   /** Something under containerd's tmp named like ours that the agent cannot prove it made (planted?). */
   | { type: 'hygiene.ignored'; reason: HygieneIgnoredReason; path: string; at: Date }
+  /** The checkpoint a resource restores from was read (on every source check and restore): its size on disk. */
+  | { type: 'checkpoint.sized'; owner: ReplicaOwner; bytes: number; at: Date }
   | { type: 'disk.waiting'; neededBytes: number; availableBytes: number; path: string; at: Date };
 
 export interface RestoreOptions {

@@ -3,7 +3,7 @@
 // from all entries. No I/O, no clock: `now` is a parameter.
 
 import { OWNER_UID } from '../api/labels.js';
-import { kubeTime, setCondition } from '../api/conditions.js';
+import { kubeTime, removeCondition, setCondition } from '../api/conditions.js';
 import type { CheckpointReplicaSetStatus, Condition, ConditionType, NodeStatus } from '../api/types.js';
 
 export interface ObjectIdentity {
@@ -62,12 +62,13 @@ export function aggregate(
     failedReplicas: sum((n) => n.failedReplicas),
     conditions: aggregateConditions(current?.conditions, nodes, object.generation, now),
     nodes,
+    nodeCount: nodes.length,
     selector: selectorFor(object.uid),
   };
-  // The generation EVERY node has acted on; absent while no node has reported.
+  // The generation EVERY node has acted on; 0 while no node has reported (the schema's default,
+  // so the status read back equals the status written).
   const generations = nodes.map((n) => n.observedGeneration ?? 0);
-  if (generations.length > 0) status.observedGeneration = Math.min(...generations);
-  else delete status.observedGeneration;
+  status.observedGeneration = generations.length > 0 ? Math.min(...generations) : 0;
   return status;
 }
 
@@ -77,6 +78,11 @@ export function aggregate(
  *    says Ready True; otherwise False with the first offending node's reason, message naming it.
  *  - Degraded is True if any entry says Degraded True (reason and message from the first such node).
  *  - Progressing is True if any entry says Progressing True or has not observed `generation` yet.
+ *  - Stalled (kstatus: Failed) is present, True, when an entry that observed `generation` says
+ *    Stalled: that node can never become Ready without a change, so neither can the resource, and
+ *    a Flux or kstatus wait should fail now rather than at its timeout. It wins over Reconciling.
+ *  - Otherwise Reconciling (kstatus: InProgress) is present, True, when an entry says Reconciling
+ *    or has not observed `generation` yet, or no node has reported. Neither is present at rest.
  */
 export function aggregateConditions(
   previous: Condition[] | undefined,
@@ -158,11 +164,44 @@ export function aggregateConditions(
     };
   }
 
+  const abnormal = topKstatusCondition(sorted, stale, generation, staleMessage);
   let list = previous ?? [];
-  for (const c of [ready, progressing, degraded]) {
+  for (const c of [ready, ...(abnormal ? [abnormal] : []), progressing, degraded]) {
     list = setCondition(list, { ...c, message: truncate(c.message), observedGeneration: generation }, now);
   }
+  for (const type of ['Reconciling', 'Stalled'] as const) {
+    if (abnormal?.type !== type) list = removeCondition(list, type);
+  }
   return list;
+}
+
+/** The top-level Reconciling or Stalled condition (see aggregateConditions), or none at rest. */
+function topKstatusCondition(
+  sorted: readonly NodeStatus[],
+  stale: readonly NodeStatus[],
+  generation: number,
+  staleMessage: (n: NodeStatus) => string,
+): Omit<Condition, 'lastTransitionTime'> | undefined {
+  const holding = (n: NodeStatus, type: ConditionType) =>
+    (n.observedGeneration ?? 0) >= generation && n.conditions?.some((c) => c.type === type && c.status === 'True');
+  const stalled = sorted.filter((n) => holding(n, 'Stalled'));
+  const first = stalled[0];
+  if (first) {
+    const c = first.conditions!.find((x) => x.type === 'Stalled')!;
+    const others = stalled.length > 1 ? ` (and ${stalled.length - 1} more node${stalled.length > 2 ? 's' : ''})` : '';
+    return { type: 'Stalled', status: 'True', reason: c.reason, message: `node ${first.node}: ${c.message}${others}` };
+  }
+  const working = sorted.find((n) => holding(n, 'Reconciling'));
+  if (working) {
+    const c = working.conditions!.find((x) => x.type === 'Reconciling')!;
+    return { type: 'Reconciling', status: 'True', reason: c.reason, message: `node ${working.node}: ${c.message}` };
+  }
+  const firstStale = stale[0];
+  if (firstStale) return { type: 'Reconciling', status: 'True', reason: 'GenerationNotObserved', message: staleMessage(firstStale) };
+  if (sorted.length === 0) {
+    return { type: 'Reconciling', status: 'True', reason: 'NoNodeReported', message: 'no node agent has reported yet' };
+  }
+  return undefined;
 }
 
 function normaliseEntry(previous: NodeStatus | undefined, entry: NodeStatus, now: Date): NodeStatus {

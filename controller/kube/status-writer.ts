@@ -10,6 +10,7 @@
 // report() resolves once its entry is stored (or found unchanged, or the resource is gone, or the
 // bounded retries failed and a background retry is scheduled); it never rejects for API errors.
 
+import { CONDITION_TYPES } from '../api/schema.js';
 import type { CheckpointReplicaSet, CheckpointReplicaSetStatus, NodeStatus } from '../api/types.js';
 import { mergeNodeStatus, removeNodeStatus, sameStatus } from './aggregate.js';
 import { ApiError, isApiError } from './api-error.js';
@@ -302,8 +303,8 @@ function validateEntry(entry: NodeStatus, node: string): void {
     throw new InvalidNodeStatusError('observedGeneration', `must be an integer >= 0, got ${entry.observedGeneration}`);
   }
   for (const [i, c] of (entry.conditions ?? []).entries()) {
-    if (!['Ready', 'Progressing', 'Degraded'].includes(c.type)) {
-      throw new InvalidNodeStatusError(`conditions[${i}].type`, `must be Ready, Progressing or Degraded, got ${JSON.stringify(c.type)}`);
+    if (!(CONDITION_TYPES as readonly string[]).includes(c.type)) {
+      throw new InvalidNodeStatusError(`conditions[${i}].type`, `must be one of ${CONDITION_TYPES.join(', ')}, got ${JSON.stringify(c.type)}`);
     }
     if (!['True', 'False', 'Unknown'].includes(c.status)) {
       throw new InvalidNodeStatusError(`conditions[${i}].status`, `must be True, False or Unknown, got ${JSON.stringify(c.status)}`);

@@ -207,6 +207,13 @@ export const CATALOG = {
     labels: ['node'],
     meaning: 'Checked at start. A world-writable folder (the host /tmp) lets any local user plant folders the agent must then refuse; give containerd a root-only XDG_RUNTIME_DIR (0700) and point --containerd-tmp there (README Security model).',
   },
+  checkpointSize: {
+    name: 'crs_checkpoint_size_bytes',
+    kind: 'gauge',
+    help: 'Size on disk of the checkpoint a CheckpointReplicaSet restores from on this node.',
+    labels: RESOURCE_NODE,
+    meaning: 'Read whenever the agent checks the source or restores from it. Each concurrent restore briefly needs about 3 times this much free disk; the CrsDiskHeadroomLow alert compares crs_disk_headroom_bytes with crs_restore_concurrency_limit x 3 x the largest checkpoint on the node.',
+  },
   buildInfo: {
     name: 'crs_build_info',
     kind: 'gauge',

@@ -43,6 +43,9 @@ export function recordEngineEvent(metrics: CrsMetrics, node: string, event: Engi
     case 'hygiene.ignored':
       metrics.hygieneIgnored(node, event.reason);
       return;
+    case 'checkpoint.sized':
+      metrics.checkpointSize(event.owner, node, event.bytes);
+      return;
     // Not restores (cold starts are counted by the reconciler as ready replicas) or no metric of
     // their own: queued restores show in crs_replicas_restoring, removals in crs_replicas_ready.
     case 'restore.queued':

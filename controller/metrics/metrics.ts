@@ -54,6 +54,8 @@ export interface CrsMetrics {
   diskHeadroom(node: string, bytes: number): void;
   hygieneIgnored(node: string, reason: HygieneIgnoredReason): void;
   containerdTmpWorldWritable(node: string, worldWritable: boolean): void;
+  /** crs_checkpoint_size_bytes: the size of the checkpoint `resource` restores from on `node`. */
+  checkpointSize(resource: NamedResource, node: string, bytes: number): void;
   /** Deletes every series labelled with a deleted resource, so they do not linger forever. */
   forget(resource: NamedResource): void;
 }
@@ -95,6 +97,7 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
   const diskHeadroom = gauge(CATALOG.diskHeadroom);
   const hygieneIgnored = counter(CATALOG.hygieneIgnored);
   const containerdTmpWorldWritable = gauge(CATALOG.containerdTmpWorldWritable);
+  const checkpointSize = gauge(CATALOG.checkpointSize);
   const buildInfo = gauge(CATALOG.buildInfo);
 
   buildInfo.set({ version: label('version', options.version), node_version: process.version }, 1);
@@ -192,13 +195,18 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     containerdTmpWorldWritable(node, worldWritable) {
       containerdTmpWorldWritable.set({ node: label('node', node) }, worldWritable ? 1 : 0);
     },
+    checkpointSize(resource, node, bytes) {
+      const labels = resourceNodeLabels(resource, node);
+      checkpointSize.set(labels, count('bytes', bytes));
+      track(resource).nodes.add(labels.node);
+    },
     forget(resource) {
       const key = `${resource.namespace}/${resource.name}`;
       const entry = seriesOf.get(key);
       if (!entry) return;
       for (const node of entry.nodes) {
         const labels = { namespace: entry.resource.namespace, name: entry.resource.name, node };
-        for (const g of [replicasDesired, replicasReady, replicasRestoring, replicasFailed]) g.remove(labels);
+        for (const g of [replicasDesired, replicasReady, replicasRestoring, replicasFailed, checkpointSize]) g.remove(labels);
       }
       for (const outcome of entry.outcomes) {
         const [result, reason] = JSON.parse(outcome) as [string, string];

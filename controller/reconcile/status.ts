@@ -1,5 +1,6 @@
 // This node's entry of status.nodes, computed purely from the plan's summary and the machine's
-// phase. The kube layer aggregates node entries into the top-level status.
+// phase. The kube layer aggregates node entries into the top-level status. The conditions and how
+// kstatus, Flux and Argo CD read them: README.md, "Status and health".
 
 import { kubeTime } from '../api/conditions.js';
 import type { Condition, ConditionStatus, ConditionType, NodeStatus } from '../api/types.js';
@@ -78,17 +79,45 @@ function condition(
   return { type, status, reason, message, lastTransitionTime, observedGeneration: generation };
 }
 
+/**
+ * kstatus's two "abnormal-true" conditions, present only while they hold (never both):
+ *  - Reconciling while the agent works towards the spec (a batch, waiting for replicas, a backoff);
+ *  - Stalled when nothing will change without a change of spec or host: a permanent failure or
+ *    spent attempts (Degraded, the machine's `Stalled` progress), or paused short of Ready.
+ */
+function kstatusCondition(input: Pick<NodeStatusInput, 'progress' | 'degraded' | 'paused' | 'summary'>, ready: boolean):
+  | { type: 'Reconciling' | 'Stalled'; reason: string; message: string }
+  | undefined {
+  const { progress, degraded, summary } = input;
+  if (progress.status === 'True') return { type: 'Reconciling', reason: progress.reason, message: progress.message };
+  if (progress.reason === 'Stalled') {
+    return { type: 'Stalled', reason: degraded?.reason ?? 'Stalled', message: degraded?.message ?? progress.message };
+  }
+  if (input.paused && !ready) {
+    return {
+      type: 'Stalled',
+      reason: 'Paused',
+      message: `spec.paused is true with ${summary.ready}/${summary.desired} replicas ready: nothing changes until it is unpaused`,
+    };
+  }
+  return undefined;
+}
+
 export function computeNodeStatus(input: NodeStatusInput): NodeStatus {
   const { summary, node, generation, previous, now } = input;
   const ready = allReady(summary);
   const readyMessage = `${summary.ready}/${summary.desired} replicas ready on node ${node}`;
+  const kstatus = kstatusCondition(input, ready);
+  // Not ready: say why in the reason `kubectl get crs` shows (the stall's cause when stalled).
+  const notReadyReason = kstatus?.type === 'Stalled' ? kstatus.reason : input.paused ? 'Paused' : 'ReplicasNotReady';
   const readyCondition = ready
     ? condition('Ready', 'True', 'AllReplicasReady', readyMessage, generation, previous, now)
-    : condition('Ready', 'False', input.paused ? 'Paused' : 'ReplicasNotReady', readyMessage, generation, previous, now);
+    : condition('Ready', 'False', notReadyReason, readyMessage, generation, previous, now);
   const progressing = condition('Progressing', input.progress.status, input.progress.reason, input.progress.message, generation, previous, now);
   const degraded = input.degraded
     ? condition('Degraded', 'True', input.degraded.reason, input.degraded.message, generation, previous, now)
     : condition('Degraded', 'False', 'AsExpected', 'no permanent failure', generation, previous, now);
+  const abnormal = kstatus ? [condition(kstatus.type, 'True', kstatus.reason, kstatus.message, generation, previous, now)] : [];
   const counts = replicaCounts(summary, input.restoringNow);
   return {
     node,
@@ -98,7 +127,7 @@ export function computeNodeStatus(input: NodeStatusInput): NodeStatus {
     restoringReplicas: counts.restoring,
     failedReplicas: counts.failed,
     coldStartedReplicas: counts.coldStarted,
-    conditions: [readyCondition, progressing, degraded],
+    conditions: [readyCondition, ...abnormal, progressing, degraded],
     lastUpdateTime: kubeTime(now),
   };
 }

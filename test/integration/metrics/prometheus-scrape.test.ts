@@ -71,7 +71,8 @@ describe('Prometheus scraping the metrics server', () => {
 
   it('evaluates the alert rules on the scraped series: low disk headroom goes pending', async () => {
     metrics.concurrencyLimit('n1', 10);
-    metrics.diskHeadroom('n1', 1024 ** 3); // 1 GiB, far below 10 x 3 x 1 GiB
+    metrics.checkpointSize(web, 'n1', 1024 ** 3);
+    metrics.diskHeadroom('n1', 1024 ** 3); // 1 GiB, far below 10 x 3 x the 1 GiB checkpoint
     const pending = await prometheus.waitFor('ALERTS{alertname="CrsDiskHeadroomLow"}', (r) => r.length === 1);
     expect(pending[0]!.metric).toMatchObject({ alertstate: 'pending', node: 'n1', severity: 'warning', job: 'crs-agent' });
     // The agent is scraped, so the absence alert is not even pending.

@@ -43,7 +43,7 @@ interface DraftSpec {
   restore: DraftRestorePolicy;
   paused?: boolean;
 }
-type DraftConditionType = 'Ready' | 'Progressing' | 'Degraded';
+type DraftConditionType = 'Ready' | 'Reconciling' | 'Stalled' | 'Progressing' | 'Degraded';
 type DraftConditionStatus = 'True' | 'False' | 'Unknown';
 interface DraftCondition {
   type: DraftConditionType;
@@ -71,6 +71,7 @@ interface DraftStatus {
   restoringReplicas?: number;
   failedReplicas?: number;
   conditions?: DraftCondition[];
+  nodeCount?: number;
   nodes?: DraftNodeStatus[];
   selector?: string;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { buildCrd } from '../../../controller/api/crd.js';
-import { CRD_FILE, TYPES_FILE, generatedApiFiles } from '../../../controller/api/generated-files.js';
+import { API_DOC_FILE, CRD_FILE, TYPES_FILE, generatedApiFiles } from '../../../controller/api/generated-files.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 
@@ -16,8 +16,8 @@ describe('files generated from the schema', () => {
     });
   }
 
-  it('lists both the CRD and the types', () => {
-    expect(generatedApiFiles().map((f) => f.path)).toEqual([CRD_FILE, TYPES_FILE]);
+  it('lists the CRD, the types and the API reference', () => {
+    expect(generatedApiFiles().map((f) => f.path)).toEqual([CRD_FILE, TYPES_FILE, API_DOC_FILE]);
   });
 
   it('the committed CRD YAML parses back to the object buildCrd() makes', () => {

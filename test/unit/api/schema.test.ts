@@ -100,6 +100,11 @@ describe('the CRD built from it', () => {
       ['Failed', '.status.failedReplicas'],
       ['Reason', '.status.conditions[?(@.type=="Ready")].reason'],
       ['Age', '.metadata.creationTimestamp'],
+      ['Nodes', '.status.nodeCount'],
+      ['Container', '.spec.checkpoint.container'],
+      ['Checkpoint', '.spec.checkpoint.name'],
+      ['Path', '.spec.checkpoint.path'],
+      ['Image', '.spec.template.image'],
     ]);
   });
 });

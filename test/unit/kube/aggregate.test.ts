@@ -56,6 +56,7 @@ describe('mergeNodeStatus', () => {
     expect(next.nodes?.[0]).toMatchObject({ replicas: 12, readyReplicas: 10, lastUpdateTime: '2025-01-01T00:00:00Z' });
     expect(next).toMatchObject({ replicas: 17, readyReplicas: 14, restoringReplicas: 2, failedReplicas: 1 });
     expect(next.selector).toBe('checkpoint.dev/owner-uid=u-1');
+    expect(next.nodeCount).toBe(2);
     expect(selectorFor('x')).toBe('checkpoint.dev/owner-uid=x');
   });
 
@@ -108,7 +109,8 @@ describe('mergeNodeStatus', () => {
     expect(r.nodes?.map((n) => n.node)).toEqual(['node-b']);
     expect(r.replicas).toBe(2);
     const none = removeNodeStatus(r, 'node-b', obj, T0);
-    expect(none.observedGeneration).toBeUndefined();
+    // 0, the schema's default: what the apiserver returns for a status without the field.
+    expect(none.observedGeneration).toBe(0);
     expect(top(none, 'Ready')).toMatchObject({ status: 'False', reason: 'NoNodeReported' });
   });
 });

@@ -179,6 +179,17 @@ describe('StatusWriter', () => {
     await expect(writer.report({ ...ref, uid: '' }, entry('node-a', 1))).rejects.toThrow(/ref.uid must be a non-empty string/);
     await expect(
       writer.report(ref, { ...entry('node-a', 1), conditions: [{ ...ready()[0]!, type: 'Bogus' as 'Ready' }] }),
-    ).rejects.toThrow(/conditions\[0\].type must be Ready, Progressing or Degraded/);
+    ).rejects.toThrow(/conditions\[0\].type must be one of Ready, Reconciling, Stalled, Progressing, Degraded/);
+  });
+
+  it("accepts kstatus's Reconciling and Stalled conditions and writes them through to the top level", async () => {
+    const { store, ref, writer } = setup('node-a');
+    const stalled: Condition = { ...ready('False')[0]!, type: 'Stalled', status: 'True', reason: 'CheckpointNotFound', message: 'gone' };
+    const written = writer.report(ref, { ...entry('node-a', 0), conditions: [...ready('False'), stalled] });
+    await writer.flush();
+    await written;
+    expect(store.statusWrites).toBe(1);
+    const stored = await store.get('ns', 'web');
+    expect(stored.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'CheckpointNotFound', message: 'node node-a: gone' });
   });
 });

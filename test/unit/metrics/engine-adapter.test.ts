@@ -65,6 +65,8 @@ describe('observeEngine', () => {
     engine.emit({ type: 'restore.succeeded', owner, replicaId: 'c', attempt: 1, containerId: 'c3', at, durationSeconds: 4, inFlight: 0 });
     engine.emit({ type: 'hygiene.reclaimed', bytes: 200e6, paths: 1, at });
     engine.emit({ type: 'hygiene.reclaimed', bytes: 400e6, paths: 2, at });
+    engine.emit({ type: 'checkpoint.sized', owner, bytes: 300e6, at });
+    engine.emit({ type: 'checkpoint.sized', owner, bytes: 209_715_200, at });
     engine.emit({ type: 'coldstart.succeeded', owner, replicaId: 'd', containerId: 'c4', at });
     engine.emit({ type: 'replica.removed', owner, containerId: 'c1', at });
     engine.emit({ type: 'hygiene.ignored', reason: 'marker_not_regular_file', path: '/tmp/ctrd-checkpoint1/x', at });
@@ -78,6 +80,8 @@ describe('observeEngine', () => {
     expect(await valueOf(r, 'crs_restores_in_flight', { node: 'n1' })).toBe(0);
     expect(await valueOf(r, 'crs_checkpoint_copies_reclaimed_bytes_total', { node: 'n1' })).toBe(600e6);
     expect(await valueOf(r, 'crs_hygiene_ignored_total', { node: 'n1', reason: 'marker_not_regular_file' })).toBe(2);
+    // The latest size read wins (a re-taken checkpoint may be larger or smaller).
+    expect(await valueOf(r, 'crs_checkpoint_size_bytes', { ...labels, node: 'n1' })).toBe(209_715_200);
     await observation.stop();
   });
 

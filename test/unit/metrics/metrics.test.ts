@@ -34,6 +34,7 @@ const CONTRACT: [string, string, string[]][] = [
   // Issue 9: host hygiene's refusals and the warning about a world-writable --containerd-tmp.
   ['crs_hygiene_ignored_total', 'counter', ['node', 'reason']],
   ['crs_containerd_tmp_world_writable', 'gauge', ['node']],
+  ['crs_checkpoint_size_bytes', 'gauge', ['namespace', 'name', 'node']],
   ['crs_build_info', 'gauge', ['version', 'node_version']],
 ];
 
@@ -163,10 +164,12 @@ describe('createMetrics: typed methods', () => {
     m.restoreFinished(web, { result: 'success' }, 1);
     m.restoreFinished(web, { result: 'failure', reason: 'DiskFull' }, 1);
     m.restoreFinished(api, { result: 'success' }, 1);
+    m.checkpointSize(web, 'n2', 1024);
+    m.checkpointSize(api, 'n1', 2048);
 
     m.forget(web);
 
-    for (const name of ['crs_replicas_desired', 'crs_replicas_ready', 'crs_replicas_restoring', 'crs_replicas_failed', 'crs_restores_total']) {
+    for (const name of ['crs_replicas_desired', 'crs_replicas_ready', 'crs_replicas_restoring', 'crs_replicas_failed', 'crs_restores_total', 'crs_checkpoint_size_bytes']) {
       const left = await samples(m.registry, name);
       expect(left.length, name).toBeGreaterThan(0);
       expect(left.every((s) => s.labels.name === 'api'), name).toBe(true);

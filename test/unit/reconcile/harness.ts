@@ -1,7 +1,7 @@
 // A reconciler wired to fakes and xstate's SimulatedClock: no real sleeps, no Docker, no apiserver.
 
 import { SimulatedClock } from 'xstate';
-import type { CheckpointReplicaSet, NodeStatus } from '../../../controller/api/types.js';
+import type { CheckpointReplicaSet, ConditionType, NodeStatus } from '../../../controller/api/types.js';
 import { createReconciler, type ReconcileResult, type Reconciler, type ReconcilerOptions } from '../../../controller/reconcile/runner.js';
 import type { EventReason, EventType, LogFields, ReconcileOutcome, ResourceRef } from '../../../controller/reconcile/ports.js';
 import { FakeEngine } from './fake-engine.js';
@@ -173,6 +173,6 @@ export function batchSizes(h: Pick<Harness, 'logs'>): number[] {
   return h.logs.filter((l) => l.msg === 'batch started').map((l) => (l.fields?.['creates'] as unknown[]).length);
 }
 
-export function condition(status: NodeStatus | undefined, type: 'Ready' | 'Progressing' | 'Degraded') {
+export function condition(status: NodeStatus | undefined, type: ConditionType) {
   return status?.conditions?.find((c) => c.type === type);
 }

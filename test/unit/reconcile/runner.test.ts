@@ -121,7 +121,10 @@ describe('reconciler: failures', () => {
     expect(status).toMatchObject({ failedReplicas: 1, readyReplicas: 1 });
     expect(condition(status, 'Degraded')).toMatchObject({ status: 'True', reason: 'RestoreFailed' });
     expect(condition(status, 'Degraded')!.message).toContain('RestoreTimeout');
-    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'ReplicasNotReady' });
+    // Attempts spent: Stalled (kstatus Failed), and Ready names the cause.
+    expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'RestoreFailed' });
+    expect(condition(status, 'Stalled')).toMatchObject({ status: 'True', reason: 'RestoreFailed' });
+    expect(condition(status, 'Reconciling')).toBeUndefined();
     expect(h.engine.restoreCalls.filter((c) => c.spec.replicaId === '0')).toHaveLength(2);
   });
 
@@ -132,6 +135,10 @@ describe('reconciler: failures', () => {
     const first = await h.reconcile(r);
     expect(first.outcome).toBe('degraded');
     expect(condition(h.lastStatus(), 'Degraded')).toMatchObject({ status: 'True', reason: 'CheckpointNotFound' });
+    // The first status already says Stalled (kstatus: Failed), not "in progress".
+    expect(h.reports).toHaveLength(1);
+    expect(condition(h.lastStatus(), 'Stalled')).toMatchObject({ status: 'True', reason: 'CheckpointNotFound' });
+    expect(condition(h.lastStatus(), 'Ready')).toMatchObject({ status: 'False', reason: 'CheckpointNotFound' });
     // An hour of simulated time with a resync every 10 s (watch echoes, periodic resyncs).
     for (let t = 0; t < 3_600_000; t += 10_000) {
       await h.advance(10_000, 5_000);
@@ -151,6 +158,7 @@ describe('reconciler: failures', () => {
     expect(h.engine.ownedBy('uid-web')).toHaveLength(12);
     expect(h.eventsOf('Recovered')).toHaveLength(1);
     expect(condition(h.lastStatus(), 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+    expect(condition(h.lastStatus(), 'Stalled')).toBeUndefined();
   });
 
   it('a missing checkpoint without any resync: the probe timer backs off to 10 min, a dozen checks in an hour', async () => {
