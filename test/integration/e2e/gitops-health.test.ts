@@ -208,7 +208,8 @@ describe('kstatus and Argo CD read a CheckpointReplicaSet right in every state',
 
   it('attempts spent (a corrupt checkpoint, maxAttempts 1) is Failed / Degraded, not InProgress', async () => {
     // A copy of the real checkpoint whose process tree CRIU cannot read: every restore fails in CRIU.
-    const corrupt = path.join(checkpointRoot, 'corrupt');
+    // Path sources resolve only under <checkpoint-root>/<namespace>/ (README Security model).
+    const corrupt = path.join(checkpointRoot, namespace, 'corrupt');
     cpSync(path.join(bed.dockerRoot, 'containers', sourceId, 'checkpoints', 'warm'), corrupt, { recursive: true });
     for (const f of readdirSync(corrupt)) if (/^(core|pstree)/.test(f)) writeFileSync(path.join(corrupt, f), 'garbage');
     await k.apply(sampleManifest(bed, run, 'spent', 1, { path: corrupt, maxAttempts: 1 }));
