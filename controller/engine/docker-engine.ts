@@ -20,7 +20,7 @@ import {
   type CheckpointFiles,
   type Marker,
 } from './checkpoint-placement.js';
-import { systemClock, withDeadline, type Clock } from './clock.js';
+import { linkedController, systemClock, withDeadline, type Clock } from './clock.js';
 import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from './container-spec.js';
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
 import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
@@ -418,8 +418,17 @@ export class DockerEngine implements RestoreEngine {
     if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)
       throw new EngineError('InvalidSpec', `timeoutMs: ${options.timeoutMs} must be a number of milliseconds > 0`);
     if (this.closing.signal.aborted) throw new EngineError('EngineUnavailable', 'the restore engine is closed (the agent is shutting down)');
+    const link = linkedController([this.closing.signal, options.signal]);
+    try {
+      return await this.startLinked(spec, options, mode, link.controller.signal);
+    } finally {
+      link.unlink();
+    }
+  }
+
+  /** startReplica, under `outer`: the caller's signal or the engine's closing, whichever fires first. */
+  private async startLinked(spec: ReplicaSpec, options: RestoreOptions, mode: StartMode, outer: AbortSignal): Promise<Replica> {
     const base = { owner: spec.owner, replicaId: spec.replicaId, attempt: spec.attempt };
-    const outer = AbortSignal.any([this.closing.signal, ...(options.signal ? [options.signal] : [])]);
     const queuedAt = this.clock.now();
     if (mode === 'restore') this.emit({ type: 'restore.queued', ...base, at: queuedAt });
     let release: () => void;
