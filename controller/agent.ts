@@ -6,10 +6,12 @@ import * as k8s from '@kubernetes/client-node';
 import type { AgentConfig } from './config.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
+import { createHealth } from './health.js';
 import { createKubeLayer, splitKey } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetrics, observeEngine, startMetricsServer, type MetricsServer } from './metrics/index.js';
 import { selectsNode } from './reconcile/node-selection.js';
+import { runPeriodically } from './periodic.js';
 import { createReconciler } from './reconcile/runner.js';
 
 export interface Agent {
@@ -39,11 +41,16 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     logger: logger.with({ component: 'kube' }),
     queueMetrics: metrics.workQueue,
   });
+  // /healthz fails when the agent is wedged, /readyz unless caches synced and Docker answers (health.ts).
+  const health = createHealth(
+    { engine: () => engine, pendingWork: () => kube.queue.pending, cachesSynced: () => kube.hasSynced() },
+    { wedgedAfterMs: config.wedgedAfterSeconds * 1000 },
+  );
   const server: MetricsServer = await startMetricsServer({
     registry: metrics.registry,
     address: { host: config.metricsHost, port: config.metricsPort },
-    ready: () => (engine !== undefined && kube.hasSynced() ? true : { ok: false, reason: engine ? 'caches not synced' : 'Docker engine not reached yet' }),
-    health: () => true,
+    ready: () => health.ready(),
+    health: () => health.health(),
   });
   logger.info('metrics server listening', { address: `${config.metricsHost}:${config.metricsPort}` });
 
@@ -63,6 +70,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
           containerdTmp: config.containerdTmp,
           node: config.nodeName,
           concurrencyLimit: config.maxConcurrentRestores,
+          callTimeoutMs: config.dockerTimeoutSeconds * 1000,
+          cleanupTimeoutMs: config.dockerTimeoutSeconds * 1000,
           ...(checkpointRoot ? { checkpointRoot } : {}),
         });
       } catch (err) {
@@ -84,6 +93,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
   const started = (async () => {
     engine = await connectEngine();
     const connected = engine;
+    health.start();
     const observation = observeEngine(connected, metrics, config.nodeName, {
       onError: (err) => logger.warn('disk headroom poll failed', { err }),
     });
@@ -109,6 +119,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       const resource = kube.resources.get(name, namespace);
       if (!resource) metrics.forget({ namespace, name });
       const result = await reconciler.reconcile(resource, key);
+      health.reconciled(result.outcome);
       return result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : undefined;
     };
     await kube.start(handler);
@@ -117,10 +128,12 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     // Housekeeping: leaked checkpoint copies (containerd issue 10166) and containers of resources
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
     // namespace-scoped agent cannot tell a foreign namespace's resource from a deleted one.
-    const housekeeping = setInterval(() => {
-      void (async () => {
-        await connected.sweep().catch((err: unknown) => logger.warn('sweep failed', { err }));
-        if (config.namespace === undefined && kube.hasSynced()) {
+    // Runs never overlap (a hung Docker delays the next one instead of piling them up), and every
+    // engine call in them has its deadline.
+    const housekeeping = runPeriodically(
+      async (signal) => {
+        await connected.sweep(signal).catch((err: unknown) => logger.warn('sweep failed', { err }));
+        if (config.namespace === undefined && kube.hasSynced() && !signal.aborted) {
           const known = new Set(kube.resources.list().map((r) => r.metadata.uid));
           const collected = await reconciler.collectOrphans(known).catch((err: unknown) => {
             logger.warn('orphan collection failed', { err });
@@ -128,12 +141,14 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
           });
           if (collected?.removed) logger.info('removed orphaned replicas', { ...collected });
         }
-      })();
-    }, SWEEP_INTERVAL_MS);
-    housekeeping.unref();
+      },
+      SWEEP_INTERVAL_MS,
+      (err) => logger.warn('housekeeping failed', { err }),
+    );
 
     shutdown = async () => {
-      clearInterval(housekeeping);
+      health.stop();
+      await housekeeping.stop();
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
       await reconciler.stop();

@@ -21,6 +21,10 @@ export interface AgentConfig {
   /** Re-reconcile everything this often even without changes. */
   resyncSeconds: number;
   workers: number;
+  /** Deadline of each Docker call (and of the clean-up after a failed restore). */
+  dockerTimeoutSeconds: number;
+  /** /healthz fails after this long with work pending and no progress (see health.ts). */
+  wedgedAfterSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -61,6 +65,16 @@ export const FLAGS: Record<string, FlagSpec> = {
   'log-level': { env: 'LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}`, default: 'info' },
   'resync-seconds': { env: 'RESYNC_SECONDS', help: 'full resync period', default: '300' },
   workers: { env: 'WORKERS', help: 'resources reconciled at once', default: '4' },
+  'docker-timeout-seconds': {
+    env: 'DOCKER_TIMEOUT_SECONDS',
+    help: 'deadline of each Docker call and of the clean-up after a failed restore (a restore start is bounded by spec.restore.timeoutSeconds)',
+    default: '30',
+  },
+  'wedged-after-seconds': {
+    env: 'WEDGED_AFTER_SECONDS',
+    help: '/healthz fails when work is pending and neither Docker answered nor a reconcile progressed for this long',
+    default: '120',
+  },
 };
 
 export function usage(): string {
@@ -121,6 +135,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     logLevel,
     resyncSeconds: integer('resync-seconds', get('resync-seconds'), 10, 86_400),
     workers: integer('workers', get('workers'), 1, 64),
+    dockerTimeoutSeconds: integer('docker-timeout-seconds', get('docker-timeout-seconds'), 1, 600),
+    wedgedAfterSeconds: integer('wedged-after-seconds', get('wedged-after-seconds'), 5, 3600),
   };
 }
 

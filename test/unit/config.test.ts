@@ -16,7 +16,13 @@ describe('parseConfig', () => {
       logLevel: 'info',
       namespace: undefined,
       kubeconfig: undefined,
+      dockerTimeoutSeconds: 30,
+      wedgedAfterSeconds: 120,
     });
+  });
+
+  it('reads the Docker deadline and the wedge time from flags or env', () => {
+    expect(parseConfig(['--docker-timeout-seconds', '5'], { ...env, WEDGED_AFTER_SECONDS: '20' })).toMatchObject({ dockerTimeoutSeconds: 5, wedgedAfterSeconds: 20 });
   });
 
   it('prefers flags (both --flag value and --flag=value) over env', () => {
@@ -37,6 +43,8 @@ describe('parseConfig', () => {
     [['--node-name', 'Node_A'], {}, 'node-name', 'not a valid Kubernetes node name'],
     [['--bogus', 'x'], env, 'bogus', 'unknown flag'],
     [['--workers'], env, 'workers', 'needs a value'],
+    [['--docker-timeout-seconds', '0'], env, 'docker-timeout-seconds', 'from 1 to 600'],
+    [['--wedged-after-seconds', '2'], env, 'wedged-after-seconds', 'from 5 to 3600'],
   ] as const)('rejects %j with an error naming --%s', (argv, environment, flag, reason) => {
     let caught: unknown;
     try {
