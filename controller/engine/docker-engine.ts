@@ -25,6 +25,7 @@ import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from '.
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
 import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
 import { ownerFilter, replicaFromContainer } from './inventory.js';
+import { findReplicaCopies } from './replica-copies.js';
 import { FairLimiter, abortedError } from './limiter.js';
 import type { EngineEvent, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
 
@@ -725,25 +726,35 @@ export class DockerEngine implements RestoreEngine {
     }
     let bytes = 0;
     let paths = 0;
-    for (const copy of await findMarkedCopies(this.options.containerdTmp)) {
+    // containerd's leaked unpacked copies, and our own copies in Docker's data root that an agent
+    // killed between a restore's start and the copy's removal left behind.
+    const copies = [...(await findMarkedCopies(this.options.containerdTmp)), ...(await findReplicaCopies(this.options.dockerRoot))];
+    for (const copy of copies) {
       if (signal?.aborted) throw abortedError(signal);
       if (this.active.has(copy.containerId)) continue;
       if (copy.marker && copy.marker.node !== this.options.node) continue;
-      let reclaimable: boolean;
-      try {
-        const info = await this.call('sweeping leaked checkpoint copies', signal, (s) => this.docker.getContainer(copy.containerId).inspect({ abortSignal: s }));
-        const ownerMatches = copy.marker === undefined || info.Config.Labels?.[OWNER_UID] === copy.marker.ownerUid;
-        reclaimable = ownerMatches && info.Config.Labels?.[OWNER_UID] !== undefined && info.State.Status !== 'created';
-      } catch (err) {
-        if (!isNoSuchContainer(err)) throw this.toEngineError(err, { operation: 'sweeping leaked checkpoint copies' }, signal);
-        reclaimable = true;
-      }
-      if (!reclaimable) continue;
+      if (!(await this.restoreIsOver(copy.containerId, copy.marker?.ownerUid, signal))) continue;
       bytes += await removeFolder(copy.dir).catch(() => 0);
       paths++;
     }
     if (paths > 0) this.emit({ type: 'hygiene.reclaimed', bytes, paths, at: this.clock.now() });
     return bytes;
+  }
+
+  /**
+   * Whether the restore of `containerId` is over, so its checkpoint copies serve nothing: the container
+   * is gone, or it carries our owner label (the marker's, when readable) and is past 'created'. A
+   * container still 'created' may be mid-restore in another engine process: left alone.
+   */
+  private async restoreIsOver(containerId: string, ownerUid: string | undefined, signal?: AbortSignal): Promise<boolean> {
+    try {
+      const info = await this.call('sweeping leaked checkpoint copies', signal, (s) => this.docker.getContainer(containerId).inspect({ abortSignal: s }));
+      const owner = info.Config.Labels?.[OWNER_UID];
+      return owner !== undefined && (ownerUid === undefined || owner === ownerUid) && info.State.Status !== 'created';
+    } catch (err) {
+      if (isNoSuchContainer(err)) return true;
+      throw this.toEngineError(err, { operation: 'sweeping leaked checkpoint copies' }, signal);
+    }
   }
 
   /** Containers a failed restore could not remove yet (the engine was unreachable); sweep() retries them. */
