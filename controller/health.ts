@@ -114,7 +114,10 @@ export function createHealth(sources: HealthSources, options: HealthOptions): Ag
     },
 
     start() {
-      timer ??= setInterval(() => void this.probe(), probeIntervalMs);
+      timer ??= setInterval(() => {
+        this.health(); // notes when work became pending, between the kubelet's probes too
+        void this.probe();
+      }, probeIntervalMs);
       timer.unref();
     },
 
