@@ -58,7 +58,14 @@ export async function diskLeftovers(bed: Testbed): Promise<{ replicaCopies: numb
 export interface CycleStats {
   cycles: number;
   seconds: number;
-  failures: string[];
+  failures: { cycle: number; code: string; message: string }[];
+}
+
+/** Failures by code, e.g. { CriuFailed: 7 }. */
+export function failureCodes(stats: CycleStats): Record<string, number> {
+  const codes: Record<string, number> = {};
+  for (const f of stats.failures) codes[f.code] = (codes[f.code] ?? 0) + 1;
+  return codes;
 }
 
 /** `cycles` restore + remove cycles, `lanes` at a time, each a fresh replica id. */
@@ -69,7 +76,7 @@ export async function restoreRemoveCycles(
   specOf: (i: number) => Parameters<DockerEngine['restoreReplica']>[0],
 ): Promise<CycleStats> {
   const t0 = performance.now();
-  const failures: string[] = [];
+  const failures: CycleStats['failures'] = [];
   let next = 0;
   await Promise.all(
     Array.from({ length: lanes }, async () => {
@@ -80,7 +87,7 @@ export async function restoreRemoveCycles(
           const replica = await engine.restoreReplica(spec, { timeoutMs: 60_000 });
           await engine.removeReplica(spec.owner.uid, replica.containerId);
         } catch (err) {
-          failures.push(`cycle ${i}: ${(err as Error).message}`);
+          failures.push({ cycle: i, code: String((err as { code?: unknown }).code ?? 'none'), message: (err as Error).message });
         }
       }
     }),
