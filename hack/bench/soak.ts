@@ -25,7 +25,8 @@ const repoRoot = path.resolve(import.meta.dirname, '../..');
 const bed = bringUpTestbed(repoRoot);
 const MiB = 2 ** 20;
 const SOAK_BEGIN = '<!-- soak:begin (hack/bench/soak.ts) -->';
-const SOAK_END = '<!-- soak:end -->';
+// The bench rewrites its part only; the soak test's figures follow it, up to <!-- soak:end -->.
+const SOAK_END = '<!-- soak:bench-end -->';
 
 const source = await makeSource(bed, 'crs-bench-soak-src', 'bench', 1);
 const engine = await newEngine(bed, { stopTimeoutSeconds: 0 });
@@ -68,7 +69,7 @@ const file = path.join(repoRoot, values.out);
 const doc = await readFile(file, 'utf8');
 const start = doc.indexOf(SOAK_BEGIN);
 const end = doc.indexOf(SOAK_END);
-const next = start >= 0 && end > start ? doc.slice(0, start) + section + doc.slice(end + SOAK_END.length) : `${doc.trimEnd()}\n\n${section}\n`;
+const next = start >= 0 && end > start ? doc.slice(0, start) + section + doc.slice(end + SOAK_END.length) : `${doc.trimEnd()}\n\n${section}\n<!-- soak:end -->\n`;
 await writeFile(file, next);
 console.log(section);
 process.exit(warnings.length === 0 ? 0 : 1);
