@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import type { AgentConfig } from './config.js';
+import { systemClock } from './engine/clock.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
 import { createHealth } from './health.js';
@@ -33,6 +34,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
   const metrics = createMetrics({ version: VERSION });
   let engine: DockerEngine | undefined;
   let stopping = false;
+  // Aborted by stop(): the wait for an unreachable engine must not hold the shutdown.
+  const stopSignal = new AbortController();
   const kube = createKubeLayer(kc, {
     node: config.nodeName,
     namespace: config.namespace,
@@ -80,7 +83,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         if (!(err instanceof EngineError) || err.code !== 'EngineUnavailable') throw err;
         const delay = Math.min(ENGINE_RETRY_MAX_MS, 500 * 2 ** attempt);
         logger.warn('Docker engine not reachable; retrying', { socket: config.dockerSocket, retryInMs: delay, err });
-        await new Promise((r) => setTimeout(r, delay));
+        await systemClock.sleep(delay, stopSignal.signal).catch(() => undefined);
+        if (stopping) throw err;
       }
     }
   };
@@ -162,6 +166,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     started,
     async stop() {
       stopping = true;
+      stopSignal.abort(new Error('the agent is stopping'));
       await started.catch(() => undefined);
       await shutdown();
       await server.close();
