@@ -722,6 +722,8 @@ export class DockerEngine implements RestoreEngine {
       } catch (err) {
         if (isNoSuchContainer(err)) this.pendingRemovals.delete(containerId);
         else if (signal?.aborted) throw abortedError(signal);
+        // Docker does not answer: one deadline per sweep is enough, the next sweep tries again.
+        else if (classifyError(err, { operation: 'remove' }).code === 'EngineUnavailable') break;
       }
     }
     let bytes = 0;
