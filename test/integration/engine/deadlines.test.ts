@@ -105,6 +105,25 @@ describe.each(['hang', 'half'] as const)('a Docker socket in mode %s', (mode) =>
   });
 });
 
+describe('a Docker that hangs on one route only', () => {
+  it('an image lookup that never answers ends the restore with EngineUnavailable at the call deadline', async () => {
+    sw.setMode('proxy');
+    sw.hangRequest = (method, url) => method === 'GET' && /\/images\/.+\/json/.test(url);
+    try {
+      const e = switched();
+      const o = owner('hung-image');
+      const f = await timedFailure(e.restoreReplica(specFor(source, o, 'i1'), { timeoutMs: 120_000 }));
+      expect(f.err.code).toBe('EngineUnavailable');
+      expect(f.err.message).toMatch(/looking up template.image: the Docker engine .* did not answer within 1500 ms/);
+      expect(f.ms).toBeLessThan(CALL_MS + 10_000);
+      expect(e.inFlight).toBe(0);
+      expect(await containersOf(bed, o.uid)).toEqual([]);
+    } finally {
+      sw.hangRequest = () => false;
+    }
+  });
+});
+
 describe('a Docker that hangs on the start and on the removal', () => {
   it('the restore times out, its slot goes to the next restore while the clean-up hangs, and the next sweep removes the leftover', async () => {
     sw.setMode('proxy');
