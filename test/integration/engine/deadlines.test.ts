@@ -50,6 +50,21 @@ async function timedFailure(p: Promise<unknown>): Promise<{ err: EngineError; ms
   throw new Error('expected the operation to fail');
 }
 
+/**
+ * A restore on the healthy engine. CRIU itself fails a restore now and then on a loaded machine
+ * ("criu failed: type NOTIFY errno 0", 7 in 1000 in the soak benchmark): unrelated to deadlines, so
+ * such a failure is retried with the next attempt number, as the reconciler would.
+ */
+async function restoreDespiteCriuFlakes(e: DockerEngine, o: { uid: string; namespace: string; name: string }): Promise<Awaited<ReturnType<DockerEngine['restoreReplica']>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await e.restoreReplica(specFor(source, o, 'h1', { attempt }), { timeoutMs: 60_000 });
+    } catch (err) {
+      if ((err as EngineError).code !== 'CriuFailed' || attempt >= 3) throw err;
+    }
+  }
+}
+
 beforeAll(async () => {
   source = await makeSource(bed, 'crs-engine-it-deadline-src', 'engine-it');
   healthy = await newEngine(bed);
@@ -76,7 +91,8 @@ describe.each(['hang', 'half'] as const)('a Docker socket in mode %s', (mode) =>
     // Four restores on two slots, with a restore timeout far beyond the call deadline: the call
     // deadline, not the restore's, must end them (before the fix they hung until timeoutMs).
     const restores = ['a', 'b', 'c', 'd'].map((r) => timedFailure(e.restoreReplica(specFor(source, o, r), { timeoutMs: 120_000 })));
-    const healthyRestore = healthy.restoreReplica(specFor(source, good, 'h1'), { timeoutMs: 60_000 });
+    const healthyRestore = restoreDespiteCriuFlakes(healthy, good);
+    healthyRestore.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
     const failures = await Promise.all(restores);
     for (const f of failures) {
       expect(f.err.code).toBe('EngineUnavailable');
