@@ -61,7 +61,7 @@ ${cycles} cycles, ${lanes} at a time, each restoring a replica of a 1 MB checkpo
 
 The soak test in \`npm test\` (test/integration/soak/soak.test.ts) runs 200 such cycles (1000 take
 about 5 minutes on this shared 2-core machine) and 200 resources created and deleted through the
-real apiserver and agent; its bounds: heap growth under 1 MiB (cycles) and 4 MiB (resources), no
+real apiserver and agent; its bounds: heap growth under 2 MiB (cycles) and 4 MiB (resources), no
 warning, no new handle, nothing left on disk, no metric series left.
 ${SOAK_END}`;
 

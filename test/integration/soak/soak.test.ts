@@ -63,10 +63,11 @@ describe('soak: the engine module', () => {
     expect(result.failures.filter((f) => f.code !== 'CriuFailed')).toEqual([]);
     expect(result.failures.length).toBeLessThanOrEqual(Math.ceil(CYCLES * 0.03));
     expect(warnings).toEqual([]);
-    // Measured: +0.2 MiB over 100 cycles, +0.43 MiB over 1000 (447 bytes a cycle, docs/benchmarks.md).
-    // 1 MiB over 200 cycles fails for a leak of about 5 KB a cycle or more (an AbortSignal.any composite
-    // kept per call, a map entry per replica, a socket's buffers).
-    expect(after.heapBytes - before.heapBytes).toBeLessThan(1 * MiB);
+    // Measured in this test: +0.2 MiB over 100 cycles, +0.5 and +0.7 MiB over 200 (the benchmark, in a
+    // quieter process: +0.43 MiB over 1000, docs/benchmarks.md). 2 MiB over 200 cycles fails for a leak
+    // of about 10 KB a cycle or more (a socket's buffers, an actor or a response kept per restore);
+    // the benchmark's bytes-per-cycle figure is the finer instrument.
+    expect(after.heapBytes - before.heapBytes).toBeLessThan(2 * MiB);
     expect(handleGrowth(before, after)).toEqual({});
     expect(await diskLeftovers(bed)).toEqual(disk0);
     expect(await containersOf(bed, owner.uid)).toEqual([]);
