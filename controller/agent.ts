@@ -5,14 +5,17 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import type { AgentConfig } from './config.js';
+import { systemClock } from './engine/clock.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
 import { isWorldWritable } from './engine/hygiene.js';
+import { createHealth } from './health.js';
 import { createKubeLayer, splitKey } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
 import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer, type CrsMetrics, type MetricsServer, type MetricsServerOptions } from './metrics/index.js';
 import { selectsNode } from './reconcile/node-selection.js';
+import { runPeriodically } from './periodic.js';
 import { createReconciler } from './reconcile/runner.js';
 
 export interface Agent {
@@ -34,6 +37,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
   const metrics = createMetrics({ version: VERSION });
   let engine: DockerEngine | undefined;
   let stopping = false;
+  // Aborted by stop(): the wait for an unreachable engine must not hold the shutdown.
+  const stopSignal = new AbortController();
   const kube = createKubeLayer(kc, {
     node: config.nodeName,
     namespace: config.namespace,
@@ -42,12 +47,17 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     logger: logger.with({ component: 'kube' }),
     queueMetrics: metrics.workQueue,
   });
+  // /healthz fails when the agent is wedged, /readyz unless caches synced and Docker answers (health.ts).
+  const health = createHealth(
+    { engine: () => engine, pendingWork: () => kube.queue.pending, cachesSynced: () => kube.hasSynced() },
+    { wedgedAfterMs: config.wedgedAfterSeconds * 1000 },
+  );
   const server: MetricsServer = await startMetricsServer({
     registry: metrics.registry,
     address: { host: config.metricsHost, port: config.metricsPort },
     ...(await metricsServing(config, kc, logger)),
-    ready: () => (engine !== undefined && kube.hasSynced() ? true : { ok: false, reason: engine ? 'caches not synced' : 'Docker engine not reached yet' }),
-    health: () => true,
+    ready: () => health.ready(),
+    health: () => health.health(),
   });
   logger.info('metrics server listening', { url: server.url, secure: config.metricsSecure });
 
@@ -69,6 +79,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
           node: config.nodeName,
           concurrencyLimit: config.maxConcurrentRestores,
           maxReplicasPerHost: config.maxReplicasPerHost,
+          callTimeoutMs: config.dockerTimeoutSeconds * 1000,
+          cleanupTimeoutMs: config.dockerTimeoutSeconds * 1000,
           ...(checkpointRoot ? { checkpointRoot } : {}),
         });
       } catch (err) {
@@ -77,7 +89,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         if (!(err instanceof EngineError) || err.code !== 'EngineUnavailable') throw err;
         const delay = Math.min(ENGINE_RETRY_MAX_MS, 500 * 2 ** attempt);
         logger.warn('Docker engine not reachable; retrying', { socket: config.dockerSocket, retryInMs: delay, err });
-        await new Promise((r) => setTimeout(r, delay));
+        await systemClock.sleep(delay, stopSignal.signal).catch(() => undefined);
+        if (stopping) throw err;
       }
     }
   };
@@ -90,6 +103,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
   const started = (async () => {
     engine = await connectEngine();
     const connected = engine;
+    health.start();
     const observation = observeEngine(connected, metrics, config.nodeName, {
       onError: (err) => logger.warn('disk headroom poll failed', { err }),
     });
@@ -118,6 +132,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       const resource = kube.resources.get(name, namespace);
       if (!resource) metrics.forget({ namespace, name });
       const result = await reconciler.reconcile(resource, key);
+      health.reconciled(result.outcome);
       return result.requeueAfterMs !== undefined ? { requeueAfterMs: result.requeueAfterMs } : undefined;
     };
     await kube.start(handler);
@@ -126,10 +141,12 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     // Housekeeping: leaked checkpoint copies (containerd issue 10166) and containers of resources
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
     // namespace-scoped agent cannot tell a foreign namespace's resource from a deleted one.
-    const housekeeping = setInterval(() => {
-      void (async () => {
-        await connected.sweep().catch((err: unknown) => logger.warn('sweep failed', { err }));
-        if (config.namespace === undefined && kube.hasSynced()) {
+    // Runs never overlap (a hung Docker delays the next one instead of piling them up), and every
+    // engine call in them has its deadline.
+    const housekeeping = runPeriodically(
+      async (signal) => {
+        await connected.sweep(signal).catch((err: unknown) => logger.warn('sweep failed', { err }));
+        if (config.namespace === undefined && kube.hasSynced() && !signal.aborted) {
           const known = new Set(kube.resources.list().map((r) => r.metadata.uid));
           const collected = await reconciler.collectOrphans(known).catch((err: unknown) => {
             logger.warn('orphan collection failed', { err });
@@ -137,12 +154,14 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
           });
           if (collected?.removed) logger.info('removed orphaned replicas', { ...collected });
         }
-      })();
-    }, SWEEP_INTERVAL_MS);
-    housekeeping.unref();
+      },
+      SWEEP_INTERVAL_MS,
+      (err) => logger.warn('housekeeping failed', { err }),
+    );
 
     shutdown = async () => {
-      clearInterval(housekeeping);
+      health.stop();
+      await housekeeping.stop();
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
       await reconciler.stop();
@@ -156,6 +175,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     started,
     async stop() {
       stopping = true;
+      stopSignal.abort(new Error('the agent is stopping'));
       await started.catch(() => undefined);
       await shutdown();
       await server.close();

@@ -32,6 +32,10 @@ export interface AgentConfig {
   /** PEM files of the serving certificate (e.g. from a Secret); unset: self-signed at start. */
   metricsCertFile: string | undefined;
   metricsKeyFile: string | undefined;
+  /** Deadline of each Docker call (and of the clean-up after a failed restore). */
+  dockerTimeoutSeconds: number;
+  /** /healthz fails after this long with work pending and no progress (see health.ts). */
+  wedgedAfterSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -91,6 +95,16 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
   'metrics-cert-file': { env: 'METRICS_CERT_FILE', help: 'PEM certificate for the metrics endpoint (default: self-signed at start)' },
   'metrics-key-file': { env: 'METRICS_KEY_FILE', help: 'PEM private key of --metrics-cert-file' },
+  'docker-timeout-seconds': {
+    env: 'DOCKER_TIMEOUT_SECONDS',
+    help: 'deadline of each Docker call and of the clean-up after a failed restore (a restore start is bounded by spec.restore.timeoutSeconds)',
+    default: '30',
+  },
+  'wedged-after-seconds': {
+    env: 'WEDGED_AFTER_SECONDS',
+    help: '/healthz fails when work is pending and neither Docker answered nor a reconcile progressed for this long',
+    default: '120',
+  },
 };
 
 export function usage(): string {
@@ -154,6 +168,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     maxReplicasPerHost: integer('max-replicas-per-host', get('max-replicas-per-host'), 0, 100_000),
     requireMemoryLimit: boolean('require-memory-limit', get('require-memory-limit')),
     ...metricsServing(get),
+    dockerTimeoutSeconds: integer('docker-timeout-seconds', get('docker-timeout-seconds'), 1, 600),
+    wedgedAfterSeconds: integer('wedged-after-seconds', get('wedged-after-seconds'), 5, 3600),
   };
 }
 

@@ -27,15 +27,70 @@ export const systemClock: Clock = {
 };
 
 /**
+ * The children of one parent signal share ONE abort listener on it. A long-lived parent (the
+ * engine's closing signal, a reconcile actor's signal) serves dozens of Docker calls at once: a
+ * listener each trips MaxListenersExceededWarning, and AbortSignal.any() is no way out on Node 20,
+ * where a composite signal with a listener stays reachable for as long as its source lives (measured:
+ * about 2 KB kept per composite, for the agent's whole life).
+ */
+interface Fanout {
+  children: Set<AbortController>;
+  onAbort: () => void;
+}
+const fanouts = new WeakMap<AbortSignal, Fanout>();
+
+/**
+ * A controller aborted (with the parent's reason) when any of `parents` aborts. Call unlink() when
+ * done: the parents then hold nothing of it, and a parent's listener goes when its last child does.
+ */
+export function linkedController(parents: readonly (AbortSignal | undefined)[]): { controller: AbortController; unlink: () => void } {
+  const controller = new AbortController();
+  const linked: AbortSignal[] = [];
+  for (const parent of parents) {
+    if (!parent) continue;
+    if (parent.aborted) {
+      controller.abort(parent.reason);
+      break;
+    }
+    let fanout = fanouts.get(parent);
+    if (!fanout) {
+      const children = new Set<AbortController>();
+      const created: Fanout = {
+        children,
+        onAbort: () => {
+          fanouts.delete(parent);
+          for (const child of [...children]) child.abort(parent.reason);
+        },
+      };
+      parent.addEventListener('abort', created.onAbort, { once: true });
+      fanouts.set(parent, created);
+      fanout = created;
+    }
+    fanout.children.add(controller);
+    linked.push(parent);
+  }
+  const unlink = (): void => {
+    for (const parent of linked.splice(0)) {
+      const fanout = fanouts.get(parent);
+      if (!fanout) continue;
+      fanout.children.delete(controller);
+      if (fanout.children.size === 0) {
+        parent.removeEventListener('abort', fanout.onAbort);
+        fanouts.delete(parent);
+      }
+    }
+  };
+  return { controller, unlink };
+}
+
+/**
  * A signal that fires when `parent` fires or after `ms` on `clock`, whichever comes first; on the
- * deadline it aborts with `onTimeout()` as the reason. Call dispose() when done to drop the timer.
+ * deadline it aborts with `onTimeout()` as the reason. Call dispose() when done to drop the timer
+ * and the link to the parent.
  */
 export function withDeadline(clock: Clock, ms: number, onTimeout: () => Error, parent?: AbortSignal): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
+  const { controller, unlink } = linkedController([parent]);
   const timer = new AbortController();
-  const onParent = (): void => controller.abort(parent?.reason);
-  if (parent?.aborted) controller.abort(parent.reason);
-  else parent?.addEventListener('abort', onParent, { once: true });
   clock.sleep(ms, timer.signal).then(
     () => controller.abort(onTimeout()),
     () => undefined, // disposed before the deadline
@@ -44,7 +99,7 @@ export function withDeadline(clock: Clock, ms: number, onTimeout: () => Error, p
     signal: controller.signal,
     dispose: () => {
       timer.abort();
-      parent?.removeEventListener('abort', onParent);
+      unlink();
     },
   };
 }

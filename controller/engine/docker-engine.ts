@@ -22,11 +22,12 @@ import {
   type CheckpointFiles,
   type Marker,
 } from './checkpoint-placement.js';
-import { systemClock, withDeadline, type Clock } from './clock.js';
+import { linkedController, systemClock, withDeadline, type Clock } from './clock.js';
 import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from './container-spec.js';
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
 import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
 import { ownerFilter, replicaFromContainer } from './inventory.js';
+import { findReplicaCopies } from './replica-copies.js';
 import { FairLimiter, abortedError } from './limiter.js';
 import type { EngineEvent, HygieneIgnoredReason, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
 
@@ -63,8 +64,33 @@ export interface DockerEngineOptions {
   maxReplicasPerHost?: number;
   /** Reclaim crash leftovers once when the engine is created. Default true. */
   sweepOnStart?: boolean;
+  /**
+   * Deadline of every Docker call that should answer promptly (ping, list, inspect, create, remove;
+   * a stop gets its grace period on top). A call past it fails with EngineUnavailable and its request
+   * is aborted: a Docker socket that accepts and never answers must not wedge anything. Default 30 s.
+   * The start of a restore is bounded by the restore's own timeoutMs instead (a large checkpoint
+   * takes long to upload).
+   */
+  callTimeoutMs?: number;
+  /** Deadline of the removal of what a failed or aborted restore left (its own, not the restore's). Default 30 s. */
+  cleanupTimeoutMs?: number;
+  /** Test seam: runs after a restore's start returned, before its checkpoint copy is removed (crash tests). */
+  afterRestoreStart?: (containerId: string) => Promise<void>;
   clock?: Clock;
 }
+
+/** Docker's liveness as the engine saw it through its own calls. */
+export interface EngineHealth {
+  /** When Docker last answered a call (any HTTP answer, errors included); undefined before the first. */
+  lastAnswerAt: Date | undefined;
+  /** Whether the latest call that ended got an answer (false after a timeout or a transport error). */
+  reachable: boolean;
+  /** Docker calls outstanding plus restores holding or waiting for a slot: the engine has work. */
+  busy: number;
+}
+
+const DEFAULT_CALL_TIMEOUT_MS = 30_000;
+const DEFAULT_CLEANUP_TIMEOUT_MS = 30_000;
 
 interface ResolvedSource {
   dir: string;
@@ -101,6 +127,12 @@ function validateOptions(o: DockerEngineOptions): Required<Pick<DockerEngineOpti
   for (const key of ['diskReserveBytes', 'diskSpaceFactor', 'diskPollMs', 'stopTimeoutSeconds', 'maxReplicasPerHost'] as const) {
     const v = o[key];
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new EngineError('InvalidSpec', `${key}: ${v} must be a number >= 0`);
+  }
+  for (const key of ['callTimeoutMs', 'cleanupTimeoutMs'] as const) {
+    const v = o[key];
+    // setTimeout fires at once beyond 2^31-1 ms, which would turn a huge deadline into none at all.
+    if (v !== undefined && (!Number.isInteger(v) || v <= 0 || v > 2 ** 31 - 1))
+      throw new EngineError('InvalidSpec', `${key}: ${v} must be a whole number of milliseconds from 1 to ${2 ** 31 - 1}`);
   }
   return { concurrencyLimit: limit };
 }
@@ -154,6 +186,12 @@ export class DockerEngine implements RestoreEngine {
   private creating = 0;
   /** Disk promised to restores that passed the disk check and have not finished. */
   private diskPromised = 0;
+  private readonly callTimeoutMs: number;
+  private readonly cleanupTimeoutMs: number;
+  /** Docker calls in progress. */
+  private outstanding = 0;
+  private lastAnswerAt: Date | undefined;
+  private reachable = true;
 
   constructor(private readonly options: DockerEngineOptions) {
     this.concurrencyLimit = validateOptions(options).concurrencyLimit;
@@ -161,6 +199,54 @@ export class DockerEngine implements RestoreEngine {
     this.clock = options.clock ?? systemClock;
     this.limiter = new FairLimiter(this.concurrencyLimit);
     this.diskReserve = options.diskReserveBytes ?? 2 ** 30;
+    this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.cleanupTimeoutMs = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
+  }
+
+  get health(): EngineHealth {
+    return { lastAnswerAt: this.lastAnswerAt, reachable: this.reachable, busy: this.outstanding + this.limiter.inFlight + this.limiter.waiting };
+  }
+
+  /**
+   * One Docker call under a deadline: `timeoutMs` (default callTimeoutMs) or, with 'caller', only the
+   * caller's signal (which must then carry a deadline of its own). Past the deadline the request is
+   * aborted and the call fails with EngineUnavailable; an abort by the caller keeps its reason.
+   * Docker's own errors (HTTP answers) are rethrown as they are, for the caller to classify. Records
+   * whether Docker answered, for /healthz and /readyz.
+   */
+  private async call<T>(what: string, signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>, timeoutMs: number | 'caller' = this.callTimeoutMs): Promise<T> {
+    const deadline =
+      timeoutMs === 'caller'
+        ? { signal: signal ?? this.closing.signal, dispose: () => undefined }
+        : withDeadline(
+            this.clock,
+            timeoutMs,
+            () =>
+              new EngineError(
+                'EngineUnavailable',
+                `${what}: the Docker engine at ${this.dockerHost} did not answer within ${timeoutMs} ms; the request was abandoned (is dockerd hung? check it and its containerd)`,
+              ),
+            signal,
+          );
+    this.outstanding++;
+    try {
+      const result = await fn(deadline.signal);
+      this.answered(true);
+      return result;
+    } catch (err) {
+      if (errorShape(err).statusCode !== undefined) this.answered(true);
+      else if (!signal?.aborted && (deadline.signal.aborted || classifyError(err, { operation: what }).code === 'EngineUnavailable')) this.answered(false);
+      if (deadline.signal.aborted) throw abortedError(deadline.signal);
+      throw err;
+    } finally {
+      deadline.dispose();
+      this.outstanding--;
+    }
+  }
+
+  private answered(yes: boolean): void {
+    this.reachable = yes;
+    if (yes) this.lastAnswerAt = this.clock.now();
   }
 
   get inFlight(): number {
@@ -195,7 +281,8 @@ export class DockerEngine implements RestoreEngine {
   async ping(signal?: AbortSignal): Promise<void> {
     try {
       // dockerode's ping accepts options at run time (docker-modem reads abortSignal); its types do not say so.
-      await (this.docker.ping as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<unknown>).call(this.docker, { abortSignal: signal });
+      const ping = this.docker.ping as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<unknown>;
+      await this.call('ping of the Docker engine', signal, (s) => ping.call(this.docker, { abortSignal: s }));
     } catch (err) {
       throw this.toEngineError(err, { operation: 'ping of the Docker engine' }, signal);
     }
@@ -221,7 +308,7 @@ export class DockerEngine implements RestoreEngine {
   private async list(ownerUid: string | undefined, signal?: AbortSignal): Promise<Replica[]> {
     let infos: Docker.ContainerInfo[];
     try {
-      infos = await this.docker.listContainers({ all: true, filters: ownerFilter(ownerUid), abortSignal: signal });
+      infos = await this.call('listing replicas', signal, (s) => this.docker.listContainers({ all: true, filters: ownerFilter(ownerUid), abortSignal: s }));
     } catch (err) {
       throw this.toEngineError(err, { operation: 'listing replicas' }, signal);
     }
@@ -271,7 +358,7 @@ export class DockerEngine implements RestoreEngine {
   private async allowedSourceContainer(owner: ReplicaOwner, containerRef: string, signal?: AbortSignal): Promise<Docker.ContainerInspectInfo> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.docker.getContainer(containerRef).inspect({ abortSignal: signal });
+      info = await this.call(`inspecting source container ${containerRef}`, signal, (s) => this.docker.getContainer(containerRef).inspect({ abortSignal: s }));
     } catch (err) {
       if (isNoSuchContainer(err))
         throw new EngineError('CheckpointNotFound', `checkpoint.container: no container ${containerRef} on node ${this.options.node}; create the source container and its checkpoint on this node`, { cause: err });
@@ -312,8 +399,7 @@ export class DockerEngine implements RestoreEngine {
     let inherited: string | undefined;
     if (own !== undefined) {
       try {
-        // Image inspect takes no abort signal in dockerode; it is a quick local lookup.
-        inherited = (await this.docker.getImage(info.Image).inspect()).Config.Labels?.[RESTORE_INTO_NAMESPACES];
+        inherited = (await this.call(`inspecting the image of source container ${containerRef}`, signal, (s) => this.inspectImage(info.Image, s))).Config.Labels?.[RESTORE_INTO_NAMESPACES];
       } catch (err) {
         throw this.toEngineError(err, { operation: `inspecting the image of source container ${containerRef}` }, signal);
       }
@@ -390,8 +476,17 @@ export class DockerEngine implements RestoreEngine {
     if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0)
       throw new EngineError('InvalidSpec', `timeoutMs: ${options.timeoutMs} must be a number of milliseconds > 0`);
     if (this.closing.signal.aborted) throw new EngineError('EngineUnavailable', 'the restore engine is closed (the agent is shutting down)');
+    const link = linkedController([this.closing.signal, options.signal]);
+    try {
+      return await this.startLinked(spec, options, mode, link.controller.signal);
+    } finally {
+      link.unlink();
+    }
+  }
+
+  /** startReplica, under `outer`: the caller's signal or the engine's closing, whichever fires first. */
+  private async startLinked(spec: ReplicaSpec, options: RestoreOptions, mode: StartMode, outer: AbortSignal): Promise<Replica> {
     const base = { owner: spec.owner, replicaId: spec.replicaId, attempt: spec.attempt };
-    const outer = AbortSignal.any([this.closing.signal, ...(options.signal ? [options.signal] : [])]);
     const queuedAt = this.clock.now();
     if (mode === 'restore') this.emit({ type: 'restore.queued', ...base, at: queuedAt });
     let release: () => void;
@@ -416,7 +511,7 @@ export class DockerEngine implements RestoreEngine {
       outer,
     );
     try {
-      const replica = await this.runOnce(spec, mode, deadline.signal);
+      const replica = await this.runOnce(spec, mode, deadline.signal, release);
       deadline.dispose();
       release();
       const at = this.clock.now();
@@ -456,8 +551,12 @@ export class DockerEngine implements RestoreEngine {
     });
   }
 
-  /** One attempt while holding a limiter slot. On failure nothing half-made is left behind. */
-  private async runOnce(spec: ReplicaSpec, mode: StartMode, signal: AbortSignal): Promise<Replica> {
+  /**
+   * One attempt while holding a limiter slot. On failure nothing half-made is left behind: the slot
+   * is released first (`release`), then the clean-up runs under its own deadline, so a Docker that
+   * hangs on the removal holds no slot and no caller longer than cleanupTimeoutMs.
+   */
+  private async runOnce(spec: ReplicaSpec, mode: StartMode, signal: AbortSignal, release: () => void): Promise<Replica> {
     const what = describeSpec(spec, mode);
     let source: ResolvedSource | undefined;
     let releaseDisk = (): void => undefined;
@@ -473,10 +572,11 @@ export class DockerEngine implements RestoreEngine {
     try {
       const releaseHostSlot = await this.reserveHostSlot(signal);
       try {
-        containerId = (await this.docker.createContainer({ ...createOptions, abortSignal: signal })).id;
+        containerId = (await this.call(`${what}: creating the container`, signal, (s) => this.docker.createContainer({ ...createOptions, abortSignal: s }))).id;
       } catch (err) {
         const e = this.toEngineError(err, { operation: `${what}: creating the container`, image: spec.template.image }, signal);
         // A create cut short may still have happened on the daemon: find it by name, prove it ours by label.
+        release();
         if (e.code !== 'NameConflict') await this.removeIfOurs(replicaContainerName(spec), spec.owner.uid);
         throw e;
       } finally {
@@ -502,27 +602,32 @@ export class DockerEngine implements RestoreEngine {
           throw placementError(err, what);
         }
         try {
-          await container.start(checkpointStartOptions(REPLICA_CHECKPOINT_NAME, signal));
+          // Bounded by the restore's timeoutMs (the signal): uploading a large checkpoint takes a while.
+          await this.call(`${what}: starting from the checkpoint`, signal, (s) => container.start(checkpointStartOptions(REPLICA_CHECKPOINT_NAME, s)), 'caller');
+          await this.options.afterRestoreStart?.(containerId);
         } finally {
           // The copy served its purpose once Docker answered; the leaked unpacked copy too.
           await fs.rm(path.dirname(dest), { recursive: true, force: true }).catch(() => undefined);
           await this.reclaimCopiesOf(containerId);
         }
       } else {
-        await container.start({ abortSignal: signal });
+        const id = containerId;
+        await this.call(`${what}: starting the container`, signal, (s) => this.docker.getContainer(id).start({ abortSignal: s }), 'caller');
       }
-      const info = await container.inspect({ abortSignal: signal });
+      const info = await this.call(`${what}: inspecting the started container`, signal, (s) => container.inspect({ abortSignal: s }));
       if (!info.State.Running)
         throw new EngineError(
           'Unknown',
           `${what}: the container ${info.Name.replace(/^\//, '')} is ${info.State.Status} right after its start (exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''}); see docker logs ${containerId.slice(0, 12)}`,
         );
-      const listed = await this.docker.listContainers({ all: true, filters: { id: [containerId] }, abortSignal: signal });
+      const id = containerId;
+      const listed = await this.call(`${what}: listing the started container`, signal, (s) => this.docker.listContainers({ all: true, filters: { id: [id] }, abortSignal: s }));
       const replica = listed[0] ? replicaFromContainer(listed[0]) : undefined;
       if (!replica) throw new EngineError('Unknown', `${what}: the container ${containerId.slice(0, 12)} vanished right after its start`);
       return replica;
     } catch (err) {
       const e = this.toEngineError(err, { operation: what, image: spec.template.image, ...(source ? { checkpoint: source.description } : {}) }, signal);
+      release();
       if (containerId !== undefined) await this.discard(containerId);
       throw e;
     } finally {
@@ -539,8 +644,7 @@ export class DockerEngine implements RestoreEngine {
   private async requireImage(spec: ReplicaSpec, mode: StartMode, sourceImageId: string | undefined, signal: AbortSignal): Promise<void> {
     let imageId: string;
     try {
-      // Image inspect takes no abort signal in dockerode; it is a quick local lookup.
-      imageId = (await this.docker.getImage(spec.template.image).inspect()).Id;
+      imageId = (await this.call(`${describeSpec(spec, mode)}: looking up template.image`, signal, (s) => this.inspectImage(spec.template.image, s))).Id;
     } catch (err) {
       throw this.toEngineError(err, { operation: `${describeSpec(spec, mode)}: looking up template.image`, image: spec.template.image }, signal);
     }
@@ -581,32 +685,62 @@ export class DockerEngine implements RestoreEngine {
     };
   }
 
+  /**
+   * dockerode's image inspect drops its options (no abort signal reaches the request), so dial the
+   * same route through its modem, which honours abortSignal.
+   */
+  private inspectImage(name: string, signal: AbortSignal): Promise<Docker.ImageInspectInfo> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial(
+        { path: `/images/${name}/json`, method: 'GET', abortSignal: signal, statusCodes: { 200: true, 404: 'no such image', 500: 'server error' } } as Parameters<Docker['modem']['dial']>[0],
+        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as Docker.ImageInspectInfo)),
+      );
+    });
+  }
+
+  /** The clean-up's own deadline: the restore's may be spent already, and a hung Docker must not hold it forever. */
+  private cleanupDeadline(what: string): { signal: AbortSignal; dispose: () => void } {
+    return withDeadline(
+      this.clock,
+      this.cleanupTimeoutMs,
+      () => new EngineError('EngineUnavailable', `${what} did not finish within ${this.cleanupTimeoutMs} ms; the next sweep retries it`),
+    );
+  }
+
   /** Remove a container this engine just made (never anyone else's), its copies, retrying if Docker is busy. */
   private async discard(containerId: string): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.docker.getContainer(containerId).remove({ force: true, v: true });
-        break;
-      } catch (err) {
-        if (isNoSuchContainer(err)) break;
-        // "removal already in progress" or a restore still finishing on the daemon: try again shortly.
-        if (attempt >= 5 || classifyError(err, { operation: 'remove' }).code === 'EngineUnavailable') {
-          this.pendingRemovals.set(containerId, errorShape(err).message);
+    const deadline = this.cleanupDeadline(`removing the half-made container ${containerId.slice(0, 12)}`);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.call('removing a half-made container', deadline.signal, (s) => this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: s }));
           break;
+        } catch (err) {
+          if (isNoSuchContainer(err)) break;
+          // "removal already in progress" or a restore still finishing on the daemon: try again shortly.
+          if (attempt >= 5 || deadline.signal.aborted || classifyError(err, { operation: 'remove' }).code === 'EngineUnavailable') {
+            this.pendingRemovals.set(containerId, errorShape(err).message);
+            break;
+          }
+          await this.clock.sleep(500 * attempt, deadline.signal).catch(() => undefined);
         }
-        await this.clock.sleep(500 * attempt).catch(() => undefined);
       }
+    } finally {
+      deadline.dispose();
     }
     await fs.rm(path.join(this.options.dockerRoot, 'containers', containerId, 'checkpoints'), { recursive: true, force: true }).catch(() => undefined);
     await this.reclaimCopiesOf(containerId);
   }
 
   private async removeIfOurs(name: string, ownerUid: string): Promise<void> {
+    const deadline = this.cleanupDeadline(`looking for the container ${name} of a create cut short`);
     try {
-      const info = await this.docker.getContainer(name).inspect();
+      const info = await this.call('inspecting a container of a create cut short', deadline.signal, (s) => this.docker.getContainer(name).inspect({ abortSignal: s }));
       if (info.Config.Labels?.[OWNER_UID] === ownerUid) await this.discard(info.Id);
     } catch {
       // Not there (the create never happened) or Docker unreachable (the reconciler's inventory finds it later).
+    } finally {
+      deadline.dispose();
     }
   }
 
@@ -633,7 +767,7 @@ export class DockerEngine implements RestoreEngine {
     const container = this.docker.getContainer(containerId);
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await container.inspect({ abortSignal: signal });
+      info = await this.call(`inspecting container ${containerId} before removal`, signal, (s) => container.inspect({ abortSignal: s }));
     } catch (err) {
       if (isNoSuchContainer(err)) return; // already gone: removal is idempotent
       throw this.toEngineError(err, { operation: `inspecting container ${containerId} before removal` }, signal);
@@ -645,8 +779,9 @@ export class DockerEngine implements RestoreEngine {
         'InvalidSpec',
         `refusing to remove container ${info.Name.replace(/^\//, '')} (${info.Id.slice(0, 12)}): it ${actual ? `belongs to owner uid ${actual}` : 'carries no owner label'}, not to ${ownerUid}`,
       );
+    const grace = this.options.stopTimeoutSeconds ?? 10;
     try {
-      await container.stop({ t: this.options.stopTimeoutSeconds ?? 10, abortSignal: signal });
+      await this.call(`stopping replica container ${info.Id.slice(0, 12)}`, signal, (s) => container.stop({ t: grace, abortSignal: s }), grace * 1000 + this.callTimeoutMs);
     } catch (err) {
       if (!isNotModified(err) && !isNoSuchContainer(err)) {
         const e = this.toEngineError(err, { operation: `stopping replica container ${info.Id.slice(0, 12)}` }, signal);
@@ -655,7 +790,7 @@ export class DockerEngine implements RestoreEngine {
       }
     }
     try {
-      await container.remove({ force: true, v: true, abortSignal: signal });
+      await this.call(`removing replica container ${info.Id.slice(0, 12)}`, signal, (s) => container.remove({ force: true, v: true, abortSignal: s }));
     } catch (err) {
       if (!isNoSuchContainer(err)) throw this.toEngineError(err, { operation: `removing replica container ${info.Id.slice(0, 12)}` }, signal);
     }
@@ -677,33 +812,46 @@ export class DockerEngine implements RestoreEngine {
   async sweep(signal?: AbortSignal): Promise<number> {
     for (const containerId of [...this.pendingRemovals.keys()]) {
       try {
-        await this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: signal });
+        await this.call('removing a container a failed restore left', signal, (s) => this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: s }));
         this.pendingRemovals.delete(containerId);
       } catch (err) {
         if (isNoSuchContainer(err)) this.pendingRemovals.delete(containerId);
+        else if (signal?.aborted) throw abortedError(signal);
+        // Docker does not answer: one deadline per sweep is enough, the next sweep tries again.
+        else if (classifyError(err, { operation: 'remove' }).code === 'EngineUnavailable') break;
       }
     }
     let bytes = 0;
     let paths = 0;
-    for (const copy of await findMarkedCopies(this.options.containerdTmp, this.onIgnored)) {
+    // containerd's leaked unpacked copies, and our own copies in Docker's data root that an agent
+    // killed between a restore's start and the copy's removal left behind.
+    const copies = [...(await findMarkedCopies(this.options.containerdTmp, this.onIgnored)), ...(await findReplicaCopies(this.options.dockerRoot))];
+    for (const copy of copies) {
       if (signal?.aborted) throw abortedError(signal);
       if (this.active.has(copy.containerId)) continue;
       if (copy.marker && copy.marker.node !== this.options.node) continue;
-      let reclaimable: boolean;
-      try {
-        const info = await this.docker.getContainer(copy.containerId).inspect({ abortSignal: signal });
-        const ownerMatches = copy.marker === undefined || info.Config.Labels?.[OWNER_UID] === copy.marker.ownerUid;
-        reclaimable = ownerMatches && info.Config.Labels?.[OWNER_UID] !== undefined && info.State.Status !== 'created';
-      } catch (err) {
-        if (!isNoSuchContainer(err)) throw this.toEngineError(err, { operation: 'sweeping leaked checkpoint copies' }, signal);
-        reclaimable = true;
-      }
-      if (!reclaimable) continue;
+      if (!(await this.restoreIsOver(copy.containerId, copy.marker?.ownerUid, signal))) continue;
       bytes += await removeFolder(copy.dir, this.onIgnored).catch(() => 0);
       paths++;
     }
     if (paths > 0) this.emit({ type: 'hygiene.reclaimed', bytes, paths, at: this.clock.now() });
     return bytes;
+  }
+
+  /**
+   * Whether the restore of `containerId` is over, so its checkpoint copies serve nothing: the container
+   * is gone, or it carries our owner label (the marker's, when readable) and is past 'created'. A
+   * container still 'created' may be mid-restore in another engine process: left alone.
+   */
+  private async restoreIsOver(containerId: string, ownerUid: string | undefined, signal?: AbortSignal): Promise<boolean> {
+    try {
+      const info = await this.call('sweeping leaked checkpoint copies', signal, (s) => this.docker.getContainer(containerId).inspect({ abortSignal: s }));
+      const owner = info.Config.Labels?.[OWNER_UID];
+      return owner !== undefined && (ownerUid === undefined || owner === ownerUid) && info.State.Status !== 'created';
+    } catch (err) {
+      if (isNoSuchContainer(err)) return true;
+      throw this.toEngineError(err, { operation: 'sweeping leaked checkpoint copies' }, signal);
+    }
   }
 
   /** Containers a failed restore could not remove yet (the engine was unreachable); sweep() retries them. */

@@ -6,7 +6,7 @@
 //    says "(combined from similar events): <latest>";
 //  - deduplication: the same (object, type, reason, message) within the window updates the existing
 //    Event's count and lastTimestamp instead of creating another.
-// Time is a parameter; bounded memory (least recently used entries are evicted).
+// Time is a parameter; bounded memory (least recently used entries are evicted), drop streaks included.
 
 export interface EventKeyInput {
   uid: string;
@@ -57,6 +57,8 @@ export class EventAggregator {
   private readonly buckets = new Map<string, { tokens: number; updatedMs: number }>();
   private readonly similar = new Map<string, { messages: Set<string>; firstMs: number }>();
   private readonly seen = new Map<string, SeenEvent>();
+  /** Objects in a streak of refused events (the recorder warns once per streak). */
+  private readonly dropStreaks = new Map<string, true>();
 
   constructor(options: AggregatorOptions = {}) {
     this.windowMs = positive(options.windowMs ?? 10 * 60_000, 'windowMs');
@@ -100,6 +102,27 @@ export class EventAggregator {
 
   forget(key: string): void {
     this.seen.delete(key);
+  }
+
+  /**
+   * Notes an event of `objectKey` that was refused; true when this starts a streak (warn once per
+   * streak). Bounded like every table here: the streak of an object deleted mid-streak would
+   * otherwise stay forever.
+   */
+  noteDropped(objectKey: string): boolean {
+    const first = !this.dropStreaks.has(objectKey);
+    touch(this.dropStreaks, objectKey, true, this.maxEntries);
+    return first;
+  }
+
+  /** An event of `objectKey` was admitted: its streak of refusals, if any, is over. */
+  noteAdmitted(objectKey: string): void {
+    this.dropStreaks.delete(objectKey);
+  }
+
+  /** Entries per table (for leak tests). */
+  sizes(): { buckets: number; similar: number; seen: number; dropStreaks: number } {
+    return { buckets: this.buckets.size, similar: this.similar.size, seen: this.seen.size, dropStreaks: this.dropStreaks.size };
   }
 
   private takeToken(uid: string, nowMs: number): boolean {

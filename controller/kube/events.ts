@@ -96,8 +96,6 @@ export class KubeEventRecorder implements EventRecorder {
   private readonly backlog: Job[] = [];
   private draining: Promise<void> | undefined;
   private readonly stats_: EventRecorderStats = { created: 0, updated: 0, dropped: 0, failed: 0, invalid: 0 };
-  /** Objects whose drops were already logged in the current streak (one warning per streak). */
-  private readonly dropStreak = new Set<string>();
 
   constructor(options: KubeEventRecorderOptions) {
     if (!options.node) throw new RangeError('event recorder: node must not be empty');
@@ -127,8 +125,7 @@ export class KubeEventRecorder implements EventRecorder {
       const objectKey = `${ref.namespace}/${ref.name}`;
       if (!admission.admitted || this.backlog.length >= this.maxBacklog) {
         this.stats_.dropped++;
-        if (!this.dropStreak.has(objectKey)) {
-          this.dropStreak.add(objectKey);
+        if (this.aggregator.noteDropped(objectKey)) {
           this.logger.warn('event rate limit reached; dropping events for this resource', {
             resource: objectKey,
             reason,
@@ -137,7 +134,7 @@ export class KubeEventRecorder implements EventRecorder {
         }
         return;
       }
-      this.dropStreak.delete(objectKey);
+      this.aggregator.noteAdmitted(objectKey);
       this.backlog.push({ ref, type, reason, key: admission.key, message: admission.message, atMs: now });
       if (!this.draining) this.draining = this.drain();
     } catch (err) {
@@ -153,6 +150,11 @@ export class KubeEventRecorder implements EventRecorder {
 
   stats(): Readonly<EventRecorderStats> {
     return { ...this.stats_ };
+  }
+
+  /** Entries in the aggregator's tables (bounded; for leak tests). */
+  tableSizes(): ReturnType<EventAggregator['sizes']> {
+    return this.aggregator.sizes();
   }
 
   private async drain(): Promise<void> {

@@ -146,6 +146,11 @@ export class WorkQueue {
     return this.processing.size;
   }
 
+  /** Keys the queue holds in any form: waiting, being processed, or due later (for /healthz). */
+  get pending(): number {
+    return this.queue.length + this.processing.size + this.delayed.size;
+  }
+
   get isShuttingDown(): boolean {
     return this.shuttingDown;
   }

@@ -18,7 +18,12 @@ import { MetricsError } from './errors.js';
 export interface NamedResource {
   namespace: string;
   name: string;
+  /** The resource's uid when known: after forget(), late reports carrying it are ignored. */
+  uid?: string;
 }
+
+/** Uids of forgotten resources remembered, so late reports cannot re-create their series. */
+const FORGOTTEN_UIDS_KEPT = 4096;
 
 /** This node's replica counts for one resource. */
 export interface ReplicaCounts {
@@ -106,15 +111,26 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
 
   // prom-client deletes a series only given its full label set, so remember which ones a
   // resource created: forget() must remove exactly those.
-  const seriesOf = new Map<string, { resource: NamedResource; nodes: Set<string>; outcomes: Set<string> }>();
+  const seriesOf = new Map<string, { resource: NamedResource; nodes: Set<string>; outcomes: Set<string>; uids: Set<string> }>();
   const track = (resource: NamedResource) => {
     const key = `${resource.namespace}/${resource.name}`;
     let entry = seriesOf.get(key);
     if (!entry) {
-      entry = { resource: { namespace: resource.namespace, name: resource.name }, nodes: new Set(), outcomes: new Set() };
+      entry = { resource: { namespace: resource.namespace, name: resource.name }, nodes: new Set(), outcomes: new Set(), uids: new Set() };
       seriesOf.set(key, entry);
     }
+    if (resource.uid) entry.uids.add(resource.uid);
     return entry;
+  };
+  // A restore aborted by the deletion, or the reconciler's last count, can arrive after forget():
+  // recording it would re-create series that nothing deletes again (a slow leak per deleted resource).
+  // Bounded: insertion order is age order, the oldest go first.
+  const forgottenUids = new Set<string>();
+  const forgotten = (resource: NamedResource): boolean => resource.uid !== undefined && forgottenUids.has(resource.uid);
+  const rememberForgotten = (uid: string): void => {
+    forgottenUids.delete(uid);
+    forgottenUids.add(uid);
+    if (forgottenUids.size > FORGOTTEN_UIDS_KEPT) forgottenUids.delete(forgottenUids.values().next().value as string);
   };
 
   const workQueue: WorkQueueMetricsSink = {
@@ -139,6 +155,7 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     registry,
     workQueue,
     replicaCounts(resource, node, counts) {
+      if (forgotten(resource)) return;
       const labels = resourceNodeLabels(resource, node);
       const values = {
         desired: count('counts.desired', counts.desired),
@@ -155,6 +172,10 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     restoreFinished(resource, outcome, durationSeconds) {
       const seconds = nonNegative('durationSeconds', durationSeconds);
       const reason = reasonLabel(outcome);
+      if (forgotten(resource)) {
+        restoreDuration.observe(seconds); // unlabelled by resource: still a restore this host made
+        return;
+      }
       const labels = {
         namespace: label('resource.namespace', resource.namespace),
         name: label('resource.name', resource.name),
@@ -203,7 +224,10 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     forget(resource) {
       const key = `${resource.namespace}/${resource.name}`;
       const entry = seriesOf.get(key);
-      if (!entry) return;
+      if (!entry) {
+        if (resource.uid) rememberForgotten(resource.uid);
+        return;
+      }
       for (const node of entry.nodes) {
         const labels = { namespace: entry.resource.namespace, name: entry.resource.name, node };
         for (const g of [replicasDesired, replicasReady, replicasRestoring, replicasFailed, checkpointSize]) g.remove(labels);
@@ -212,6 +236,8 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
         const [result, reason] = JSON.parse(outcome) as [string, string];
         restoresTotal.remove({ namespace: entry.resource.namespace, name: entry.resource.name, result, reason });
       }
+      for (const uid of entry.uids) rememberForgotten(uid);
+      if (resource.uid) rememberForgotten(resource.uid);
       seriesOf.delete(key);
     },
   };

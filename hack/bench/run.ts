@@ -247,6 +247,9 @@ ${ratio}
 
 ${machine()}
 `;
-await writeFile(path.join(repoRoot, values.out), doc);
+// Keep the soak section that hack/bench/soak.ts maintains in the same file.
+const previous = await readFile(path.join(repoRoot, values.out), 'utf8').catch(() => '');
+const soak = /<!-- soak:begin[^]*?<!-- soak:end -->/.exec(previous)?.[0];
+await writeFile(path.join(repoRoot, values.out), soak ? `${doc.trimEnd()}\n\n${soak}\n` : doc);
 console.log(`\n${table}\n${ratio}\nwritten to ${values.out}`);
 process.exit(0);

@@ -22,8 +22,14 @@ describe('parseConfig', () => {
       // Secure metrics serving by default, self-signed.
       metricsSecure: true,
       metricsCertFile: undefined,
+      dockerTimeoutSeconds: 30,
+      wedgedAfterSeconds: 120,
     });
     expect(parseConfig(['--max-replicas-per-host=0', '--require-memory-limit=true'], env)).toMatchObject({ maxReplicasPerHost: 0, requireMemoryLimit: true });
+  });
+
+  it('reads the Docker deadline and the wedge time from flags or env', () => {
+    expect(parseConfig(['--docker-timeout-seconds', '5'], { ...env, WEDGED_AFTER_SECONDS: '20' })).toMatchObject({ dockerTimeoutSeconds: 5, wedgedAfterSeconds: 20 });
   });
 
   it('prefers flags (both --flag value and --flag=value) over env', () => {
@@ -48,6 +54,8 @@ describe('parseConfig', () => {
     [['--require-memory-limit', 'yes'], env, 'require-memory-limit', 'true or false'],
     [['--metrics-cert-file', '/c.pem'], env, 'metrics-key-file', 'give both'],
     [['--metrics-secure=false', '--metrics-cert-file=/c', '--metrics-key-file=/k'], env, 'metrics-cert-file', 'plain HTTP'],
+    [['--docker-timeout-seconds', '0'], env, 'docker-timeout-seconds', 'from 1 to 600'],
+    [['--wedged-after-seconds', '2'], env, 'wedged-after-seconds', 'from 5 to 3600'],
   ] as const)('rejects %j with an error naming --%s', (argv, environment, flag, reason) => {
     let caught: unknown;
     try {

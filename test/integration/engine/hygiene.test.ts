@@ -76,7 +76,11 @@ describe('start-up sweep after a crash', () => {
     const bytes = await engine.sweep();
     expect(await markedCopiesOf(bed, [finished, gone])).toEqual([]);
     expect(bytes).toBeGreaterThan(2 * 10 * 2 ** 20); // two copies of a 16 MB process
-    expect(events).toContainEqual(expect.objectContaining({ type: 'hygiene.reclaimed', paths: 2 }));
+    // Two containerd copies, and the finished restore's own copy in Docker's data root (the crash came
+    // before the engine removed it); the removed container's folder went with it, the in-flight one stays.
+    expect(events).toContainEqual(expect.objectContaining({ type: 'hygiene.reclaimed', paths: 3 }));
+    await expect(fs.stat(dockerCheckpointDir(bed.dockerRoot, finished, REPLICA_CHECKPOINT_NAME))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await fs.stat(dockerCheckpointDir(bed.dockerRoot, inFlight, REPLICA_CHECKPOINT_NAME))).isDirectory()).toBe(true);
     for (const dir of [inFlightCopy, otherNode, unmarked]) expect((await fs.stat(dir)).isDirectory()).toBe(true);
     expect(await fs.readFile(path.join(unmarked, 'pages-1.img'), 'utf8')).toBe('someone else');
     // The container of the finished restore itself is untouched: sweeping is about disk, not replicas.

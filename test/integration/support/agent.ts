@@ -17,6 +17,8 @@ export interface AgentOptions {
   containerdTmp?: string;
   logLevel?: 'debug' | 'info';
   resyncSeconds?: number;
+  /** Default: the test bed's engine socket. */
+  dockerSocket?: string;
   /** Extra environment for the process. */
   env?: Record<string, string>;
   /** Extra flags, e.g. ['--max-replicas-per-host=5']. */
@@ -59,7 +61,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
     path.join(bed.repoRoot, 'controller/main.ts'),
     '--kubeconfig', options.kubeconfig ?? bed.kubeconfig,
     '--node-name', options.nodeName,
-    '--docker-socket', bed.dockerSocket,
+    '--docker-socket', options.dockerSocket ?? bed.dockerSocket,
     '--docker-root', bed.dockerRoot,
     '--containerd-tmp', options.containerdTmp ?? bed.containerdTmp,
     '--metrics-address', `127.0.0.1:${port}`,

@@ -152,4 +152,31 @@ describe('EventAggregator', () => {
   it('rejects bad options naming them', () => {
     expect(() => new EventAggregator({ burst: 0 })).toThrow(/burst must be > 0/);
   });
+
+  it('drop streaks are bounded: objects deleted mid-streak do not pile up', async () => {
+    const clock = new ManualClock();
+    const warnings: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: (msg: string) => warnings.push(msg), error: () => undefined, with: () => logger };
+    const recorder = new KubeEventRecorder({ sink: new FakeSink(), node: 'node-a', clock, burst: 1, refillMs: 3_600_000, maxEntries: 100, maxBacklog: 100_000, logger });
+    // 5000 resources, each refused once after its burst and never heard of again (deleted).
+    for (let i = 0; i < 5000; i++) {
+      const r = { ...ref, name: `gone-${i}`, uid: `uid-${i}` };
+      recorder.record(r, 'Warning', 'RestoreFailed', 'x');
+      recorder.record(r, 'Warning', 'RestoreFailed', 'x');
+    }
+    await recorder.flush();
+    expect(recorder.stats().dropped).toBe(5000);
+    expect(warnings).toHaveLength(5000); // one warning per streak
+    const sizes = recorder.tableSizes();
+    expect(sizes.dropStreaks).toBeLessThanOrEqual(100);
+    expect(Math.max(sizes.buckets, sizes.similar, sizes.seen)).toBeLessThanOrEqual(100);
+  });
+
+  it('one warning per streak; an admitted event ends the streak', () => {
+    const agg = new EventAggregator();
+    expect(agg.noteDropped('ns/a')).toBe(true);
+    expect(agg.noteDropped('ns/a')).toBe(false);
+    agg.noteAdmitted('ns/a');
+    expect(agg.noteDropped('ns/a')).toBe(true);
+  });
 });

@@ -181,6 +181,25 @@ describe('createMetrics: typed methods', () => {
     // Forgetting an unknown resource is harmless.
     expect(() => m.forget({ namespace: 'nowhere', name: 'none' })).not.toThrow();
   });
+
+  it('late reports of a forgotten resource (same uid) do not re-create its series; a re-created one (new uid) counts', async () => {
+    const m = createMetrics({ version: 'x', defaultMetrics: false });
+    const old = { ...web, uid: 'uid-old' };
+    m.replicaCounts(old, 'n1', { desired: 3, ready: 3, restoring: 0, failed: 0 });
+    m.restoreFinished(old, { result: 'success' }, 1);
+    m.forget(web); // the agent knows only the name of a deleted resource
+    // A restore aborted by the deletion and the reconciler's last count arrive afterwards.
+    m.restoreFinished(old, { result: 'failure', reason: 'Aborted' }, 2);
+    m.replicaCounts(old, 'n1', { desired: 0, ready: 0, restoring: 0, failed: 0 });
+    for (const name of ['crs_replicas_desired', 'crs_replicas_ready', 'crs_restores_total']) {
+      expect((await samples(m.registry, name)).filter((s) => s.labels.name === 'web'), name).toEqual([]);
+    }
+    // The duration histogram (not per resource) still saw the restore.
+    expect(await valueOf(m.registry, 'crs_restore_duration_seconds', { __name__: 'crs_restore_duration_seconds_count' })).toBe(2);
+    const again = { ...web, uid: 'uid-new' };
+    m.restoreFinished(again, { result: 'success' }, 1);
+    expect(await valueOf(m.registry, 'crs_restores_total', { ...web, result: 'success', reason: 'none' })).toBe(1);
+  });
 });
 
 describe('createMetrics as the reconciler\'s metrics port', () => {
