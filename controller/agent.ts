@@ -1,6 +1,6 @@
 // Wires one agent together: watch -> queue -> reconciler (xstate machine per resource) -> engine,
 // with status, Events and metrics on the side. main.ts only parses flags and handles signals.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import type { AgentConfig } from './config.js';
@@ -11,6 +11,7 @@ import type { Logger } from './log.js';
 import { createMetrics, observeEngine, startMetricsServer, type MetricsServer } from './metrics/index.js';
 import { selectsNode } from './reconcile/node-selection.js';
 import { createReconciler } from './reconcile/runner.js';
+import { VERSION } from './version.js';
 
 export interface Agent {
   /** Resolves once the caches synced and the workers run. */
@@ -21,7 +22,6 @@ export interface Agent {
 const ENGINE_RETRY_MAX_MS = 30_000;
 const SWEEP_INTERVAL_MS = 60_000;
 
-export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   const kc = new k8s.KubeConfig();

@@ -13,6 +13,8 @@ ETCD_VERSION="${ETCD_VERSION:-v3.6.4}"
 CRS_CACHE_DIR="${CRS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/crs-controller}"
 CRS_STATE_DIR="${CRS_STATE_DIR:-$REPO_ROOT/.local}"
 KUBE_BIN_DIR="$CRS_CACHE_DIR/kube-$KUBE_VERSION-etcd-$ETCD_VERSION"
+# The rest of a node (hack/build-node.sh): its own cache key, so the control plane's stays valid.
+NODE_BIN_DIR="$CRS_CACHE_DIR/node-$KUBE_VERSION"
 
 # The control plane listens on loopback only.
 APISERVER_PORT="${APISERVER_PORT:-16443}"
@@ -30,6 +32,48 @@ CRS_DOCKER_HOST="unix://$CRS_DOCKER_SOCK"
 # containerd writes (and leaks) one ctrd-checkpoint* copy per restore into $XDG_RUNTIME_DIR;
 # pointing it at a folder of ours keeps those copies out of /tmp and traceable.
 CRS_CONTAINERD_TMP="$CRS_DOCKER_ROOT/containerd-tmp"
+
+# write_kube_module DIR "EXTRA_REQUIRE" PACKAGE...: a Go module in DIR that builds the given
+# packages of k8s.io/kubernetes at $KUBE_VERSION from the Go module proxy. k8s.io/kubernetes replaces
+# its staging modules (k8s.io/api, client-go, ...) with ./staging/...; each is published as v0.N.P,
+# so the module replaces them with those releases (the list is read from k8s.io/kubernetes's go.mod).
+write_kube_module() {
+  local dir=$1 extra=$2; shift 2
+  command -v go >/dev/null || die "Go is required to build Kubernetes components (https://go.dev/dl); none on PATH"
+  command -v curl >/dev/null || die "curl is required"
+  local staging_version="v0.${KUBE_VERSION#v1.}" goproxy proxy kube_mod staging m p
+  goproxy=$(go env GOPROXY); proxy="${goproxy%%,*}"; [ -n "$proxy" ] && [ "$proxy" != direct ] || proxy=https://proxy.golang.org
+  kube_mod=$(curl -fsSL "$proxy/k8s.io/kubernetes/@v/$KUBE_VERSION.mod") ||
+    die "cannot read k8s.io/kubernetes@$KUBE_VERSION's go.mod from $proxy"
+  staging=$(printf '%s\n' "$kube_mod" | sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p')
+  [ -n "$staging" ] || die "no staging replace block found in k8s.io/kubernetes@$KUBE_VERSION's go.mod"
+  mkdir -p "$dir"
+  {
+    echo "module crs-controller/hack/kube-build"
+    echo
+    echo "go 1.24.0"
+    echo
+    echo "require ("
+    echo "	k8s.io/kubernetes $KUBE_VERSION"
+    [ -z "$extra" ] || echo "	$extra"
+    echo ")"
+    echo
+    echo "replace ("
+    for m in $staging; do echo "	$m => $m $staging_version"; done
+    echo ")"
+  } > "$dir/go.mod"
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for p in "$@"; do printf '\t_ "%s"\n' "$p"; done
+    printf ')\n'
+  } > "$dir/tools.go"
+}
+
+# The -ldflags that stamp a Kubernetes binary with its release (kubectl version, /version, kubelet).
+kube_ldflags() {
+  local minor="${KUBE_VERSION#v1.}"
+  echo "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
+}
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
