@@ -75,6 +75,22 @@ kube_ldflags() {
   echo "-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}"
 }
 
+# The Debian mirror the machine's apt sources already use (the only package source the scripts use).
+debian_mirror() {
+  local mirror
+  mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
+    grep -v security | head -1 | grep -oE 'https?://[^ ]+' || true)
+  echo "${mirror:-http://deb.debian.org/debian}"
+}
+
+# The rest of a single-node cluster (hack/cluster-up.sh): a kubelet on a CRI containerd of its own,
+# kube-controller-manager and kube-scheduler. Ports are on loopback and overridable per test bed.
+CLUSTER_DIR="$CRS_STATE_DIR/cluster"
+CRS_NODE_NAME="${CRS_NODE_NAME:-crs-node}"
+KUBELET_PORT="${KUBELET_PORT:-10250}"
+KUBELET_HEALTHZ_PORT="${KUBELET_HEALTHZ_PORT:-10248}"
+CRI_SOCK="$CLUSTER_DIR/cri/containerd.sock"
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
