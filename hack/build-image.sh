@@ -13,10 +13,20 @@ version=$(jq -r .version "$REPO_ROOT/package.json")
 tags=("$@"); [ ${#tags[@]} -gt 0 ] || tags=("crs-controller:$version")
 suite=trixie
 
-# base_image NAME PACKAGES: a Debian $suite root with PACKAGES, imported as NAME:<recipe hash>.
+# The certificate authorities this host adds to Debian's (for example a TLS-inspecting proxy's, as on
+# the project's CI machines): the build stages reach the npm registry through the same network as
+# the host, so they trust what the host trusts. Only the build base gets them, never the runtime's.
+host_cas=/usr/local/share/ca-certificates
+
+# base_image NAME PACKAGES [host-cas]: a Debian $suite root with PACKAGES (and the host's extra CAs),
+# imported as NAME:<recipe hash>.
 base_image() {
-  local name=$1 packages=$2 key tar
-  key=$(printf '%s %s %s' "$suite" "$packages" "--variant=apt" | sha256sum | cut -c1-12)
+  local name=$1 packages=$2 cas=${3:-} key tar hooks=() env=()
+  key=$( { printf '%s %s %s\n' "$suite" "$packages" "--variant=apt"; [ -z "$cas" ] || cat "$host_cas"/*.crt 2>/dev/null; } | sha256sum | cut -c1-12)
+  if [ -n "$cas" ] && ls "$host_cas"/*.crt >/dev/null 2>&1; then
+    hooks=(--customize-hook="copy-in $host_cas /usr/local/share" --customize-hook='chroot "$1" update-ca-certificates')
+    env=(-c 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt')
+  fi
   tar="$CRS_CACHE_DIR/debian-base/$name-$suite-$key.tar"
   if ! docker image inspect "$name:$key" >/dev/null 2>&1; then
     if [ ! -f "$tar" ]; then
@@ -27,17 +37,17 @@ base_image() {
       }
       mkdir -p "$(dirname "$tar")"
       log "mmdebstrap $suite with $packages into $tar"
-      mmdebstrap --quiet --variant=apt --format=tar --include="$packages" "$suite" "$tar.partial" "$(debian_mirror)" ||
+      mmdebstrap --quiet --variant=apt --format=tar --include="$packages" "${hooks[@]}" "$suite" "$tar.partial" "$(debian_mirror)" ||
         die "mmdebstrap of $suite ($packages) failed"
       mv "$tar.partial" "$tar"
     fi
-    docker import "$tar" "$name:$key" >/dev/null || die "docker import of $tar failed"
+    docker import "${env[@]}" "$tar" "$name:$key" >/dev/null || die "docker import of $tar failed"
     log "imported $name:$key (node $(docker run --rm --network none "$name:$key" node --version))"
   fi
   echo "$name:$key"
 }
 runtime=$(base_image crs-node-base nodejs,ca-certificates) || exit 1
-build=$(base_image crs-node-build nodejs,npm,ca-certificates) || exit 1
+build=$(base_image crs-node-build nodejs,npm,ca-certificates host-cas) || exit 1
 
 log "docker build ${tags[*]} (base $runtime, build stages $build)"
 tag_args=(); for t in "${tags[@]}"; do tag_args+=(-t "$t"); done

@@ -23,7 +23,7 @@ fi
 pki="$CP_DIR/pki"
 logs="$CRS_STATE_DIR/logs"
 cri="$CLUSTER_DIR/cri"
-mkdir -p "$CLUSTER_DIR" "$logs" "$cri" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/kubelet"
+mkdir -p "$CLUSTER_DIR" "$logs" "$cri" "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/kubelet" "$CLUSTER_DIR/pod-logs"
 kubectl=("$KUBE_BIN_DIR/kubectl" --kubeconfig "$KUBECONFIG_PATH")
 export DOCKER_HOST="$CRS_DOCKER_HOST"
 
@@ -175,6 +175,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
 resolvConf: /etc/resolv.conf
+# Containers' logs (kubectl logs needs the apiserver to hold a kubelet client cert, which the shared
+# apiserver flags do not give it): read them here.
+podLogsDir: $CLUSTER_DIR/pod-logs
 YAML
 start_component kubelet \
   --config "$CLUSTER_DIR/kubelet.yaml" \
@@ -191,5 +194,6 @@ cat > "$CRS_STATE_DIR/cluster.env" <<ENV
 export CRS_NODE_NAME=$CRS_NODE_NAME
 export CRI_SOCK=$CRI_SOCK
 export AGENT_IMAGE=$agent_image
+export POD_LOGS_DIR=$CLUSTER_DIR/pod-logs
 ENV
 log "cluster ready in $((SECONDS - start)) s: node $CRS_NODE_NAME, agent image $agent_image"
