@@ -4,20 +4,9 @@
 # the CRI containerd. The control plane and the Docker engine stay up (hack/testbed-down.sh stops
 # those). `--purge` also deletes the cluster's state (certificates, runtime root, kubelet root).
 source "$(dirname "$0")/lib.sh"
-stop() {
-  local pidfile=$1 name=$2
-  if pid_alive "$pidfile"; then
-    local pid; pid=$(cat "$pidfile")
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid"
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  fi
-  rm -f "$pidfile"
-}
-stop "$CLUSTER_DIR/kubelet.pid" kubelet
-stop "$CLUSTER_DIR/kube-scheduler.pid" kube-scheduler
-stop "$CLUSTER_DIR/kube-controller-manager.pid" kube-controller-manager
+stop_pidfile "$CLUSTER_DIR/kubelet.pid" kubelet
+stop_pidfile "$CLUSTER_DIR/kube-scheduler.pid" kube-scheduler
+stop_pidfile "$CLUSTER_DIR/kube-controller-manager.pid" kube-controller-manager
 if pid_alive "$CLUSTER_DIR/cri/containerd.pid"; then
   # Every pod container and sandbox the kubelet left: kill its task, then delete it.
   ctr_=(ctr --address "$CRI_SOCK" --namespace k8s.io)
@@ -29,7 +18,7 @@ if pid_alive "$CLUSTER_DIR/cri/containerd.pid"; then
     "${ctr_[@]}" containers delete "$id" >/dev/null 2>&1 || true
   done
 fi
-stop "$CLUSTER_DIR/cri/containerd.pid" "containerd (CRI)"
+stop_pidfile "$CLUSTER_DIR/cri/containerd.pid" "containerd (CRI)"
 # The kubelet's volume mounts (projected tokens, bind mounts) and the runtime's leftovers.
 if [ -d "$CLUSTER_DIR" ]; then
   grep -o " $CLUSTER_DIR/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true

@@ -68,6 +68,24 @@ roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:
 subjects: [{ apiGroup: rbac.authorization.k8s.io, kind: User, name: "system:node:$CRS_NODE_NAME" }]
 YAML
 
+# start_daemon NAME PIDFILE COMMAND...: runs COMMAND in the background (log $logs/<name>.log) unless
+# it already runs with the same command line and files named on it; one started from older settings is
+# restarted (pods keep running: their containers live in containerd's shims).
+start_daemon() {
+  local name=$1 pidfile=$2; shift 2
+  local log="$logs/$name.log" signature a
+  signature=$(for a in "$@"; do printf '%s\n' "$a"; [ ! -f "$a" ] || cat "$a"; done | sha256sum | cut -c1-16)
+  if pid_alive "$pidfile"; then
+    [ "$(cat "$pidfile.signature" 2>/dev/null)" = "$signature" ] && return 0
+    log "restarting $name: its settings changed"
+    stop_pidfile "$pidfile" "$name"
+  fi
+  log "starting $name (log $log)"
+  setsid "$@" >>"$log" 2>&1 </dev/null &
+  echo $! > "$pidfile"
+  echo "$signature" > "$pidfile.signature"
+}
+
 # --- The kubelet's container runtime -------------------------------------------------------------------
 pause_image="crs-pause:$(sha256sum "$HACK_DIR/pause/pause.c" | cut -c1-12)"
 cat > "$cri/config.toml" <<TOML
@@ -80,6 +98,10 @@ state = "$cri/state"
   address = "$cri/containerd.sock.ttrpc"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$pause_image"
+  # Without CAP_SYS_RESOURCE (as inside a container, like this project's CI machines) the kernel
+  # refuses a negative oom_score_adj, which the kubelet asks for every pod sandbox (-998) and runc
+  # then fails "can't get final child's PID from pipe": clamp to containerd's own score instead.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -109,13 +131,9 @@ cat > "$CLUSTER_DIR/cni/net.d/10-crs-testbed.conflist" <<JSON
 }
 JSON
 cri_ok() { ctr --address "$CRI_SOCK" version >/dev/null 2>&1; }
-if ! { pid_alive "$cri/containerd.pid" && cri_ok; }; then
-  pid_alive "$cri/containerd.pid" || rm -f "$CRI_SOCK"
-  log "starting containerd (CRI) on $CRI_SOCK (log $logs/containerd-cri.log)"
-  setsid containerd --config "$cri/config.toml" --log-level warn >>"$logs/containerd-cri.log" 2>&1 </dev/null &
-  echo $! > "$cri/containerd.pid"
-  wait_for 30 "containerd (CRI)" cri_ok || die "containerd did not answer on $CRI_SOCK within 30 s: $(tail -5 "$logs/containerd-cri.log" | tr '\n' ' ')"
-fi
+pid_alive "$cri/containerd.pid" || rm -f "$CRI_SOCK"
+start_daemon containerd-cri "$cri/containerd.pid" containerd --config "$cri/config.toml" --log-level warn
+wait_for 30 "containerd (CRI)" cri_ok || die "containerd did not answer on $CRI_SOCK within 30 s: $(tail -5 "$logs/containerd-cri.log" | tr '\n' ' ')"
 
 # --- Images: the pause process and the agent, built here and loaded into the runtime --------------------
 if ! docker image inspect "$pause_image" >/dev/null 2>&1; then
@@ -129,13 +147,10 @@ agent_image=$(bash "$HACK_DIR/build-image.sh")
 bash "$HACK_DIR/cluster-load-image.sh" "$pause_image" "$agent_image"
 
 # --- kube-controller-manager and kube-scheduler ------------------------------------------------------------
-# start_component NAME ARGS...: NAME from $NODE_BIN_DIR in the background, unless it already runs.
+# start_component NAME ARGS...: NAME from $NODE_BIN_DIR (see start_daemon).
 start_component() {
   local name=$1; shift
-  pid_alive "$CLUSTER_DIR/$name.pid" && return 0
-  log "starting $name (log $logs/$name.log)"
-  setsid "$NODE_BIN_DIR/$name" "$@" >>"$logs/$name.log" 2>&1 </dev/null &
-  echo $! > "$CLUSTER_DIR/$name.pid"
+  start_daemon "$name" "$CLUSTER_DIR/$name.pid" "$NODE_BIN_DIR/$name" "$@"
 }
 # Each controller acts as its own ServiceAccount (the bootstrap roles are made for that); the token
 # controller signs with the apiserver's key and publishes the CA that pods' projected tokens carry.
@@ -183,8 +198,10 @@ start_component kubelet \
   --config "$CLUSTER_DIR/kubelet.yaml" \
   --kubeconfig "$CLUSTER_DIR/kubelet.kubeconfig" \
   --root-dir "$CLUSTER_DIR/kubelet" --cert-dir "$CLUSTER_DIR/kubelet/pki" \
-  --hostname-override "$CRS_NODE_NAME" --node-ip 127.0.0.1 --v 1
+  --hostname-override "$CRS_NODE_NAME" --v 1
+# Ready as posted by THIS kubelet (a Node object outlives its kubelet, with its last status).
 node_ready() {
+  curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" >/dev/null &&
   [ "$("${kubectl[@]}" get node "$CRS_NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
 wait_for 120 "node $CRS_NODE_NAME" node_ready ||

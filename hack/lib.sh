@@ -103,6 +103,19 @@ pid_alive() {
   [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
 }
 
+# stop_pidfile PIDFILE NAME: stops the process PIDFILE names (TERM, KILL after 15 s) and removes the file.
+stop_pidfile() {
+  local pidfile=$1 name=$2 pid
+  if pid_alive "$pidfile"; then
+    pid=$(cat "$pidfile")
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+  fi
+  rm -f "$pidfile"
+}
+
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.5 s.
 wait_for() {
   local seconds=$1 what=$2; shift 2
