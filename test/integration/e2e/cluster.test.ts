@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
+import { eventually } from '../kube/helpers.js';
 import { freePort, sample } from '../support/agent.js';
 import { kubectl } from '../support/kubectl.js';
 import { startPrometheus } from '../support/prometheus.js';
@@ -45,16 +46,6 @@ async function agentPods(): Promise<Pod[]> {
   return list.items.filter((p) => !p.metadata.deletionTimestamp);
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
 /** The one Ready agent pod on the node (after a rollout: running `image`). */
 async function readyAgentPod(image?: string): Promise<Pod> {
   return eventually('a Ready agent pod', async () => {
@@ -62,7 +53,7 @@ async function readyAgentPod(image?: string): Promise<Pod> {
     const pod = pods.length === 1 ? pods[0] : undefined;
     const ready = pod?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
     return pod && ready && (!image || pod.spec.containers[0]?.image === image) ? pod : undefined;
-  });
+  }, 180_000);
 }
 
 /** The agent's /metrics, scraped from the pod (host network, loopback). */
@@ -177,6 +168,9 @@ afterAll(async () => {
   }
   await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
   rmSync(path.join(CHECKPOINT_ROOT, namespace), { recursive: true, force: true });
+  // The other files test against an apiserver with no controllers running: leave it so. (The next
+  // run starts the node again in seconds; the builds stay cached.)
+  await run('bash', [path.join(bed.repoRoot, 'hack/cluster-down.sh')], { env: process.env });
 }, 300_000);
 
 describe('the DaemonSet on a real kubelet', () => {
@@ -263,7 +257,7 @@ describe('the DaemonSet on a real kubelet', () => {
     const metrics = await eventually('the new agent reporting the replicas', async () => {
       const m = await podMetrics().catch(() => '');
       return sample(m, 'crs_replicas_ready', { namespace, name: 'app' }) === 12 ? m : undefined;
-    });
+    }, 60_000);
     expect(restoresTotal(metrics)).toBe(0);
   });
 
@@ -298,7 +292,7 @@ describe('the DaemonSet on a real kubelet', () => {
     const metrics = await eventually('the updated agent reporting the replicas', async () => {
       const m = await podMetrics().catch(() => '');
       return sample(m, 'crs_replicas_ready', { namespace, name: 'app' }) === 12 ? m : undefined;
-    });
+    }, 60_000);
     expect(restoresTotal(metrics)).toBe(0);
   });
 
