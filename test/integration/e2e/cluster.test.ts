@@ -263,7 +263,8 @@ describe('the DaemonSet on a real kubelet', () => {
 
   it('a rolling update to a new image tag keeps the replicas running and Ready throughout', async () => {
     const before = (await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort();
-    const tag = `${cluster.AGENT_IMAGE}-rollout-${stamp}`;
+    // Another tag of the same image: a new pod template, as a release would be.
+    const tag = `${cluster.AGENT_IMAGE}-rollout`;
     await run('docker', ['tag', cluster.AGENT_IMAGE ?? '', tag], { env: { ...process.env, DOCKER_HOST: bed.dockerHost } });
     await run('bash', [path.join(bed.repoRoot, 'hack/cluster-load-image.sh'), tag], { env: process.env });
     // Watch the resource and the containers throughout the rollout.

@@ -155,6 +155,9 @@ describe('the agent image', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/^crs_restores_total\{[^}]*result="success"[^}]*\} 3$/m);
     expect(metrics).toMatch(/^crs_checkpoint_copies_reclaimed_bytes_total(\{[^}]*\})? [1-9]/m);
+    // Deleting the resource removes its containers (through the socket) and the finalizer.
+    await k('-n', namespace, 'delete', 'crs', 'app', '--timeout=120s');
+    expect(await containersWithLabel(bed, OWNER_UID, crs.metadata.uid)).toHaveLength(0);
     // It stops cleanly on SIGTERM (docker stop), as on pod deletion.
     await docker('stop', '-t', '30', agentName);
     expect((await docker('inspect', '-f', '{{.State.ExitCode}}', agentName)).trim()).toBe('0');
