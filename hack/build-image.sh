@@ -22,7 +22,7 @@ host_cas=/usr/local/share/ca-certificates
 # imported as NAME:<recipe hash>.
 base_image() {
   local name=$1 packages=$2 cas=${3:-} key tar hooks=() env=()
-  key=$( { printf '%s %s %s\n' "$suite" "$packages" "--variant=apt"; [ -z "$cas" ] || cat "$host_cas"/*.crt 2>/dev/null; } | sha256sum | cut -c1-12)
+  key=$( { printf '%s %s %s\n' "$suite" "$packages" "--variant=apt"; [ -z "$cas" ] || cat "$host_cas"/*.crt 2>/dev/null || true; } | sha256sum | cut -c1-12)
   if [ -n "$cas" ] && ls "$host_cas"/*.crt >/dev/null 2>&1; then
     hooks=(--customize-hook="copy-in $host_cas /usr/local/share" --customize-hook='chroot "$1" update-ca-certificates')
     env=(-c 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt')
