@@ -4,7 +4,7 @@
 // Dockerfile. The agent inside works only through the pod's mounts, ServiceAccount token, security
 // context and probes, on the test bed's Docker engine with CRIU.
 import { execFile } from 'node:child_process';
-import { cpSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -247,6 +247,7 @@ describe('the DaemonSet on a real kubelet', () => {
     expect(Date.now() - started).toBeLessThan(45_000);
     const buffer = Buffer.alloc(4 << 20);
     const oldLog = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString();
+    closeSync(fd);
     expect(oldLog).toContain('stopped cleanly');
 
     const pod = await readyAgentPod();
