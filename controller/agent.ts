@@ -1,6 +1,6 @@
 // Wires one agent together: watch -> queue -> reconciler (xstate machine per resource) -> engine,
 // with status, Events and metrics on the side. main.ts only parses flags and handles signals.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
@@ -17,6 +17,7 @@ import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer
 import { selectsNode } from './reconcile/node-selection.js';
 import { runPeriodically } from './periodic.js';
 import { createReconciler } from './reconcile/runner.js';
+import { VERSION } from './version.js';
 
 export interface Agent {
   /** Resolves once the caches synced and the workers run. */
@@ -27,7 +28,6 @@ export interface Agent {
 const ENGINE_RETRY_MAX_MS = 30_000;
 const SWEEP_INTERVAL_MS = 60_000;
 
-export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   const kc = new k8s.KubeConfig();

@@ -19,9 +19,7 @@ command -v apt-get >/dev/null || die "no apt-get: install dockerd, containerd, r
 
 export DEBIAN_FRONTEND=noninteractive
 # Same mirror the machine already uses, suite trixie.
-mirror=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-  grep -v security | head -1 | grep -oE 'https?://[^ ]+' || true)
-mirror=${mirror:-http://deb.debian.org/debian}
+mirror=$(debian_mirror)
 trixie_list=/etc/apt/sources.list.d/crs-trixie.list
 cleanup() { rm -f "$trixie_list"; apt-get update -qq >/dev/null 2>&1 || true; }
 trap cleanup EXIT

@@ -1,5 +1,7 @@
 // Runs the real agent (controller/main.ts) as a child process against the test bed, the way a
 // DaemonSet pod would run it, so end-to-end tests can kill it (SIGKILL / SIGTERM) and start it again.
+// With CRS_AGENT_COMPILED=1 it runs the compiled agent exactly as the image does
+// (`node dist/controller/main.js`, built once by the global setup) instead of the TypeScript through tsx.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -50,15 +52,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** True when the tests run the compiled agent (dist/) rather than the sources. */
+export function compiledAgent(): boolean {
+  return process.env.CRS_AGENT_COMPILED === '1';
+}
+
+/** How node starts the agent: one process either way (no tsx wrapper), so signals, RSS and CPU time are the agent's own. */
+function agentEntry(repoRoot: string): string[] {
+  return compiledAgent() ? [path.join(repoRoot, 'dist/controller/main.js')] : ['--import', 'tsx', path.join(repoRoot, 'controller/main.ts')];
+}
+
 export async function startAgent(bed: Testbed, options: AgentOptions): Promise<RunningAgent> {
   const port = await freePort();
   const logDir = path.join(bed.repoRoot, '.local/logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `agent-${options.nodeName}-${Date.now()}.log`);
   const args = [
-    // One process (no tsx wrapper) so signals, RSS and CPU time are the agent's own.
-    '--import', 'tsx',
-    path.join(bed.repoRoot, 'controller/main.ts'),
+    ...agentEntry(bed.repoRoot),
     '--kubeconfig', options.kubeconfig ?? bed.kubeconfig,
     '--node-name', options.nodeName,
     '--docker-socket', options.dockerSocket ?? bed.dockerSocket,
