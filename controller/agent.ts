@@ -6,7 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { AgentConfig } from './config.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
-import { createKubeLayer, splitKey } from './kube/index.js';
+import { createKubeLayer, keyOf, splitKey } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetrics, observeEngine, startMetricsServer, type MetricsServer } from './metrics/index.js';
 import { selectsNode } from './reconcile/node-selection.js';
@@ -104,6 +104,28 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       },
     );
 
+    // ---- Engine events (issue 10): a replica that dies, is killed or removed by hand is noticed in
+    // seconds. The owner's actor looks again at once; a resource without an actor yet is enqueued.
+    // When the stream comes back after a break, everything is enqueued once (re-list): what happened
+    // while it was down is seen. The periodic resync stays as the safety net.
+    const stopWatch = connected.watchContainers((event) => {
+      const told = reconciler.engineChanged(event);
+      if (event.type === 'replica') {
+        logger.debug('replica changed on the engine', { ...event.change, keys: told });
+        if (told.length > 0) return;
+        const owner = kube.resources.list().find((r) => r.metadata.uid === event.change.ownerUid);
+        if (owner) kube.queue.add(keyOf(owner.metadata.namespace, owner.metadata.name));
+        return;
+      }
+      if (event.type === 'lost') {
+        logger.warn('Docker event stream lost; resubscribing', { reason: event.reason });
+        return;
+      }
+      logger.info('Docker event stream resumed; re-listing every resource', { downSeconds: (event.at.getTime() - event.lostAt.getTime()) / 1000 });
+      for (const r of kube.resources.list()) kube.queue.add(keyOf(r.metadata.namespace, r.metadata.name));
+    });
+    // ---- end of engine events
+
     const handler = async (key: string) => {
       const { namespace, name } = splitKey(key);
       const resource = kube.resources.get(name, namespace);
@@ -136,6 +158,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       clearInterval(housekeeping);
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
+      await stopWatch();
       await reconciler.stop();
       await kube.stop();
       await observation.stop();

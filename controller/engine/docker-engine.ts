@@ -25,8 +25,9 @@ import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from '.
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
 import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
 import { ownerFilter, replicaFromContainer } from './inventory.js';
+import { watchContainers } from './events-stream.js';
 import { FairLimiter, abortedError } from './limiter.js';
-import type { EngineEvent, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
+import type { ContainerWatchEvent, EngineEvent, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
 
 /** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
 export const MAX_CONCURRENCY = 10;
@@ -141,6 +142,8 @@ export class DockerEngine implements RestoreEngine {
   private readonly pendingRemovals = new Map<string, string>();
   private readonly closing = new AbortController();
   private readonly running = new Set<Promise<unknown>>();
+  /** Container watches to end on close(). */
+  private readonly watches = new Set<() => Promise<void>>();
   private diskReserve: number;
   /** Disk promised to restores that passed the disk check and have not finished. */
   private diskPromised = 0;
@@ -161,6 +164,16 @@ export class DockerEngine implements RestoreEngine {
   setDiskReserveBytes(bytes: number): void {
     if (!Number.isFinite(bytes) || bytes < 0) throw new EngineError('InvalidSpec', `diskReserveBytes: ${bytes} must be a number >= 0`);
     this.diskReserve = bytes;
+  }
+
+  watchContainers(listener: (event: ContainerWatchEvent) => void): () => Promise<void> {
+    const watch = watchContainers({ docker: this.docker, listener });
+    const stop = async (): Promise<void> => {
+      this.watches.delete(stop);
+      await watch.stop();
+    };
+    this.watches.add(stop);
+    return stop;
   }
 
   onEvent(listener: (event: EngineEvent) => void): () => void {
@@ -617,6 +630,7 @@ export class DockerEngine implements RestoreEngine {
 
   async close(): Promise<void> {
     this.closing.abort(new EngineError('Aborted', 'the restore engine is closing (agent shutdown)'));
+    await Promise.allSettled([...this.watches].map((stop) => stop()));
     await Promise.allSettled([...this.running]);
   }
 }

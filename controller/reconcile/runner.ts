@@ -11,6 +11,7 @@
 
 import { createActor } from 'xstate';
 import type { CheckpointReplicaSet } from '../api/types.js';
+import type { ContainerWatchEvent } from '../engine/types.js';
 import type { AgentLimits } from '../api/validate.js';
 import { backoffDelay } from './backoff.js';
 import { ReconcileError } from './errors.js';
@@ -70,6 +71,12 @@ export interface OrphanCollection {
 export interface Reconciler {
   reconcile(resource: CheckpointReplicaSet | undefined, key: string): Promise<ReconcileResult>;
   collectOrphans(knownUids: ReadonlySet<string>): Promise<OrphanCollection>;
+  /**
+   * The engine's container watch: a replica changed (its owner's actor looks again at once, or after
+   * the observation under way), or the stream broke / resumed (every actor learns). Returns the keys
+   * told; none for a replica whose owner has no actor (the caller enqueues that resource instead).
+   */
+  engineChanged(event: ContainerWatchEvent): string[];
   stop(): Promise<void>;
   /** The current snapshot of a key's actor (for /debug and tests). */
   snapshot(key: string): ReconcileSnapshot | undefined;
@@ -242,6 +249,16 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
         ports.metrics?.reconciled('error', (performance.now() - started) / 1000);
         throw error;
       }
+    },
+
+    engineChanged(event) {
+      if (stopping) return [];
+      const at = clock.now();
+      const targets =
+        event.type === 'replica' ? [...entries.values()].filter((e) => e.uid === event.change.ownerUid) : [...entries.values()];
+      const change = event.type === 'replica' ? 'replica' : event.type;
+      for (const entry of targets) entry.actor.send({ type: 'ENGINE', change, at });
+      return targets.map((e) => e.key);
     },
 
     async collectOrphans(knownUids) {

@@ -20,6 +20,7 @@ import { backoffDelay } from '../backoff.js';
 import { desiredState, refOf } from '../desired.js';
 import { PERMANENT_NOW, SOURCE_REASONS, classifyFailure, type ClassifiedFailure } from '../errors.js';
 import { expectCreated, expectRemoved, settleExpectations } from '../expectations.js';
+import { countFailure, forgiveBefore, type FailureCounting } from '../forgiveness.js';
 import { absorbLeftovers, plan as planWork, type Plan, type SlotHistory } from '../planner.js';
 import type { ReconcileOutcome } from '../ports.js';
 import { computeNodeStatus, replicaCounts, sameNodeStatus, type Progress } from '../status.js';
@@ -69,6 +70,8 @@ export function initialContext(input: MachineInput): ReconcileContext {
     convergedGeneration: undefined,
     deleteFailures: 0,
     lastStatus: undefined,
+    reobserve: false,
+    engineOutage: undefined,
   };
 }
 
@@ -99,20 +102,22 @@ function applyResource(
   return update;
 }
 
-function historyAfterBatch(ctx: ReconcileContext, result: BatchResult): Map<string, SlotHistory> {
+/** Failures the engine caused are not the checkpoint's: an unreachable engine, or an aborted restore. */
+const NOT_THE_RESTORES_FAULT: ReadonlySet<string> = new Set(['Aborted', 'EngineUnavailable']);
+
+function historyAfterBatch(ctx: ReconcileContext, result: BatchResult, counting: FailureCounting): Map<string, SlotHistory> {
   const history = new Map(ctx.history);
   for (const c of result.creates) {
     const entry = history.get(c.replicaId) ?? { templateHash: result.templateHash, lastAttempt: 0, failedRestores: 0, coldStartFailed: false };
     const base: SlotHistory = { ...entry, templateHash: result.templateHash, lastAttempt: Math.max(entry.lastAttempt, c.attempt) };
     if (c.ok) {
       history.set(c.replicaId, { ...base, lastFailure: undefined });
-    } else if (c.failure.reason === 'Aborted') {
+    } else if (NOT_THE_RESTORES_FAULT.has(c.failure.reason)) {
       history.set(c.replicaId, base);
     } else {
       const permanent = PERMANENT_NOW.has(c.failure.reason);
       history.set(c.replicaId, {
-        ...base,
-        failedRestores: base.failedRestores + (c.mode === 'restore' ? 1 : 0),
+        ...(c.mode === 'restore' ? countFailure(base, counting) : base),
         coldStartFailed: base.coldStartFailed || c.mode === 'cold',
         lastFailure: { reason: c.failure.reason, message: c.failure.message, permanent },
       });
@@ -155,12 +160,18 @@ export function createReconcileMachine(deps: MachineDeps) {
   const now = (): number => clock.now();
   const retryDelay = (ctx: ReconcileContext): number => backoffDelay(options.backoff, Math.max(1, ctx.failedRounds));
   const probeDelay = (ctx: ReconcileContext): number => backoffDelay(options.probe, (ctx.degraded?.probes ?? 0) + 1);
+  const counting = (ctx: ReconcileContext): FailureCounting => ({
+    now: now(),
+    provenAfterMs: options.provenAfterMs,
+    outage: ctx.engineOutage,
+    outageGraceMs: options.outageGraceMs,
+  });
 
   /** Observation -> expectations, history, plan and the decision (all pure). */
   const afterObservation = (ctx: ReconcileContext, observed: Replica[], batch: BatchResult | undefined): Partial<ReconcileContext> => {
     const desired = ctx.desired ?? desiredState(undefined, true).desired;
     const expectations = settleExpectations(ctx.expectations, observed, now(), options.expectationsTtlMs);
-    let history: ReadonlyMap<string, SlotHistory> = desired.deleting ? ctx.history : absorbLeftovers(ctx.history, observed, desired.templateHash);
+    let history: ReadonlyMap<string, SlotHistory> = desired.deleting ? ctx.history : absorbLeftovers(ctx.history, observed, desired.templateHash, counting(ctx));
     const successes = ctx.successes.templateHash === desired.templateHash ? ctx.successes : { templateHash: desired.templateHash, count: 0 };
     const plan = planWork({
       desired,
@@ -209,6 +220,21 @@ export function createReconcileMachine(deps: MachineDeps) {
         desired: context.desired ? { ...context.desired, deleting: true } : desiredState(undefined, true).desired,
       })),
       requestStop: assign({ stopRequested: true }),
+      /** The engine's stream: a changed replica asks for a fresh look; an outage is remembered and forgives. */
+      noteEngine: assign(({ context, event }) => {
+        if (event.type !== 'ENGINE') return {};
+        if (event.change === 'lost') {
+          return {
+            engineOutage: { lostAt: event.at, backAt: undefined },
+            history: forgiveBefore(context.history, event.at, options.outageLookbackMs),
+          };
+        }
+        if (event.change === 'resumed') {
+          return { reobserve: true, engineOutage: { lostAt: context.engineOutage?.lostAt ?? event.at, backAt: event.at } };
+        }
+        return { reobserve: true };
+      }),
+      clearReobserve: assign({ reobserve: false }),
 
       /** Degraded on entry: keep probe bookkeeping when the reason is unchanged. */
       enterDegraded: assign(({ context }) => {
@@ -328,7 +354,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           result.removes.filter((r) => r.ok).map((r) => ({ replicaId: r.replicaId, containerId: r.containerId, since: at })),
         );
         return {
-          history: historyAfterBatch(context, result),
+          history: historyAfterBatch(context, result, counting(context)),
           expectations,
           successes,
           lastBatch: result,
@@ -416,6 +442,10 @@ export function createReconcileMachine(deps: MachineDeps) {
       probeDue: ({ context }) =>
         context.degraded?.probe === 'source' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
       isGone: ({ context }) => context.gone,
+      /** An engine event came in while observing: the plan may rest on a list taken before it. */
+      mustReobserve: ({ context }) => context.reobserve && (context.decision?.kind === 'converged' || context.decision?.kind === 'waiting'),
+      engineAnswers: ({ event }) => event.type === 'ENGINE' && event.change !== 'lost',
+      engineResumed: ({ event }) => event.type === 'ENGINE' && event.change === 'resumed',
     },
     delays: {
       retryDelay: ({ context }) => retryDelay(context),
@@ -427,6 +457,8 @@ export function createReconcileMachine(deps: MachineDeps) {
     id: 'crs',
     context: ({ input }) => initialContext(input),
     initial: 'idle',
+    // States that do not say otherwise only remember an engine event (busy ones look again before resting).
+    on: { ENGINE: { actions: 'noteEngine' } },
     states: {
       idle: {
         on: {
@@ -437,6 +469,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         },
       },
       observing: {
+        entry: 'clearReobserve',
         invoke: {
           src: 'observe',
           input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
@@ -457,6 +490,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           { guard: { type: 'decisionIs', params: { kind: 'paused' } }, target: 'paused' },
           { guard: { type: 'decisionIs', params: { kind: 'degraded' } }, target: 'degraded' },
           { guard: { type: 'decisionIs', params: { kind: 'backoff' } }, target: 'backingOff' },
+          { guard: 'mustReobserve', target: 'observing' },
           { guard: { type: 'decisionIs', params: { kind: 'converged' } }, target: 'converged' },
           { guard: { type: 'decisionIs', params: { kind: 'waiting' } }, target: 'waiting' },
           { guard: { type: 'decisionIs', params: { kind: 'prepare' } }, target: 'preparing' },
@@ -537,6 +571,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         },
       },
       verifying: {
+        entry: 'clearReobserve',
         invoke: {
           src: 'observe',
           input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
@@ -560,6 +595,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           SPEC: { target: 'observing', actions: 'takeResource' },
           // A resync re-observes: a replica may have died since.
           RESYNC: { target: 'observing', actions: 'takeResource' },
+          ENGINE: [{ guard: 'engineAnswers', target: 'observing', actions: 'noteEngine' }, { actions: 'noteEngine' }],
           GONE: { target: 'observing', actions: 'markGone' },
           STOP: { target: 'stopped' },
         },
@@ -571,6 +607,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         on: {
           SPEC: { target: 'observing', actions: 'takeResource' },
           RESYNC: { actions: 'takeResource' },
+          ENGINE: [{ guard: 'engineAnswers', target: 'observing', actions: 'noteEngine' }, { actions: 'noteEngine' }],
           GONE: { target: 'observing', actions: 'markGone' },
           STOP: { target: 'stopped' },
         },
@@ -581,8 +618,10 @@ export function createReconcileMachine(deps: MachineDeps) {
         after: { retryDelay: { target: 'observing' } },
         on: {
           SPEC: { target: 'observing', actions: 'takeResource' },
-          // The timer decides when to retry; a resync must not cut a backoff short.
+          // The timer decides when to retry; a resync must not cut a backoff short. The engine coming
+          // back does: a backoff after EngineUnavailable (up to 60 s) has nothing left to wait for.
           RESYNC: { actions: 'takeResource' },
+          ENGINE: [{ guard: 'engineResumed', target: 'observing', actions: 'noteEngine' }, { actions: 'noteEngine' }],
           GONE: { target: 'observing', actions: 'markGone' },
           STOP: { target: 'stopped' },
         },

@@ -6,6 +6,7 @@ import type { FailureReason, Replica } from '../../engine/types.js';
 import type { BackoffPolicy } from '../backoff.js';
 import type { FieldError } from '../desired.js';
 import type { ClassifiedFailure } from '../errors.js';
+import type { EngineOutage } from '../forgiveness.js';
 import type { DesiredState, Expectations, Plan, PlannedCreate, PlannedRemove, SlotHistory } from '../planner.js';
 import type { Clock, ReconcilePorts, ResourceRef } from '../ports.js';
 
@@ -22,6 +23,12 @@ export interface MachineOptions {
   expectationsTtlMs: number;
   /** Containers removed at once (removal is not a restore; this only spares the Docker daemon). */
   removeConcurrency: number;
+  /** A replica that ran this long proved itself: its death clears the slot's failure count (../forgiveness.ts). */
+  provenAfterMs: number;
+  /** Failures counted this long before the engine's event stream broke are blamed on the engine. */
+  outageLookbackMs: number;
+  /** ... and failures this long after it is back (work that straddled the outage). */
+  outageGraceMs: number;
 }
 
 export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
@@ -31,6 +38,10 @@ export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
   waitingRecheckMs: 5_000,
   expectationsTtlMs: 300_000,
   removeConcurrency: 10,
+  provenAfterMs: 60_000,
+  // dockerd stops every container (10 s stop timeout by default) before it closes the stream.
+  outageLookbackMs: 30_000,
+  outageGraceMs: 5_000,
 };
 
 /** What the machine closes over: ports, the node it runs for, a clock, options. */
@@ -148,4 +159,8 @@ export interface ReconcileContext {
   convergedGeneration: number | undefined;
   deleteFailures: number;
   lastStatus: NodeStatus | undefined;
+  /** A replica changed on the engine while an observation was under way: look again before resting. */
+  reobserve: boolean;
+  /** The latest engine outage (its event stream broke), for forgiving failures it caused. */
+  engineOutage: EngineOutage | undefined;
 }

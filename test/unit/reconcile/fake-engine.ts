@@ -4,6 +4,7 @@
 
 import { EngineError } from '../../../controller/engine/errors.js';
 import type {
+  ContainerWatchEvent,
   EngineEvent,
   FailureReason,
   Replica,
@@ -170,6 +171,15 @@ export class FakeEngine implements RestoreEngine {
     await Promise.resolve();
     this.guard();
     if (this.sourceFailure) throw new EngineError(this.sourceFailure, `${this.sourceFailure}: checkpoint ${source.name ?? source.path} of ${source.container ?? 'path'} (scripted)`);
+  }
+
+  readonly watchers = new Set<(event: ContainerWatchEvent) => void>();
+
+  watchContainers(listener: (event: ContainerWatchEvent) => void): () => Promise<void> {
+    this.watchers.add(listener);
+    return async () => {
+      this.watchers.delete(listener);
+    };
   }
 
   onEvent(_listener: (event: EngineEvent) => void): () => void {
