@@ -98,6 +98,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       },
       {
         node: config.nodeName,
+        machine: { provenAfterMs: config.replicaProvenSeconds * 1000 },
         agentLimits: { ...(checkpointRoot ? { checkpointRoot } : {}), hostCpus: os.availableParallelism() },
         // No Node object (a host without kubelet) means no labels: only an empty selector matches.
         selectsNode: (resource) => selectsNode(resource, kube.node.get(config.nodeName)?.metadata?.labels),

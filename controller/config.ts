@@ -21,6 +21,8 @@ export interface AgentConfig {
   /** Re-reconcile everything this often even without changes. */
   resyncSeconds: number;
   workers: number;
+  /** A replica that ran this long clears its slot's failure count when it dies. */
+  replicaProvenSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -61,6 +63,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   'log-level': { env: 'LOG_LEVEL', help: `one of ${LOG_LEVELS.join(', ')}`, default: 'info' },
   'resync-seconds': { env: 'RESYNC_SECONDS', help: 'full resync period', default: '300' },
   workers: { env: 'WORKERS', help: 'resources reconciled at once', default: '4' },
+  'replica-proven-seconds': {
+    env: 'REPLICA_PROVEN_SECONDS',
+    help: "a replica that ran this long is forgiven its slot's failed restores",
+    default: '60',
+  },
 };
 
 export function usage(): string {
@@ -121,6 +128,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     logLevel,
     resyncSeconds: integer('resync-seconds', get('resync-seconds'), 10, 86_400),
     workers: integer('workers', get('workers'), 1, 64),
+    replicaProvenSeconds: integer('replica-proven-seconds', get('replica-proven-seconds'), 1, 86_400),
   };
 }
 

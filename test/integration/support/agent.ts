@@ -15,6 +15,7 @@ export interface AgentOptions {
   checkpointRoot?: string;
   logLevel?: 'debug' | 'info';
   resyncSeconds?: number;
+  replicaProvenSeconds?: number;
   /** Extra environment for the process. */
   env?: Record<string, string>;
 }
@@ -59,6 +60,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
     '--resync-seconds', String(options.resyncSeconds ?? 30),
   ];
   if (options.namespace) args.push('--namespace', options.namespace);
+  if (options.replicaProvenSeconds !== undefined) args.push('--replica-proven-seconds', String(options.replicaProvenSeconds));
   if (options.checkpointRoot) args.push('--checkpoint-root', options.checkpointRoot);
   const child = spawn(process.execPath, args, {
     cwd: bed.repoRoot,
