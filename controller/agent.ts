@@ -137,6 +137,21 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     await kube.start(handler);
     logger.info('caches synced; reconciling', { node: config.nodeName, namespace: config.namespace ?? '(all)' });
 
+    // ---- A missing Node object (issue 10): resources with a nodeSelector are held, not emptied
+    // (see reconcile/node-selection.ts); say so in a metric and a log line, both ways.
+    let nodePresent = kube.node.get(config.nodeName) !== undefined;
+    metrics.nodeObjectPresent(config.nodeName, nodePresent);
+    if (!nodePresent) logger.warn('Node object not found: resources with a nodeSelector are held as they are', { node: config.nodeName });
+    const noteNode = (present: boolean): void => {
+      metrics.nodeObjectPresent(config.nodeName, present);
+      if (present === nodePresent) return;
+      nodePresent = present;
+      if (present) logger.info('Node object is back: acting on nodeSelectors again', { node: config.nodeName });
+      else logger.warn('Node object deleted: resources with a nodeSelector are held as they are until it is back', { node: config.nodeName });
+    };
+    kube.node.on({ add: () => noteNode(true), update: () => noteNode(true), delete: () => noteNode(false) });
+    // ---- end of missing Node
+
     // Housekeeping: leaked checkpoint copies (containerd issue 10166) and containers of resources
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
     // namespace-scoped agent cannot tell a foreign namespace's resource from a deleted one.

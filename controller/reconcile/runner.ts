@@ -24,6 +24,7 @@ import {
   type ReconcileActor,
   type ReconcileSnapshot,
 } from './machine/machine.js';
+import type { NodeSelection } from './node-selection.js';
 import { findOrphans } from './orphans.js';
 import type { Clock, ReconcileOutcome, ReconcilePorts } from './ports.js';
 
@@ -52,7 +53,7 @@ export interface ReconcilerOptions {
   /** This agent's limits for spec validation (checkpoint root, host CPUs). */
   agentLimits?: AgentLimits;
   /** Whether a resource's nodeSelector picks this node; default: every resource does. */
-  selectsNode?: (resource: CheckpointReplicaSet) => boolean;
+  selectsNode?: (resource: CheckpointReplicaSet) => NodeSelection;
 }
 
 export interface ReconcileResult {

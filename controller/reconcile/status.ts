@@ -15,7 +15,8 @@ export type ProgressReason =
   | 'BackingOff'
   | 'Converged'
   | 'Paused'
-  | 'Stalled';
+  | 'Stalled'
+  | 'NodeUnknown';
 
 export interface Progress {
   status: ConditionStatus;

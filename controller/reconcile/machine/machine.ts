@@ -29,7 +29,7 @@ import { decide, sourceKey } from './decide.js';
 import type { ReconcileEvent } from './events.js';
 import type { BatchResult, Decision, MachineDeps, MachineInput, ReconcileContext } from './types.js';
 
-type Phase = 'batch' | 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused';
+type Phase = 'batch' | 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused' | 'nodeUnknown';
 
 const EMPTY_PLAN: Plan = {
   creates: [],
@@ -46,6 +46,7 @@ export function initialContext(input: MachineInput): ReconcileContext {
     resource: undefined,
     gone: false,
     selected: true,
+    nodeUnknownSince: undefined,
     ref: undefined,
     desired: undefined,
     specErrors: [],
@@ -82,10 +83,13 @@ function applyResource(
   now: number,
   deps: Pick<MachineDeps, 'agentLimits' | 'selectsNode'>,
 ): Partial<ReconcileContext> {
-  const selected = deps.selectsNode?.(resource) ?? true;
+  const selection = deps.selectsNode?.(resource) ?? true;
+  // Unknown keeps the spec's count (for status); decide() then holds instead of acting.
+  const selected = selection !== false;
+  const nodeUnknownSince = selection === 'unknown' ? (ctx.nodeUnknownSince ?? now) : undefined;
   const { desired, errors } = desiredState(resource, ctx.gone, deps.agentLimits, selected);
   const ref = refOf(resource);
-  const update: Partial<ReconcileContext> = { resource, ref, desired, specErrors: errors, selected };
+  const update: Partial<ReconcileContext> = { resource, ref, desired, specErrors: errors, selected, nodeUnknownSince };
   if (ref.generation !== ctx.generationSince.generation) {
     update.generationSince = { generation: ref.generation, at: now };
     // "Degraded stays until the spec changes": a new spec gets a fresh look, once.
@@ -151,6 +155,8 @@ function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Prog
       return { status: 'False', reason: 'Stalled', message: `stopped until the cause is fixed: ${ctx.degraded?.reason ?? ''}` };
     case 'paused':
       return { status: 'False', reason: 'Paused', message: 'spec.paused is true: no changes are made' };
+    case 'nodeUnknown':
+      return { status: 'False', reason: 'NodeUnknown', message: "this agent's Node object is missing, so spec.nodeSelector cannot be judged: replicas are kept as they are until it is back" };
   }
 }
 
@@ -488,6 +494,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           { guard: { type: 'decisionIs', params: { kind: 'stop' } }, target: 'stopped' },
           { guard: { type: 'decisionIs', params: { kind: 'delete' } }, target: 'deleting' },
           { guard: { type: 'decisionIs', params: { kind: 'paused' } }, target: 'paused' },
+          { guard: { type: 'decisionIs', params: { kind: 'nodeUnknown' } }, target: 'nodeUnknown' },
           { guard: { type: 'decisionIs', params: { kind: 'degraded' } }, target: 'degraded' },
           { guard: { type: 'decisionIs', params: { kind: 'backoff' } }, target: 'backingOff' },
           { guard: 'mustReobserve', target: 'observing' },
@@ -647,6 +654,28 @@ export function createReconcileMachine(deps: MachineDeps) {
           STOP: { target: 'stopped' },
         },
       },
+      nodeUnknown: {
+        tags: ['resting'],
+        entry: [
+          // Once per holding spell (the status already says NodeUnknown on later entries).
+          ({ context }) => {
+            const progressing = context.lastStatus?.conditions?.find((c) => c.type === 'Progressing');
+            if (progressing?.reason === 'NodeUnknown') return;
+            logger.warn('Node object missing: keeping the replicas as they are until it is back', {
+              key: context.key,
+              replicas: context.plan?.summary.replicas,
+            });
+          },
+          { type: 'report', params: { phase: 'nodeUnknown' } },
+        ],
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          // The kube layer re-queues every resource when the Node comes back: look again.
+          RESYNC: { target: 'observing', actions: 'takeResource' },
+          GONE: { target: 'observing', actions: 'markGone' },
+          STOP: { target: 'stopped' },
+        },
+      },
       deleting: {
         initial: 'removing',
         states: {
@@ -729,6 +758,8 @@ export function outcomeOf(snapshot: ReconcileSnapshot): ReconcileOutcome {
   if (name === 'converged' || name === 'waiting' || name === 'backingOff' || name === 'degraded' || name === 'paused' || name === 'deleted' || name === 'stopped') {
     return name;
   }
+  // Holding for a missing Node is, like paused, a deliberate rest that changes nothing.
+  if (name === 'nodeUnknown') return 'paused';
   if (name.startsWith('deleting.')) return 'backingOff';
   return 'error';
 }

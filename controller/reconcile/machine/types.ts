@@ -8,6 +8,7 @@ import type { FieldError } from '../desired.js';
 import type { ClassifiedFailure } from '../errors.js';
 import type { EngineOutage } from '../forgiveness.js';
 import type { DesiredState, Expectations, Plan, PlannedCreate, PlannedRemove, SlotHistory } from '../planner.js';
+import type { NodeSelection } from '../node-selection.js';
 import type { Clock, ReconcilePorts, ResourceRef } from '../ports.js';
 
 export interface MachineOptions {
@@ -53,7 +54,7 @@ export interface MachineDeps {
   /** This agent's limits for spec validation (checkpoint root, host CPUs). */
   agentLimits?: AgentLimits;
   /** Whether a resource's nodeSelector picks this node (the kube layer knows the node's labels). */
-  selectsNode?: (resource: CheckpointReplicaSet) => boolean;
+  selectsNode?: (resource: CheckpointReplicaSet) => NodeSelection;
   /** Engine work in flight (batches, removals), so shutdown can wait for it to settle. */
   inFlightWork?: Set<Promise<unknown>>;
 }
@@ -69,6 +70,8 @@ export type Decision =
   | { kind: 'stop' }
   | { kind: 'delete' }
   | { kind: 'paused' }
+  /** This agent's Node object is missing and the resource has a nodeSelector: keep what runs, act on nothing. */
+  | { kind: 'nodeUnknown' }
   | { kind: 'degraded'; reason: string; message: string; probe: ProbeKind }
   | { kind: 'backoff'; reason: FailureReason; message: string }
   | { kind: 'converged' }
@@ -129,6 +132,8 @@ export interface ReconcileContext {
   gone: boolean;
   /** The resource's nodeSelector picks this node (if not, it wants 0 replicas here). */
   selected: boolean;
+  /** Since when the selector cannot be judged (no Node object); undefined when it can. */
+  nodeUnknownSince: number | undefined;
   ref: ResourceRef | undefined;
   desired: DesiredState | undefined;
   specErrors: FieldError[];

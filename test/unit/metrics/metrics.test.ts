@@ -32,6 +32,7 @@ const CONTRACT: [string, string, string[]][] = [
   ['crs_checkpoint_copies_reclaimed_bytes_total', 'counter', ['node']],
   ['crs_disk_headroom_bytes', 'gauge', ['node']],
   ['crs_build_info', 'gauge', ['version', 'node_version']],
+  ['crs_node_object_present', 'gauge', ['node']],
 ];
 
 describe('createMetrics: names, types, labels', () => {

@@ -162,3 +162,42 @@ describe('liveness: failures are forgiven once a replica has proven itself', () 
     expect(h.eventsOf('Degraded')).toHaveLength(0);
   });
 });
+
+describe('a missing Node object is unknown, not "labels do not match"', () => {
+  it('keeps what runs and creates nothing while the Node is missing, reports NodeUnknown, acts again once it is back', async () => {
+    let selection: boolean | 'unknown' = true;
+    const h = createHarness({ selectsNode: () => selection });
+    const r = resource({ replicas: 3 });
+    await h.reconcile(r);
+    const before = h.engine.ownedBy('uid-web').map((x) => x.containerId).sort();
+    selection = 'unknown';
+    // The kube layer re-queues every resource when the Node goes away.
+    expect((await h.reconcile(r)).state).toBe('nodeUnknown');
+    expect(h.engine.ownedBy('uid-web').map((x) => x.containerId).sort()).toEqual(before);
+    expect(condition(h.lastStatus(), 'Progressing')).toMatchObject({ status: 'False', reason: 'NodeUnknown' });
+    expect(h.lastStatus()).toMatchObject({ replicas: 3, readyReplicas: 3 });
+    expect(h.logs.filter((l) => l.msg.startsWith('Node object missing'))).toHaveLength(1);
+    // A scale-up and a death while it is missing change nothing on the engine.
+    await h.reconcile(resource({ replicas: 5, generation: 2 }));
+    h.die([before[0]!]);
+    await h.advance(600_000, 10_000);
+    expect(h.engine.restoreCalls).toHaveLength(3);
+    expect(h.engine.removeCalls).toHaveLength(0);
+    expect(h.logs.filter((l) => l.msg.startsWith('Node object missing'))).toHaveLength(1);
+    // The Node is back: the resource converges on its spec again.
+    selection = true;
+    expect((await h.reconcile(resource({ replicas: 5, generation: 2 }))).outcome).toBe('converged');
+    expect(h.engine.ownedBy('uid-web').filter((x) => x.state === 'running')).toHaveLength(5);
+    expect(condition(h.lastStatus(), 'Progressing')).toMatchObject({ reason: 'Converged' });
+  });
+
+  it('a deletion still completes while the Node is missing', async () => {
+    let selection: boolean | 'unknown' = true;
+    const h = createHarness({ selectsNode: () => selection });
+    await h.reconcile(resource({ replicas: 2 }));
+    selection = 'unknown';
+    expect((await h.reconcile(resource({ replicas: 2, deleting: true }))).outcome).toBe('deleted');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(0);
+    expect(h.finalizer.released).toHaveLength(1);
+  });
+});
