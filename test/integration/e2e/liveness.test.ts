@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTEMPT, OWNER_UID, REPLICA_ID, START_MODE } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { counters, logsOf } from '../engine/helpers.js';
-import { type RunningAgent, startAgent } from '../support/agent.js';
+import { type RunningAgent, sample, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { checkpointedSource, containersWithLabel, dockerClient, type ContainerSummary } from '../support/workload.js';
 import { testbed } from '../testbed.js';
@@ -222,5 +222,42 @@ describe('failures are forgiven once a replica proved itself (provenance time 5 
     }
     expect(await degradedEvents('repeated')).toBe(0);
     await k('-n', namespace, 'delete', 'crs', 'repeated', '--timeout=120s');
+  });
+});
+
+describe('a Node object that disappears does not take the replicas with it', () => {
+  let agent: RunningAgent | undefined;
+  beforeAll(async () => {
+    agent = await startAgent(bed, { nodeName: node, namespace, resyncSeconds: RESYNC_SECONDS });
+    await agent.ready();
+  });
+  afterAll(async () => {
+    await agent?.kill('SIGTERM');
+  });
+
+  it('Node deleted in steady state: no replica removed, NodeUnknown reported; Node recreated: nothing restarts', async () => {
+    await k.apply(manifest('selected', 3, { nodeSelector: { role: 'restore' } }));
+    await k('-n', namespace, 'wait', 'crs/selected', '--for=condition=Ready', '--timeout=180s');
+    const uid = await uidOf('selected');
+    const ids = (await running(uid)).map((c) => c.id).sort();
+    expect(ids).toHaveLength(3);
+
+    await k('delete', 'node', node);
+    const progressing = `jsonpath={.status.nodes[?(@.node=="${node}")].conditions[?(@.type=="Progressing")].reason}`;
+    await eventually('NodeUnknown in status', async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'NodeUnknown' ? true : undefined), 30_000, 250);
+    expect(sample(await agent!.metrics(), 'crs_node_object_present', { node })).toBe(0);
+    // Give a wrong decision time to act: a removal would take well under 10 s.
+    await new Promise((r) => setTimeout(r, 10_000));
+    expect((await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort()).toEqual(ids);
+    expect((await running(uid)).map((c) => c.id).sort()).toEqual(ids);
+
+    await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { role: 'restore' } } }));
+    await eventually('Converged in status', async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'Converged' ? true : undefined), 30_000, 250);
+    expect(sample(await agent!.metrics(), 'crs_node_object_present', { node })).toBe(1);
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect((await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort()).toEqual(ids);
+    expect(readFileSync(agent!.logFile, 'utf8')).toContain('Node object deleted');
+    await k('-n', namespace, 'delete', 'crs', 'selected', '--timeout=120s');
+    expect(await containersWithLabel(bed, OWNER_UID, uid)).toHaveLength(0);
   });
 });
