@@ -127,6 +127,13 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     });
     // ---- end of engine events
 
+    // ---- Deletion and scale-down do not wait for a batch (issue 10): the queue holds a key while
+    // its batch runs, so the watch also hands changes straight to a busy actor.
+    kube.resources.on({
+      update: (o) => reconciler.offer(o, keyOf(o.metadata.namespace, o.metadata.name)),
+      delete: (o) => reconciler.offer(undefined, keyOf(o.metadata.namespace, o.metadata.name)),
+    });
+
     const handler = async (key: string) => {
       const { namespace, name } = splitKey(key);
       const resource = kube.resources.get(name, namespace);

@@ -351,7 +351,7 @@ export class DockerEngine implements RestoreEngine {
     if (mode === 'restore') this.emit({ type: 'restore.queued', ...base, at: queuedAt });
     let release: () => void;
     try {
-      release = await this.limiter.acquire(spec.owner.uid, outer);
+      release = await this.limiter.acquire(spec.owner.uid, outer, options.queueTimeoutMs ?? options.timeoutMs);
     } catch (err) {
       const e = this.toEngineError(err, { operation: describeSpec(spec, mode) }, outer);
       if (mode === 'restore') this.emitFailed(spec, e, queuedAt);

@@ -122,7 +122,10 @@ export type ContainerWatchEvent =
   | { type: 'resumed'; at: Date; lostAt: Date };
 
 export interface RestoreOptions {
+  /** For the restore itself, counted from when it holds one of the host's slots. */
   timeoutMs: number;
+  /** How long it may wait for a slot first (then RestoreTimeout, nothing started). Default timeoutMs. */
+  queueTimeoutMs?: number;
   signal?: AbortSignal;
 }
 

@@ -78,6 +78,12 @@ export interface Reconciler {
    * told; none for a replica whose owner has no actor (the caller enqueues that resource instead).
    */
   engineChanged(event: ContainerWatchEvent): string[];
+  /**
+   * A changed object straight from the watch, for an actor that is BUSY (the work queue holds its
+   * key until it rests): a deletion aborts the batch at once, a scale-down cancels the restores it
+   * no longer wants. An actor at rest, or none, is left to the queue.
+   */
+  offer(resource: CheckpointReplicaSet | undefined, key: string): void;
   stop(): Promise<void>;
   /** The current snapshot of a key's actor (for /debug and tests). */
   snapshot(key: string): ReconcileSnapshot | undefined;
@@ -260,6 +266,22 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
       const change = event.type === 'replica' ? 'replica' : event.type;
       for (const entry of targets) entry.actor.send({ type: 'ENGINE', change, at });
       return targets.map((e) => e.key);
+    },
+
+    offer(resource, key) {
+      const entry = entries.get(key);
+      if (stopping || !entry || isResting(entry.actor.getSnapshot())) return;
+      if (!resource) {
+        entry.actor.send({ type: 'GONE' });
+        return;
+      }
+      // Re-created under the same name: reconcileOnce finishes the old one first.
+      if (entry.uid !== resource.metadata.uid) return;
+      const deleting = resource.metadata.deletionTimestamp !== undefined;
+      if (entry.generation === resource.metadata.generation && entry.deleting === deleting) return;
+      entry.generation = resource.metadata.generation;
+      entry.deleting = deleting;
+      entry.actor.send({ type: 'SPEC', resource });
     },
 
     async collectOrphans(knownUids) {

@@ -42,7 +42,13 @@ export class PrepareFailure extends Error {
   }
 }
 
-export function createActors(deps: MachineDeps) {
+/**
+ * The creates of the batch in flight, by slot, each with its own AbortController: a scale-down
+ * mid-batch cancels exactly the restores it no longer wants (see cancelUnwanted in machine.ts).
+ */
+export type CreateControllers = Map<string, AbortController>;
+
+export function createActors(deps: MachineDeps, createControllers: CreateControllers = new Map()) {
   const { engine, finalizer } = deps.ports;
   const now = (): number => deps.clock.now();
   /** Registers engine work so shutdown can wait for it, even after the actor was stopped. */
@@ -103,12 +109,22 @@ export function createActors(deps: MachineDeps) {
         checkpoint: input.checkpoint,
       };
       const t0 = now();
+      // Its own controller, following the batch's signal, so it can be cancelled alone.
+      const own = new AbortController();
+      const follow = (): void => own.abort(signal.reason);
+      if (signal.aborted) follow();
+      else signal.addEventListener('abort', follow, { once: true });
+      createControllers.set(c.replicaId, own);
       try {
-        const options = { timeoutMs: input.timeoutMs, signal };
+        // A restore waits for a host slot at most its own timeout (then RestoreTimeout, nothing started).
+        const options = { timeoutMs: input.timeoutMs, queueTimeoutMs: input.timeoutMs, signal: own.signal };
         const replica = c.mode === 'cold' ? await engine.coldStartReplica(spec, options) : await engine.restoreReplica(spec, options);
         return { ...c, ok: true, replica, seconds: (now() - t0) / 1000 };
       } catch (error) {
         return { ...c, ok: false, failure: classifyFailure(error), seconds: (now() - t0) / 1000 };
+      } finally {
+        signal.removeEventListener('abort', follow);
+        if (createControllers.get(c.replicaId) === own) createControllers.delete(c.replicaId);
       }
     };
     // Removes and creates run side by side: a leftover and its replacement have different names

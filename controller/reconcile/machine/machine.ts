@@ -21,10 +21,11 @@ import { desiredState, refOf } from '../desired.js';
 import { PERMANENT_NOW, SOURCE_REASONS, classifyFailure, type ClassifiedFailure } from '../errors.js';
 import { expectCreated, expectRemoved, settleExpectations } from '../expectations.js';
 import { countFailure, forgiveBefore, type FailureCounting } from '../forgiveness.js';
-import { absorbLeftovers, plan as planWork, type Plan, type SlotHistory } from '../planner.js';
+import { absorbLeftovers, isLeftover, plan as planWork, type Plan, type SlotHistory } from '../planner.js';
+import { compareSlotIds } from '../slots.js';
 import type { ReconcileOutcome } from '../ports.js';
 import { computeNodeStatus, replicaCounts, sameNodeStatus, type Progress } from '../status.js';
-import { PrepareFailure, createActors } from './actors.js';
+import { PrepareFailure, createActors, type CreateControllers } from './actors.js';
 import { decide, sourceKey } from './decide.js';
 import type { ReconcileEvent } from './events.js';
 import type { BatchResult, Decision, MachineDeps, MachineInput, ReconcileContext } from './types.js';
@@ -160,8 +161,27 @@ function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Prog
   }
 }
 
+/**
+ * The batch's creates that the latest spec no longer wants: with `live` current replicas observed
+ * before the batch, only replicas - live new ones are still needed (lowest slot ids kept).
+ */
+export function unwantedCreates(ctx: Pick<ReconcileContext, 'batch' | 'desired' | 'observed'>): string[] {
+  const { batch, desired } = ctx;
+  if (!batch || !desired || desired.paused || desired.templateHash !== batch.templateHash) return [];
+  const removed = new Set(batch.removes.map((r) => r.containerId));
+  const live = ctx.observed.filter(
+    (r) => !isLeftover(r) && r.state !== 'removing' && r.templateHash === desired.templateHash && !removed.has(r.containerId),
+  ).length;
+  const keep = Math.max(0, desired.replicas - live);
+  return batch.creates
+    .map((c) => c.replicaId)
+    .sort(compareSlotIds)
+    .slice(keep);
+}
+
 export function createReconcileMachine(deps: MachineDeps) {
   const { ports, node, clock, options } = deps;
+  const createControllers: CreateControllers = new Map();
   const { logger, events, engine } = ports;
   const now = (): number => clock.now();
   const retryDelay = (ctx: ReconcileContext): number => backoffDelay(options.backoff, Math.max(1, ctx.failedRounds));
@@ -216,7 +236,7 @@ export function createReconcileMachine(deps: MachineDeps) {
 
   return setup({
     types: {} as { context: ReconcileContext; events: ReconcileEvent; input: MachineInput; tags: 'resting' },
-    actors: createActors(deps),
+    actors: createActors(deps, createControllers),
     actions: {
       takeResource: assign(({ context, event }) =>
         event.type === 'SPEC' || event.type === 'RESYNC' ? applyResource(context, event.resource, now(), deps) : {},
@@ -241,6 +261,14 @@ export function createReconcileMachine(deps: MachineDeps) {
         return { reobserve: true };
       }),
       clearReobserve: assign({ reobserve: false }),
+      /** A scale-down mid-batch: cancel the restores no longer wanted (queued ones leave at once). */
+      cancelUnwanted: ({ context }) => {
+        const unwanted = unwantedCreates(context).filter((id) => createControllers.has(id));
+        if (unwanted.length === 0) return;
+        const reason = new Error(`no longer wanted: spec.replicas is now ${context.desired?.replicas ?? 0}`);
+        for (const id of unwanted) createControllers.get(id)?.abort(reason);
+        logger.info('cancelled restores no longer wanted', { key: context.key, replicas: context.desired?.replicas, slots: unwanted });
+      },
 
       /** Degraded on entry: keep probe bookkeeping when the reason is unchanged. */
       enterDegraded: assign(({ context }) => {
@@ -570,7 +598,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         },
         on: {
           // Deletion aborts the batch (leaving the state aborts the actor's signal).
-          SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: 'takeResource' }],
+          SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: ['takeResource', 'cancelUnwanted'] }],
           GONE: { target: 'observing', actions: 'markGone' },
           RESYNC: { actions: 'takeResource' },
           // Shutdown lets the batch finish (the runner aborts it after its grace period).
