@@ -22,7 +22,11 @@ export interface MachineOptions {
   waitingRecheckMs: number;
   /** Expectations not confirmed by an observation within this time are dropped. */
   expectationsTtlMs: number;
-  /** Containers removed at once (removal is not a restore; this only spares the Docker daemon). */
+  /**
+   * Containers removed at once (removal is not a restore; this only spares the Docker daemon). Each
+   * removal mostly waits out the app's stop grace (10 s for a process that ignores SIGTERM), so a
+   * deletion of N replicas takes ceil(N / this) grace periods: 50 covers a resource of up to 50.
+   */
   removeConcurrency: number;
   /** A replica that ran this long proved itself: its death clears the slot's failure count (../forgiveness.ts). */
   provenAfterMs: number;
@@ -38,7 +42,7 @@ export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
   minProbeIntervalMs: 30_000,
   waitingRecheckMs: 5_000,
   expectationsTtlMs: 300_000,
-  removeConcurrency: 10,
+  removeConcurrency: 50,
   provenAfterMs: 60_000,
   // dockerd stops every container (10 s stop timeout by default) before it closes the stream.
   outageLookbackMs: 30_000,

@@ -261,3 +261,84 @@ describe('a Node object that disappears does not take the replicas with it', () 
     expect(await containersWithLabel(bed, OWNER_UID, uid)).toHaveLength(0);
   });
 });
+
+describe('deletion and scale-down do not wait for a batch (45 x 200 MB)', () => {
+  const bigSource = `${namespace}-big`;
+  let agent: RunningAgent | undefined;
+  const bigManifest = (name: string) => manifest(name, 45).replace(`"container":"${sourceName}"`, `"container":"${bigSource}"`);
+  beforeAll(async () => {
+    await checkpointedSource(bed, { containerName: bigSource, checkpointName: 'warm', allowNamespaces: namespace, memoryMb: 200 });
+    agent = await startAgent(bed, { nodeName: node, namespace, resyncSeconds: RESYNC_SECONDS });
+    await agent.ready();
+  });
+  afterAll(async () => {
+    await agent?.kill('SIGTERM');
+    await docker.getContainer(bigSource).remove({ force: true }).catch(() => undefined);
+  });
+
+  /** Docker's own record of container creations of one owner: time and slot (the engine creates only once it holds a slot). */
+  async function watchCreates(uid: string) {
+    const stream = (await docker.getEvents({ filters: { type: ['container'], event: ['create'], label: [`${OWNER_UID}=${uid}`] } })) as NodeJS.ReadableStream & { destroy(): void };
+    const creates: Array<{ at: number; slot: string }> = [];
+    let buffer = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        if (!line.trim()) continue;
+        const e = JSON.parse(line) as { timeNano: number; Actor: { Attributes: Record<string, string> } };
+        creates.push({ at: e.timeNano / 1e6, slot: e.Actor.Attributes[REPLICA_ID] ?? '' });
+      }
+    });
+    return { creates, stop: () => stream.destroy() };
+  }
+
+  async function midRollout(name: string): Promise<string> {
+    await k.apply(bigManifest(name));
+    const uid = await uidOf(name);
+    // Mid-rollout: some replicas run and a batch is in flight.
+    await eventually(`${name}: 12 replicas running`, async () => ((await running(uid)).length >= 12 ? true : undefined), 300_000, 250);
+    return uid;
+  }
+
+  it('kubectl delete mid-rollout: the finalizer is released within one restore time plus the stop grace; no container remains', async () => {
+    const uid = await midRollout('bigdel');
+    const before = await containersWithLabel(bed, OWNER_UID, uid);
+    const bound = longestBatchSeconds(agent!) + 10;
+    const deletedAt = Date.now();
+    await k('-n', namespace, 'delete', 'crs', 'bigdel', '--wait=false');
+    await eventually(
+      'the resource to be gone',
+      async () => ((await k('-n', namespace, 'get', 'crs', '--ignore-not-found', '-o', 'name')).includes('bigdel') ? undefined : true),
+      180_000,
+      100,
+    );
+    const seconds = (Date.now() - deletedAt) / 1000;
+    console.log(`delete mid-rollout: ${before.length} containers (${before.filter((c) => c.state === 'running').length} running), gone in ${seconds} s (bound ${bound} s)`);
+    expect(await containersWithLabel(bed, OWNER_UID, uid)).toHaveLength(0);
+    expect(seconds).toBeLessThanOrEqual(bound);
+  });
+
+  it('kubectl scale 45 -> 5 mid-rollout: no restore for a slot above 5 starts after the scale', async () => {
+    await k.apply(bigManifest('bigscale'));
+    const uid = await uidOf('bigscale');
+    const watch = await watchCreates(uid);
+    try {
+      await eventually('bigscale: 12 replicas running', async () => ((await running(uid)).length >= 12 ? true : undefined), 300_000, 250);
+      await k('-n', namespace, 'scale', 'crs/bigscale', '--replicas=5');
+      const scaledAt = Date.now();
+      await k('-n', namespace, 'wait', 'crs/bigscale', '--for=condition=Ready', '--timeout=180s');
+      const late = watch.creates.filter((c) => c.at > scaledAt && parseInt(c.slot, 36) >= 5);
+      console.log(`scale 45 -> 5: ${watch.creates.length} creates in all, ${watch.creates.filter((c) => c.at > scaledAt).length} after the scale, slots above 5 after it: ${JSON.stringify(late)}`);
+      expect(late).toEqual([]);
+      const left = await containersWithLabel(bed, OWNER_UID, uid);
+      expect(left).toHaveLength(5);
+      expect(left.every((c) => c.state === 'running')).toBe(true);
+    } finally {
+      watch.stop();
+    }
+    await k('-n', namespace, 'delete', 'crs', 'bigscale', '--timeout=180s');
+  });
+});
