@@ -2,14 +2,16 @@
 //
 //   idle -> observing -> planning -+-> preparing -> restoring -> verifying -> planning ...
 //                                  +-> restoring (one batch)
-//                                  +-> converged | waiting | backingOff | degraded | paused   (resting)
+//                                  +-> converged | waiting | backingOff | degraded | paused | nodeUnknown (resting)
 //                                  +-> deleting (removing -> releasing) -> deleted             (final)
 //                                  +-> stopped                                                 (final)
 //
 // A new spec or a resync arriving while busy is stored in the context and acted on at the next
-// batch boundary (planning reads the latest spec); in-flight restores are not aborted for a scale
-// change. Deletion (or the object vanishing) leaves `restoring` at once, which aborts the batch's
-// AbortSignal. Every resting state has a way out that is either an event or a bounded, growing
+// batch boundary (planning reads the latest spec); a scale-down mid-batch cancels the batch's
+// restores it no longer wants (cancelUnwanted). Deletion (or the object vanishing) leaves
+// `restoring` at once, which aborts the batch's AbortSignal. ENGINE events (the Docker event
+// stream) make a resting actor look again at once, and a busy one look again before it rests.
+// A missing Node object (nodeSelector unknown) rests in `nodeUnknown`, changing nothing. Every resting state has a way out that is either an event or a bounded, growing
 // delay, so nothing loops hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
 // 10 min; a RESYNC may trigger a cheap source probe, at most one per 30 s), waiting (a fixed recheck).
 
