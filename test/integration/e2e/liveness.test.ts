@@ -11,7 +11,7 @@ import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { counters, logsOf } from '../engine/helpers.js';
 import { type RunningAgent, sample, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
-import { checkpointedSource, containersWithLabel, dockerClient, type ContainerSummary } from '../support/workload.js';
+import { checkpointedSource, containersWithLabel, dockerClient, followEvents, type ContainerSummary } from '../support/workload.js';
 import { testbed } from '../testbed.js';
 
 const bed = testbed();
@@ -278,21 +278,11 @@ describe('deletion and scale-down do not wait for a batch (45 x 200 MB)', () => 
 
   /** Docker's own record of container creations of one owner: time and slot (the engine creates only once it holds a slot). */
   async function watchCreates(uid: string) {
-    const stream = (await docker.getEvents({ filters: { type: ['container'], event: ['create'], label: [`${OWNER_UID}=${uid}`] } })) as NodeJS.ReadableStream & { destroy(): void };
     const creates: Array<{ at: number; slot: string }> = [];
-    let buffer = '';
-    stream.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let newline: number;
-      while ((newline = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, newline);
-        buffer = buffer.slice(newline + 1);
-        if (!line.trim()) continue;
-        const e = JSON.parse(line) as { timeNano: number; Actor: { Attributes: Record<string, string> } };
-        creates.push({ at: e.timeNano / 1e6, slot: e.Actor.Attributes[REPLICA_ID] ?? '' });
-      }
-    });
-    return { creates, stop: () => stream.destroy() };
+    const follow = await followEvents(bed, { type: ['container'], event: ['create'], label: [`${OWNER_UID}=${uid}`] }, (e) =>
+      creates.push({ at: e.timeNano / 1e6, slot: e.Actor.Attributes[REPLICA_ID] ?? '' }),
+    );
+    return { creates, stop: follow.stop };
   }
 
   async function midRollout(name: string): Promise<string> {
