@@ -243,13 +243,13 @@ describe('a Node object that disappears does not take the replicas with it', () 
     expect(ids).toHaveLength(3);
 
     await k('delete', 'node', node);
+    // Give a wrong decision time to act: a removal would take well under 15 s (10 s stop grace).
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect((await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort()).toEqual(ids);
+    expect((await running(uid)).map((c) => c.id).sort()).toEqual(ids);
     const progressing = `jsonpath={.status.nodes[?(@.node=="${node}")].conditions[?(@.type=="Progressing")].reason}`;
     await eventually('NodeUnknown in status', async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'NodeUnknown' ? true : undefined), 30_000, 250);
     expect(sample(await agent!.metrics(), 'crs_node_object_present', { node })).toBe(0);
-    // Give a wrong decision time to act: a removal would take well under 10 s.
-    await new Promise((r) => setTimeout(r, 10_000));
-    expect((await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort()).toEqual(ids);
-    expect((await running(uid)).map((c) => c.id).sort()).toEqual(ids);
 
     await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { role: 'restore' } } }));
     await eventually('Converged in status', async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'Converged' ? true : undefined), 30_000, 250);
