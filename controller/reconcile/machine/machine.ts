@@ -11,8 +11,9 @@
 // restores it no longer wants (cancelUnwanted). Deletion (or the object vanishing) leaves
 // `restoring` at once, which aborts the batch's AbortSignal. ENGINE events (the Docker event
 // stream) make a resting actor look again at once, and a busy one look again before it rests.
-// A missing Node object (nodeSelector unknown) rests in `nodeUnknown`, changing nothing. Every resting state has a way out that is either an event or a bounded, growing
-// delay, so nothing loops hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
+// A missing Node object (nodeSelector unknown) rests in `nodeUnknown`, changing nothing. Every
+// resting state has a way out that is either an event or a bounded, growing delay, so nothing loops
+// hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
 // 10 min; a RESYNC may trigger a cheap source probe, at most one per 30 s), waiting (a fixed recheck).
 
 import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
