@@ -181,8 +181,10 @@ describe('a dead replica is noticed in seconds (default provenance time, resync 
       await eventually(`round ${round}: 4 replicas running again`, async () => ((await running(uid)).length === 4 ? true : undefined), 120_000, 250);
       const recoveredMs = Date.now() - back;
       console.log(`engine restart ${round}: down+up took ${back - startedAt} ms, all 4 running ${recoveredMs} ms after the engine was back (rollout ${rolloutMs} ms)`);
-      // One rollout's time, plus the event stream's resubscribe delay (at most 2 s) and 3 s of slack.
-      expect(recoveredMs).toBeLessThanOrEqual(rolloutMs + 5_000);
+      // One rollout's time: the first rollout's, or a batch's now (restore times vary several-fold
+      // with the machine's load; the 4 replicas come back in one batch), plus the event stream's
+      // resubscribe delay (at most 2 s) and 3 s of slack.
+      expect(recoveredMs).toBeLessThanOrEqual(Math.max(rolloutMs, longestBatchSeconds(agent!) * 1000) + 5_000);
       await expectRestoredAndRunning(uid, 4);
     }
     await k('-n', namespace, 'wait', 'crs/killed', '--for=condition=Ready', '--timeout=60s');
