@@ -171,9 +171,9 @@ describe('a dead replica is noticed in seconds (default provenance time, resync 
     await expectRestoredAndRunning(uid, 4);
   });
 
-  it('the engine restarted 4 times in a row in steady state, maxAttempts 3: each time every replica runs again, restored; never Degraded', async () => {
+  it('the engine restarted 6 times in a row in steady state, maxAttempts 3: each time every replica runs again, restored; never Degraded', async () => {
     const uid = await uidOf('killed');
-    for (let round = 1; round <= 4; round++) {
+    for (let round = 1; round <= 6; round++) {
       const startedAt = Date.now();
       // The replicas are younger than the 60 s provenance time: only recognising the outage forgives them.
       restartEngine();
