@@ -264,7 +264,8 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
       const targets =
         event.type === 'replica' ? [...entries.values()].filter((e) => e.uid === event.change.ownerUid) : [...entries.values()];
       const change = event.type === 'replica' ? 'replica' : event.type;
-      for (const entry of targets) entry.actor.send({ type: 'ENGINE', change, at });
+      const died = event.type === 'replica' && event.change.action !== 'start' && event.change.action !== 'health_status' ? event.change.containerId : undefined;
+      for (const entry of targets) entry.actor.send({ type: 'ENGINE', change, at, ...(died ? { died } : {}) });
       return targets.map((e) => e.key);
     },
 

@@ -10,5 +10,5 @@ export type ReconcileEvent =
   | { type: 'SPEC'; resource: CheckpointReplicaSet }
   | { type: 'RESYNC'; resource: CheckpointReplicaSet }
   | { type: 'GONE' }
-  | { type: 'ENGINE'; change: 'replica' | 'lost' | 'resumed'; at: number }
+  | { type: 'ENGINE'; change: 'replica' | 'lost' | 'resumed'; at: number; died?: string }
   | { type: 'STOP' };

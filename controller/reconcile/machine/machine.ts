@@ -76,6 +76,7 @@ export function initialContext(input: MachineInput): ReconcileContext {
     deleteFailures: 0,
     lastStatus: undefined,
     reobserve: false,
+    diedSinceList: [],
     engineOutage: undefined,
   };
 }
@@ -221,6 +222,7 @@ export function createReconcileMachine(deps: MachineDeps) {
     const decision = decide(next, plan, batch);
     return {
       observed,
+      diedSinceList: [],
       observeError: undefined,
       expectations,
       history,
@@ -234,7 +236,29 @@ export function createReconcileMachine(deps: MachineDeps) {
   const afterObserveError = (ctx: ReconcileContext, error: unknown): Partial<ReconcileContext> => {
     const observeError = classifyFailure(error);
     const decision = decide({ ...ctx, observeError }, ctx.plan ?? EMPTY_PLAN, undefined);
-    return { observeError, decision, failedRounds: ctx.failedRounds + 1 };
+    return { observeError, decision, failedRounds: ctx.failedRounds + 1, ...knownDeaths(ctx) };
+  };
+
+  /**
+   * The list failed (dockerd refuses connections while it shuts down), but its event stream said
+   * which replicas died: the plan that status is computed from must not count them as ready. Only
+   * for status: they are judged (counted or forgiven) at the next successful list.
+   */
+  const knownDeaths = (ctx: ReconcileContext): Pick<ReconcileContext, 'plan'> | undefined => {
+    if (ctx.diedSinceList.length === 0 || !ctx.plan || !ctx.desired) return undefined;
+    const died = new Set(ctx.diedSinceList);
+    const observed = ctx.observed.map((r) => (died.has(r.containerId) ? { ...r, state: 'exited' as const, ready: false } : r));
+    const plan = planWork({
+      desired: ctx.desired,
+      observed,
+      expectations: ctx.expectations,
+      history: ctx.history,
+      successfulRestores: ctx.successes.count,
+      engineInFlight: engine.inFlight,
+      engineLimit: engine.concurrencyLimit,
+      canary: false,
+    });
+    return { plan };
   };
 
   return setup({
@@ -261,7 +285,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         if (event.change === 'resumed') {
           return { reobserve: true, engineOutage: { lostAt: context.engineOutage?.lostAt ?? event.at, backAt: event.at } };
         }
-        return { reobserve: true };
+        return { reobserve: true, ...(event.died ? { diedSinceList: [...context.diedSinceList, event.died] } : {}) };
       }),
       clearReobserve: assign({ reobserve: false }),
       /** A scale-down mid-batch: cancel the restores no longer wanted (queued ones leave at once). */

@@ -170,6 +170,8 @@ export interface ReconcileContext {
   lastStatus: NodeStatus | undefined;
   /** A replica changed on the engine while an observation was under way: look again before resting. */
   reobserve: boolean;
+  /** Containers the engine's stream reported dead since the last successful list (status must not count them). */
+  diedSinceList: readonly string[];
   /** The latest engine outage (its event stream broke), for forgiving failures it caused. */
   engineOutage: EngineOutage | undefined;
 }

@@ -2,9 +2,10 @@
 // stream and restored; failures are forgiven after an engine restart or a proven run. Real agent
 // process, real kube-apiserver (kubectl), real Docker engine with CRIU. The resync period is 300 s
 // throughout, so the periodic resync cannot be what saves any test here.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ATTEMPT, OWNER_UID, REPLICA_ID, START_MODE } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
@@ -92,9 +93,24 @@ async function degradedEvents(name: string): Promise<number> {
   return out.split('\n').filter((l) => l.trim() !== '').length;
 }
 
-function restartEngine(): void {
-  execFileSync('bash', [path.join(bed.repoRoot, 'hack/engine-down.sh')], { stdio: 'ignore' });
+/**
+ * Restarts the project's engine as an operator would (its containers stop with it), watching the
+ * resource's status meanwhile; returns whether status stopped claiming them ready before the engine was back.
+ */
+async function restartEngine(name: string, replicas: number): Promise<boolean> {
+  const down = promisify(execFile)('bash', [path.join(bed.repoRoot, 'hack/engine-down.sh')]);
+  let stopped = false;
+  void down.finally(() => {
+    stopped = true;
+  });
+  let sawNotReady = false;
+  while (!stopped) {
+    if ((await readyReplicas(name).catch(() => replicas)) < replicas) sawNotReady = true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await down;
   execFileSync('bash', [path.join(bed.repoRoot, 'hack/engine-up.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return sawNotReady;
 }
 
 beforeAll(async () => {
@@ -176,7 +192,8 @@ describe('a dead replica is noticed in seconds (default provenance time, resync 
     for (let round = 1; round <= 6; round++) {
       const startedAt = Date.now();
       // The replicas are younger than the 60 s provenance time: only recognising the outage forgives them.
-      restartEngine();
+      // dockerd refuses the agent's calls while it stops them, but its event stream reports the deaths.
+      expect(await restartEngine('killed', 4), `round ${round}: status showed the replicas not ready while the engine was away`).toBe(true);
       const back = Date.now();
       await eventually(`round ${round}: 4 replicas running again`, async () => ((await running(uid)).length === 4 ? true : undefined), 120_000, 250);
       const recoveredMs = Date.now() - back;

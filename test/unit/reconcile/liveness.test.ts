@@ -57,6 +57,23 @@ describe('liveness: a replica that dies is noticed through the engine event stre
     expect(h.engine.ownedBy('uid-web')).toHaveLength(2);
   });
 
+  it('an engine shutting down refuses the list but its stream reports the deaths: status stops claiming them at once', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 4 }));
+    expect(condition(h.lastStatus(), 'Ready')).toMatchObject({ status: 'True' });
+    h.engine.down = true;
+    h.die(h.engine.ownedBy('uid-web').map((r) => r.containerId));
+    await h.flush();
+    expect(h.reconciler.snapshot(KEY)!.value).toBe('backingOff');
+    expect(h.lastStatus()).toMatchObject({ readyReplicas: 0 });
+    expect(condition(h.lastStatus(), 'Ready')).toMatchObject({ status: 'False' });
+    h.engine.down = false;
+    h.stream('resumed');
+    await h.flush();
+    expect(h.reconciler.snapshot(KEY)!.value).toBe('converged');
+    expect(h.lastStatus()).toMatchObject({ readyReplicas: 4 });
+  });
+
   it('engineChanged tells only the owner of a replica, and every actor of a stream break', async () => {
     const h = createHarness();
     await h.reconcile(resource({ replicas: 1 }));
