@@ -12,7 +12,7 @@ import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { counters, logsOf } from '../engine/helpers.js';
 import { type RunningAgent, sample, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
-import { checkpointedSource, containersWithLabel, dockerClient, followEvents, type ContainerSummary } from '../support/workload.js';
+import { checkpointedSource, containersWithLabel, dockerClient, followEvents, sampleResource, type ContainerSummary } from '../support/workload.js';
 import { testbed } from '../testbed.js';
 
 const bed = testbed();
@@ -25,19 +25,9 @@ const sourceName = `${namespace}-source`;
 const RESYNC_SECONDS = 300;
 let sourceLastCounter = 0;
 
-function manifest(name: string, replicas: number, extra: { nodeSelector?: Record<string, string> } = {}): string {
-  return JSON.stringify({
-    apiVersion: 'checkpoint.dev/v1alpha1',
-    kind: 'CheckpointReplicaSet',
-    metadata: { name, namespace },
-    spec: {
-      replicas,
-      checkpoint: { container: sourceName, name: 'warm' },
-      template: { image: bed.sampleImage, env: [{ name: 'APP_MEMORY_MB', value: '16' }] },
-      restore: { maxConcurrent: 10, timeoutSeconds: 60, maxAttempts: 3 },
-      ...(extra.nodeSelector ? { nodeSelector: extra.nodeSelector } : {}),
-    },
-  });
+/** maxAttempts 3 throughout: the issue's forgiveness tests need a small one. */
+function manifest(name: string, replicas: number, extra: { nodeSelector?: Record<string, string>; source?: string } = {}): string {
+  return sampleResource(bed, { namespace, name, replicas, source: extra.source ?? sourceName, maxAttempts: 3, ...(extra.nodeSelector ? { nodeSelector: extra.nodeSelector } : {}) });
 }
 
 async function uidOf(name: string): Promise<string> {
@@ -291,7 +281,7 @@ describe('a Node object that disappears does not take the replicas with it', () 
 describe('deletion and scale-down do not wait for a batch (45 x 200 MB)', () => {
   const bigSource = `${namespace}-big`;
   let agent: RunningAgent | undefined;
-  const bigManifest = (name: string) => manifest(name, 45).replace(`"container":"${sourceName}"`, `"container":"${bigSource}"`);
+  const bigManifest = (name: string) => manifest(name, 45, { source: bigSource });
   beforeAll(async () => {
     await checkpointedSource(bed, { containerName: bigSource, checkpointName: 'warm', allowNamespaces: namespace, memoryMb: 200 });
     agent = await startAgent(bed, { nodeName: node, namespace, resyncSeconds: RESYNC_SECONDS });

@@ -16,6 +16,32 @@ export function dockerClient(bed: Testbed): Docker {
   return new Docker({ socketPath: bed.dockerSocket });
 }
 
+export interface SampleResourceOptions {
+  namespace: string;
+  name: string;
+  replicas: number;
+  /** The source container (see checkpointedSource) and its checkpoint 'warm'. */
+  source: string;
+  maxAttempts?: number;
+  nodeSelector?: Record<string, string>;
+}
+
+/** A CheckpointReplicaSet of the sample workload restored from `source`'s checkpoint 'warm', as JSON for kubectl apply. */
+export function sampleResource(bed: Testbed, o: SampleResourceOptions): string {
+  return JSON.stringify({
+    apiVersion: 'checkpoint.dev/v1alpha1',
+    kind: 'CheckpointReplicaSet',
+    metadata: { name: o.name, namespace: o.namespace },
+    spec: {
+      replicas: o.replicas,
+      checkpoint: { container: o.source, name: 'warm' },
+      template: { image: bed.sampleImage, env: [{ name: 'APP_MEMORY_MB', value: '16' }] },
+      restore: { maxConcurrent: 10, timeoutSeconds: 60, maxAttempts: o.maxAttempts ?? 5 },
+      ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+    },
+  });
+}
+
 /** Creates (replacing any of that name) and checkpoints a source container; returns its id. */
 export async function checkpointedSource(bed: Testbed, options: SourceOptions): Promise<string> {
   const docker = dockerClient(bed);
