@@ -88,7 +88,10 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
 
   const removeOne = async (uid: string, r: PlannedRemove, signal: AbortSignal): Promise<RemoveOutcome> => {
     try {
-      await engine.removeReplica(uid, r.containerId, signal);
+      // Each Docker request adds an abort listener to the signal it is given; removals run up to
+      // removeConcurrency at once, so each gets its own signal (AbortSignal.any adds no listener to
+      // the shared one) instead of tripping Node's MaxListeners warning on the actor's.
+      await engine.removeReplica(uid, r.containerId, AbortSignal.any([signal]));
       return { ...r, ok: true };
     } catch (error) {
       return { ...r, ok: false, failure: classifyFailure(error) };
@@ -109,21 +112,19 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
         checkpoint: input.checkpoint,
       };
       const t0 = now();
-      // Its own controller, following the batch's signal, so it can be cancelled alone.
+      // Its own controller besides the batch's signal, so it can be cancelled alone. AbortSignal.any
+      // rather than a listener per create: ten creates and a removal on one signal would trip Node's
+      // MaxListeners warning, though nothing leaks (the batch's signal lives as long as the batch).
       const own = new AbortController();
-      const follow = (): void => own.abort(signal.reason);
-      if (signal.aborted) follow();
-      else signal.addEventListener('abort', follow, { once: true });
       createControllers.set(c.replicaId, own);
       try {
         // A restore waits for a host slot at most its own timeout (then RestoreTimeout, nothing started).
-        const options = { timeoutMs: input.timeoutMs, queueTimeoutMs: input.timeoutMs, signal: own.signal };
+        const options = { timeoutMs: input.timeoutMs, queueTimeoutMs: input.timeoutMs, signal: AbortSignal.any([signal, own.signal]) };
         const replica = c.mode === 'cold' ? await engine.coldStartReplica(spec, options) : await engine.restoreReplica(spec, options);
         return { ...c, ok: true, replica, seconds: (now() - t0) / 1000 };
       } catch (error) {
         return { ...c, ok: false, failure: classifyFailure(error), seconds: (now() - t0) / 1000 };
       } finally {
-        signal.removeEventListener('abort', follow);
         if (createControllers.get(c.replicaId) === own) createControllers.delete(c.replicaId);
       }
     };
