@@ -10,7 +10,7 @@ import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js
 import { EngineError } from './engine/errors.js';
 import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
-import { createKubeLayer, splitKey } from './kube/index.js';
+import { createKubeLayer, keyOf, splitKey } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
 import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer, type CrsMetrics, type MetricsServer, type MetricsServerOptions } from './metrics/index.js';
@@ -121,11 +121,41 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       },
       {
         node: config.nodeName,
+        machine: { provenAfterMs: config.replicaProvenSeconds * 1000 },
         agentLimits: { ...(checkpointRoot ? { checkpointRoot } : {}), hostCpus: os.availableParallelism(), requireMemoryLimit: config.requireMemoryLimit },
         // No Node object (a host without kubelet) means no labels: only an empty selector matches.
         selectsNode: (resource) => selectsNode(resource, kube.node.get(config.nodeName)?.metadata?.labels),
       },
     );
+
+    // ---- Engine events (issue 10): a replica that dies, is killed or removed by hand is noticed in
+    // seconds. The owner's actor looks again at once; a resource without an actor yet is enqueued.
+    // When the stream comes back after a break, everything is enqueued once (re-list): what happened
+    // while it was down is seen. The periodic resync stays as the safety net.
+    const stopWatch = connected.watchContainers((event) => {
+      const told = reconciler.engineChanged(event);
+      if (event.type === 'replica') {
+        logger.debug('replica changed on the engine', { ...event.change, keys: told });
+        if (told.length > 0) return;
+        const owner = kube.resources.list().find((r) => r.metadata.uid === event.change.ownerUid);
+        if (owner) kube.queue.add(keyOf(owner.metadata.namespace, owner.metadata.name));
+        return;
+      }
+      if (event.type === 'lost') {
+        logger.warn('Docker event stream lost; resubscribing', { reason: event.reason });
+        return;
+      }
+      logger.info('Docker event stream resumed; re-listing every resource', { downSeconds: (event.at.getTime() - event.lostAt.getTime()) / 1000 });
+      for (const r of kube.resources.list()) kube.queue.add(keyOf(r.metadata.namespace, r.metadata.name));
+    });
+    // ---- end of engine events
+
+    // ---- Deletion and scale-down do not wait for a batch (issue 10): the queue holds a key while
+    // its batch runs, so the watch also hands changes straight to a busy actor.
+    kube.resources.on({
+      update: (o) => reconciler.offer(o, keyOf(o.metadata.namespace, o.metadata.name)),
+      delete: (o) => reconciler.offer(undefined, keyOf(o.metadata.namespace, o.metadata.name)),
+    });
 
     const handler = async (key: string) => {
       const { namespace, name } = splitKey(key);
@@ -137,6 +167,21 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     };
     await kube.start(handler);
     logger.info('caches synced; reconciling', { node: config.nodeName, namespace: config.namespace ?? '(all)' });
+
+    // ---- A missing Node object (issue 10): resources with a nodeSelector are held, not emptied
+    // (see reconcile/node-selection.ts); say so in a metric and a log line, both ways.
+    let nodePresent = kube.node.get(config.nodeName) !== undefined;
+    metrics.nodeObjectPresent(config.nodeName, nodePresent);
+    if (!nodePresent) logger.warn('Node object not found: resources with a nodeSelector are held as they are', { node: config.nodeName });
+    const noteNode = (present: boolean): void => {
+      metrics.nodeObjectPresent(config.nodeName, present);
+      if (present === nodePresent) return;
+      nodePresent = present;
+      if (present) logger.info('Node object is back: acting on nodeSelectors again', { node: config.nodeName });
+      else logger.warn('Node object deleted: resources with a nodeSelector are held as they are until it is back', { node: config.nodeName });
+    };
+    kube.node.on({ add: () => noteNode(true), update: () => noteNode(true), delete: () => noteNode(false) });
+    // ---- end of missing Node
 
     // Housekeeping: leaked checkpoint copies (containerd issue 10166) and containers of resources
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
@@ -164,6 +209,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       await housekeeping.stop();
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
+      await stopWatch();
       await reconciler.stop();
       await kube.stop();
       await observation.stop();

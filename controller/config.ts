@@ -36,6 +36,8 @@ export interface AgentConfig {
   dockerTimeoutSeconds: number;
   /** /healthz fails after this long with work pending and no progress (see health.ts). */
   wedgedAfterSeconds: number;
+  /** A replica that ran this long clears its slot's failure count when it dies. */
+  replicaProvenSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -105,6 +107,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: '/healthz fails when work is pending and neither Docker answered nor a reconcile progressed for this long',
     default: '120',
   },
+  'replica-proven-seconds': {
+    env: 'REPLICA_PROVEN_SECONDS',
+    help: "a replica that ran this long is forgiven its slot's failed restores",
+    default: '60',
+  },
 };
 
 export function usage(): string {
@@ -170,6 +177,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     ...metricsServing(get),
     dockerTimeoutSeconds: integer('docker-timeout-seconds', get('docker-timeout-seconds'), 1, 600),
     wedgedAfterSeconds: integer('wedged-after-seconds', get('wedged-after-seconds'), 5, 3600),
+    replicaProvenSeconds: integer('replica-proven-seconds', get('replica-proven-seconds'), 1, 86_400),
   };
 }
 

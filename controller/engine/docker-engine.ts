@@ -28,8 +28,9 @@ import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModifie
 import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
 import { ownerFilter, replicaFromContainer } from './inventory.js';
 import { findReplicaCopies } from './replica-copies.js';
+import { watchContainers } from './events-stream.js';
 import { FairLimiter, abortedError } from './limiter.js';
-import type { EngineEvent, HygieneIgnoredReason, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
+import type { ContainerWatchEvent, EngineEvent, HygieneIgnoredReason, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
 
 /** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
 export const MAX_CONCURRENCY = 10;
@@ -180,6 +181,8 @@ export class DockerEngine implements RestoreEngine {
   private readonly pendingRemovals = new Map<string, string>();
   private readonly closing = new AbortController();
   private readonly running = new Set<Promise<unknown>>();
+  /** Container watches to end on close(). */
+  private readonly watches = new Set<() => Promise<void>>();
   private diskReserve: number;
   /** Host-cap checks run one at a time, and count creates that passed the check but are not listed yet. */
   private hostSlotQueue: Promise<unknown> = Promise.resolve();
@@ -257,6 +260,16 @@ export class DockerEngine implements RestoreEngine {
   setDiskReserveBytes(bytes: number): void {
     if (!Number.isFinite(bytes) || bytes < 0) throw new EngineError('InvalidSpec', `diskReserveBytes: ${bytes} must be a number >= 0`);
     this.diskReserve = bytes;
+  }
+
+  watchContainers(listener: (event: ContainerWatchEvent) => void): () => Promise<void> {
+    const watch = watchContainers({ docker: this.docker, listener });
+    const stop = async (): Promise<void> => {
+      this.watches.delete(stop);
+      await watch.stop();
+    };
+    this.watches.add(stop);
+    return stop;
   }
 
   onEvent(listener: (event: EngineEvent) => void): () => void {
@@ -491,7 +504,7 @@ export class DockerEngine implements RestoreEngine {
     if (mode === 'restore') this.emit({ type: 'restore.queued', ...base, at: queuedAt });
     let release: () => void;
     try {
-      release = await this.limiter.acquire(spec.owner.uid, outer);
+      release = await this.limiter.acquire(spec.owner.uid, outer, options.queueTimeoutMs ?? options.timeoutMs);
     } catch (err) {
       const e = this.toEngineError(err, { operation: describeSpec(spec, mode) }, outer);
       if (mode === 'restore') this.emitFailed(spec, e, queuedAt);
@@ -861,6 +874,7 @@ export class DockerEngine implements RestoreEngine {
 
   async close(): Promise<void> {
     this.closing.abort(new EngineError('Aborted', 'the restore engine is closing (agent shutdown)'));
+    await Promise.allSettled([...this.watches].map((stop) => stop()));
     await Promise.allSettled([...this.running]);
   }
 }

@@ -1,6 +1,10 @@
 // Per-host semaphore: never more than `limit` holders at once, and fair between keys (owners):
 // a freed slot goes to the next key in round-robin order, so one resource asking for 45 restores
 // cannot starve another asking for 1.
+//
+// Waiting has its own bound (maxWaitMs): a restore's timeout counts only from when it holds a slot,
+// so without one a restore queued behind a stuck host would wait forever. A waiter leaves the queue
+// at once when its signal fires (a deletion or scale-down cancelling restores not yet started).
 
 import { EngineError } from './errors.js';
 
@@ -31,25 +35,46 @@ export class FairLimiter {
     return n;
   }
 
-  /** Resolves with a release function once a slot is free; rejects with Aborted when signal fires first. */
-  acquire(key: string, signal?: AbortSignal): Promise<() => void> {
+  /**
+   * Resolves with a release function once a slot is free; rejects with Aborted when the signal fires
+   * first, and with RestoreTimeout after maxWaitMs in the queue.
+   */
+  acquire(key: string, signal?: AbortSignal, maxWaitMs?: number): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(abortedError(signal));
     if (this.held < this.limit && this.order.length === 0) {
       this.held++;
       return Promise.resolve(this.releaser());
     }
     return new Promise((resolve, reject) => {
+      const leave = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        if (timer) clearTimeout(timer);
+      };
       const waiter: Waiter = {
         grant: (release) => {
-          signal?.removeEventListener('abort', onAbort);
+          leave();
           resolve(release);
         },
         reject,
       };
       const onAbort = (): void => {
+        leave();
         this.dequeue(key, waiter);
         reject(abortedError(signal));
       };
+      const timer =
+        maxWaitMs === undefined
+          ? undefined
+          : setTimeout(() => {
+              leave();
+              this.dequeue(key, waiter);
+              reject(
+                new EngineError(
+                  'RestoreTimeout',
+                  `waited ${maxWaitMs} ms for one of this host's ${this.limit} restore slots (all busy, ${this.waiting} more waiting); nothing was started`,
+                ),
+              );
+            }, maxWaitMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       let queue = this.queues.get(key);
       if (!queue) {

@@ -106,8 +106,36 @@ export type EngineEvent =
   | { type: 'checkpoint.sized'; owner: ReplicaOwner; bytes: number; at: Date }
   | { type: 'disk.waiting'; neededBytes: number; availableBytes: number; path: string; at: Date };
 
+/** Container actions the engine follows for replicas (Docker's /events, type container). */
+export type ContainerAction = 'start' | 'die' | 'oom' | 'destroy' | 'health_status';
+
+/** Something happened to a container that carries the OWNER_UID label. */
+export interface ReplicaChange {
+  action: ContainerAction;
+  containerId: string;
+  ownerUid: string;
+  ownerNamespace?: string;
+  ownerName?: string;
+  replicaId?: string;
+  /** The exit code of a `die`, the status of a `health_status`. */
+  detail?: string;
+  at: Date;
+}
+
+/**
+ * What the engine's container watch reports: a replica changed; the stream broke (`lost`: nothing
+ * that happens until `resumed` is seen); subscribed again (`resumed`: re-list everything once).
+ */
+export type ContainerWatchEvent =
+  | { type: 'replica'; change: ReplicaChange }
+  | { type: 'lost'; at: Date; reason: string }
+  | { type: 'resumed'; at: Date; lostAt: Date };
+
 export interface RestoreOptions {
+  /** For the restore itself, counted from when it holds one of the host's slots. */
   timeoutMs: number;
+  /** How long it may wait for a slot first (then RestoreTimeout, nothing started). Default timeoutMs. */
+  queueTimeoutMs?: number;
   signal?: AbortSignal;
 }
 
@@ -128,6 +156,11 @@ export interface RestoreEngine {
   removeReplica(ownerUid: string, containerId: string, signal?: AbortSignal): Promise<void>;
   /** Fails fast with a typed error when the source is missing or not allowed for this namespace. */
   checkSource(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal): Promise<void>;
+  /**
+   * Follow the engine's container events for replicas (start, die, oom, destroy, health_status),
+   * resubscribing with backoff when the stream breaks; returns the function that stops it.
+   */
+  watchContainers(listener: (event: ContainerWatchEvent) => void): () => Promise<void>;
   /** Subscribe to engine events; returns the unsubscribe function. */
   onEvent(listener: (event: EngineEvent) => void): () => void;
   /** Restores in flight right now on this host, and the limit. */

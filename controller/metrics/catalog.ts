@@ -221,6 +221,14 @@ export const CATALOG = {
     labels: ['version', 'node_version'],
     meaning: 'Join on it to see which version runs where, e.g. count by (version) (crs_build_info).',
   },
+  nodeObjectPresent: {
+    name: 'crs_node_object_present',
+    kind: 'gauge',
+    help: "1 while this agent's Node object exists in the API, 0 while it is missing.",
+    labels: ['node'],
+    meaning:
+      'While 0, resources with a nodeSelector cannot be matched: the agent keeps their replicas as they are and creates or removes none (status: Progressing False, reason NodeUnknown) until the Node is back.',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type CatalogKey = keyof typeof CATALOG;

@@ -61,6 +61,8 @@ export interface CrsMetrics {
   containerdTmpWorldWritable(node: string, worldWritable: boolean): void;
   /** crs_checkpoint_size_bytes: the size of the checkpoint `resource` restores from on `node`. */
   checkpointSize(resource: NamedResource, node: string, bytes: number): void;
+  /** Whether this agent's Node object exists (a missing one makes nodeSelectors unknown). */
+  nodeObjectPresent(node: string, present: boolean): void;
   /** Deletes every series labelled with a deleted resource, so they do not linger forever. */
   forget(resource: NamedResource): void;
 }
@@ -104,6 +106,7 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
   const containerdTmpWorldWritable = gauge(CATALOG.containerdTmpWorldWritable);
   const checkpointSize = gauge(CATALOG.checkpointSize);
   const buildInfo = gauge(CATALOG.buildInfo);
+  const nodeObjectPresent = gauge(CATALOG.nodeObjectPresent);
 
   buildInfo.set({ version: label('version', options.version), node_version: process.version }, 1);
   // Counters that alerts divide by exist from the start, so a ratio is 0, not "no data".
@@ -206,6 +209,9 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     },
     checkpointCopiesReclaimed(node, bytes) {
       reclaimedBytes.inc({ node: label('node', node) }, nonNegative('bytes', bytes));
+    },
+    nodeObjectPresent(node, present) {
+      nodeObjectPresent.set({ node: label('node', node) }, present ? 1 : 0);
     },
     diskHeadroom(node, bytes) {
       diskHeadroom.set({ node: label('node', node) }, nonNegative('bytes', bytes));

@@ -1,7 +1,16 @@
 // spec.nodeSelector: which agents run replicas of a resource. An empty selector selects every node.
 import type { CheckpointReplicaSet } from '../api/types.js';
 
-export function selectsNode(resource: CheckpointReplicaSet, nodeLabels: Readonly<Record<string, string>> | undefined): boolean {
-  const selector = resource.spec.nodeSelector ?? {};
-  return Object.entries(selector).every(([key, value]) => nodeLabels?.[key] === value);
+/**
+ * true / false, or 'unknown' when the selector is not empty and this agent's Node object is absent
+ * (deleted, or re-registering): no labels to match is not "labels do not match", so the reconciler
+ * keeps what runs and acts again once the Node is back.
+ */
+export type NodeSelection = boolean | 'unknown';
+
+export function selectsNode(resource: CheckpointReplicaSet, nodeLabels: Readonly<Record<string, string>> | undefined): NodeSelection {
+  const selector = Object.entries(resource.spec.nodeSelector ?? {});
+  if (selector.length === 0) return true;
+  if (nodeLabels === undefined) return 'unknown';
+  return selector.every(([key, value]) => nodeLabels[key] === value);
 }

@@ -26,6 +26,7 @@
 import type { RestoreFallback } from '../api/types.js';
 import type { StartMode } from '../api/labels.js';
 import type { FailureReason, Replica, ReplicaState } from '../engine/types.js';
+import { countDeath, type FailureCounting } from './forgiveness.js';
 import { allocateSlotIds, compareSlotIds } from './slots.js';
 
 /** The hard cap of restores in flight at once per Docker host (containerd's historical limit). */
@@ -60,6 +61,8 @@ export interface SlotHistory {
   coldStartFailed: boolean;
   /** The attempt whose container was last seen dead and counted as failed (counted once). */
   deadAttempt?: number;
+  /** When each failure in failedRestores was counted (an engine outage can take recent ones back). */
+  countedAt?: readonly number[];
 }
 
 /** A container this agent created whose creation the observed list may not show yet. */
@@ -409,11 +412,13 @@ function summarize(
  * used, and a container that EXITED or DIED (it ran, then stopped) counts as a failed restore, so a
  * checkpoint whose process dies right after restore is bounded by maxAttempts like any failure. A
  * 'created' leftover (the agent was killed mid-restore) is not the checkpoint's fault: not counted.
+ * With `counting`, a death is judged by ./forgiveness.ts (a proven replica, an engine outage).
  */
 export function absorbLeftovers(
   history: ReadonlyMap<string, SlotHistory>,
   observed: readonly Replica[],
   templateHash: string,
+  counting?: FailureCounting,
 ): Map<string, SlotHistory> {
   const next = new Map(history);
   for (const r of observed) {
@@ -424,15 +429,17 @@ export function absorbLeftovers(
     // A restore that "succeeded" sets lastAttempt to its attempt; its container dying later must
     // still count, once: deadAttempt remembers which attempt was counted.
     if (died ? r.attempt <= (entry.deadAttempt ?? 0) : r.attempt <= entry.lastAttempt) continue;
+    const base: SlotHistory = { ...entry, lastAttempt: Math.max(entry.lastAttempt, r.attempt) };
+    if (!died) {
+      next.set(r.replicaId, base);
+      continue;
+    }
+    const judged = r.startMode === 'restore' ? countDeath(base, r.createdAt.getTime(), counting) : base;
     next.set(r.replicaId, {
-      ...entry,
-      lastAttempt: Math.max(entry.lastAttempt, r.attempt),
-      ...(died ? { deadAttempt: r.attempt } : {}),
-      failedRestores: entry.failedRestores + (died && r.startMode === 'restore' ? 1 : 0),
-      coldStartFailed: entry.coldStartFailed || (died && r.startMode === 'cold'),
-      ...(died
-        ? { lastFailure: { reason: 'Unknown' as const, message: `container ${r.containerName} ${r.state} after it was started`, permanent: false } }
-        : {}),
+      ...judged,
+      deadAttempt: r.attempt,
+      coldStartFailed: entry.coldStartFailed || r.startMode === 'cold',
+      lastFailure: { reason: 'Unknown', message: `container ${r.containerName} ${r.state} after it was started`, permanent: false },
     });
   }
   return next;

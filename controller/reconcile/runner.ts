@@ -11,6 +11,7 @@
 
 import { createActor } from 'xstate';
 import type { CheckpointReplicaSet } from '../api/types.js';
+import type { ContainerWatchEvent } from '../engine/types.js';
 import type { AgentLimits } from '../api/validate.js';
 import { backoffDelay } from './backoff.js';
 import { ReconcileError } from './errors.js';
@@ -23,6 +24,7 @@ import {
   type ReconcileActor,
   type ReconcileSnapshot,
 } from './machine/machine.js';
+import type { NodeSelection } from './node-selection.js';
 import { findOrphans } from './orphans.js';
 import type { Clock, ReconcileOutcome, ReconcilePorts } from './ports.js';
 
@@ -51,7 +53,7 @@ export interface ReconcilerOptions {
   /** This agent's limits for spec validation (checkpoint root, host CPUs). */
   agentLimits?: AgentLimits;
   /** Whether a resource's nodeSelector picks this node; default: every resource does. */
-  selectsNode?: (resource: CheckpointReplicaSet) => boolean;
+  selectsNode?: (resource: CheckpointReplicaSet) => NodeSelection;
 }
 
 export interface ReconcileResult {
@@ -70,6 +72,18 @@ export interface OrphanCollection {
 export interface Reconciler {
   reconcile(resource: CheckpointReplicaSet | undefined, key: string): Promise<ReconcileResult>;
   collectOrphans(knownUids: ReadonlySet<string>): Promise<OrphanCollection>;
+  /**
+   * The engine's container watch: a replica changed (its owner's actor looks again at once, or after
+   * the observation under way), or the stream broke / resumed (every actor learns). Returns the keys
+   * told; none for a replica whose owner has no actor (the caller enqueues that resource instead).
+   */
+  engineChanged(event: ContainerWatchEvent): string[];
+  /**
+   * A changed object straight from the watch, for an actor that is BUSY (the work queue holds its
+   * key until it rests): a deletion aborts the batch at once, a scale-down cancels the restores it
+   * no longer wants. An actor at rest, or none, is left to the queue.
+   */
+  offer(resource: CheckpointReplicaSet | undefined, key: string): void;
   stop(): Promise<void>;
   /** The current snapshot of a key's actor (for /debug and tests). */
   snapshot(key: string): ReconcileSnapshot | undefined;
@@ -242,6 +256,33 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
         ports.metrics?.reconciled('error', (performance.now() - started) / 1000);
         throw error;
       }
+    },
+
+    engineChanged(event) {
+      if (stopping) return [];
+      const at = clock.now();
+      const targets =
+        event.type === 'replica' ? [...entries.values()].filter((e) => e.uid === event.change.ownerUid) : [...entries.values()];
+      const change = event.type === 'replica' ? 'replica' : event.type;
+      const died = event.type === 'replica' && event.change.action !== 'start' && event.change.action !== 'health_status' ? event.change.containerId : undefined;
+      for (const entry of targets) entry.actor.send({ type: 'ENGINE', change, at, ...(died ? { died } : {}) });
+      return targets.map((e) => e.key);
+    },
+
+    offer(resource, key) {
+      const entry = entries.get(key);
+      if (stopping || !entry || isResting(entry.actor.getSnapshot())) return;
+      if (!resource) {
+        entry.actor.send({ type: 'GONE' });
+        return;
+      }
+      // Re-created under the same name: reconcileOnce finishes the old one first.
+      if (entry.uid !== resource.metadata.uid) return;
+      const deleting = resource.metadata.deletionTimestamp !== undefined;
+      if (entry.generation === resource.metadata.generation && entry.deleting === deleting) return;
+      entry.generation = resource.metadata.generation;
+      entry.deleting = deleting;
+      entry.actor.send({ type: 'SPEC', resource });
     },
 
     async collectOrphans(knownUids) {

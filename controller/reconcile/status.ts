@@ -16,7 +16,8 @@ export type ProgressReason =
   | 'BackingOff'
   | 'Converged'
   | 'Paused'
-  | 'Stalled';
+  | 'Stalled'
+  | 'NodeUnknown';
 
 export interface Progress {
   status: ConditionStatus;

@@ -42,7 +42,13 @@ export class PrepareFailure extends Error {
   }
 }
 
-export function createActors(deps: MachineDeps) {
+/**
+ * The creates of the batch in flight, by slot, each with its own AbortController: a scale-down
+ * mid-batch cancels exactly the restores it no longer wants (see cancelUnwanted in machine.ts).
+ */
+export type CreateControllers = Map<string, AbortController>;
+
+export function createActors(deps: MachineDeps, createControllers: CreateControllers = new Map()) {
   const { engine, finalizer } = deps.ports;
   const now = (): number => deps.clock.now();
   /** Registers engine work so shutdown can wait for it, even after the actor was stopped. */
@@ -82,7 +88,10 @@ export function createActors(deps: MachineDeps) {
 
   const removeOne = async (uid: string, r: PlannedRemove, signal: AbortSignal): Promise<RemoveOutcome> => {
     try {
-      await engine.removeReplica(uid, r.containerId, signal);
+      // Each Docker request adds an abort listener to the signal it is given; removals run up to
+      // removeConcurrency at once, so each gets its own signal (AbortSignal.any adds no listener to
+      // the shared one) instead of tripping Node's MaxListeners warning on the actor's.
+      await engine.removeReplica(uid, r.containerId, AbortSignal.any([signal]));
       return { ...r, ok: true };
     } catch (error) {
       return { ...r, ok: false, failure: classifyFailure(error) };
@@ -103,12 +112,20 @@ export function createActors(deps: MachineDeps) {
         checkpoint: input.checkpoint,
       };
       const t0 = now();
+      // Its own controller besides the batch's signal, so it can be cancelled alone. AbortSignal.any
+      // rather than a listener per create: ten creates and a removal on one signal would trip Node's
+      // MaxListeners warning, though nothing leaks (the batch's signal lives as long as the batch).
+      const own = new AbortController();
+      createControllers.set(c.replicaId, own);
       try {
-        const options = { timeoutMs: input.timeoutMs, signal };
+        // A restore waits for a host slot at most its own timeout (then RestoreTimeout, nothing started).
+        const options = { timeoutMs: input.timeoutMs, queueTimeoutMs: input.timeoutMs, signal: AbortSignal.any([signal, own.signal]) };
         const replica = c.mode === 'cold' ? await engine.coldStartReplica(spec, options) : await engine.restoreReplica(spec, options);
         return { ...c, ok: true, replica, seconds: (now() - t0) / 1000 };
       } catch (error) {
         return { ...c, ok: false, failure: classifyFailure(error), seconds: (now() - t0) / 1000 };
+      } finally {
+        if (createControllers.get(c.replicaId) === own) createControllers.delete(c.replicaId);
       }
     };
     // Removes and creates run side by side: a leftover and its replacement have different names

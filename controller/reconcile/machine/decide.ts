@@ -48,6 +48,9 @@ export function decide(ctx: ReconcileContext, plan: Plan, batch: BatchResult | u
     return { kind: 'degraded', reason: 'InvalidSpec', message: formatFieldErrors(ctx.specErrors), probe: 'none' };
   }
   if (desired.paused) return { kind: 'paused' };
+  // No Node object: the selector cannot be judged. Removing everything would be wrong (it is not a
+  // mismatch) and so would creating: keep what runs until the Node is back.
+  if (ctx.nodeUnknownSince !== undefined) return { kind: 'nodeUnknown' };
   // Docker unreachable: nothing is known, so nothing is planned.
   if (ctx.observeError) return { kind: 'backoff', reason: ctx.observeError.reason, message: ctx.observeError.message };
 

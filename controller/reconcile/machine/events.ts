@@ -1,6 +1,8 @@
 // Events a reconcile actor accepts. The runner sends SPEC when the generation changed or deletion
 // began (work to re-plan), RESYNC for the same spec seen again (watch echo or periodic resync),
-// GONE when the object vanished from the API, STOP on shutdown.
+// GONE when the object vanished from the API, STOP on shutdown, and ENGINE when the engine's event
+// stream saw one of the resource's containers change (`replica`), broke (`lost`) or came back
+// (`resumed`), so a dead replica is noticed in seconds rather than at the next resync.
 
 import type { CheckpointReplicaSet } from '../../api/types.js';
 
@@ -8,4 +10,5 @@ export type ReconcileEvent =
   | { type: 'SPEC'; resource: CheckpointReplicaSet }
   | { type: 'RESYNC'; resource: CheckpointReplicaSet }
   | { type: 'GONE' }
+  | { type: 'ENGINE'; change: 'replica' | 'lost' | 'resumed'; at: number; died?: string }
   | { type: 'STOP' };

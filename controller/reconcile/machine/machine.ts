@@ -2,15 +2,18 @@
 //
 //   idle -> observing -> planning -+-> preparing -> restoring -> verifying -> planning ...
 //                                  +-> restoring (one batch)
-//                                  +-> converged | waiting | backingOff | degraded | paused   (resting)
+//                                  +-> converged | waiting | backingOff | degraded | paused | nodeUnknown (resting)
 //                                  +-> deleting (removing -> releasing) -> deleted             (final)
 //                                  +-> stopped                                                 (final)
 //
 // A new spec or a resync arriving while busy is stored in the context and acted on at the next
-// batch boundary (planning reads the latest spec); in-flight restores are not aborted for a scale
-// change. Deletion (or the object vanishing) leaves `restoring` at once, which aborts the batch's
-// AbortSignal. Every resting state has a way out that is either an event or a bounded, growing
-// delay, so nothing loops hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
+// batch boundary (planning reads the latest spec); a scale-down mid-batch cancels the batch's
+// restores it no longer wants (cancelUnwanted). Deletion (or the object vanishing) leaves
+// `restoring` at once, which aborts the batch's AbortSignal. ENGINE events (the Docker event
+// stream) make a resting actor look again at once, and a busy one look again before it rests.
+// A missing Node object (nodeSelector unknown) rests in `nodeUnknown`, changing nothing. Every
+// resting state has a way out that is either an event or a bounded, growing delay, so nothing loops
+// hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
 // 10 min; a RESYNC may trigger a cheap source probe, at most one per 30 s), waiting (a fixed recheck).
 
 import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
@@ -20,15 +23,17 @@ import { backoffDelay } from '../backoff.js';
 import { desiredState, refOf } from '../desired.js';
 import { PERMANENT_NOW, SOURCE_REASONS, classifyFailure, type ClassifiedFailure } from '../errors.js';
 import { expectCreated, expectRemoved, settleExpectations } from '../expectations.js';
-import { absorbLeftovers, plan as planWork, type Plan, type SlotHistory } from '../planner.js';
+import { countFailure, forgiveBefore, type FailureCounting } from '../forgiveness.js';
+import { absorbLeftovers, isLeftover, plan as planWork, type Plan, type SlotHistory } from '../planner.js';
+import { compareSlotIds } from '../slots.js';
 import type { ReconcileOutcome } from '../ports.js';
 import { computeNodeStatus, replicaCounts, sameNodeStatus, type Progress } from '../status.js';
-import { PrepareFailure, createActors } from './actors.js';
+import { PrepareFailure, createActors, type CreateControllers } from './actors.js';
 import { decide, sourceKey } from './decide.js';
 import type { ReconcileEvent } from './events.js';
 import type { BatchResult, Decision, MachineDeps, MachineInput, ReconcileContext } from './types.js';
 
-type Phase = 'batch' | 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused';
+type Phase = 'batch' | 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused' | 'nodeUnknown';
 
 const EMPTY_PLAN: Plan = {
   creates: [],
@@ -45,6 +50,7 @@ export function initialContext(input: MachineInput): ReconcileContext {
     resource: undefined,
     gone: false,
     selected: true,
+    nodeUnknownSince: undefined,
     ref: undefined,
     desired: undefined,
     specErrors: [],
@@ -69,6 +75,9 @@ export function initialContext(input: MachineInput): ReconcileContext {
     convergedGeneration: undefined,
     deleteFailures: 0,
     lastStatus: undefined,
+    reobserve: false,
+    diedSinceList: [],
+    engineOutage: undefined,
   };
 }
 
@@ -79,10 +88,13 @@ function applyResource(
   now: number,
   deps: Pick<MachineDeps, 'agentLimits' | 'selectsNode'>,
 ): Partial<ReconcileContext> {
-  const selected = deps.selectsNode?.(resource) ?? true;
+  const selection = deps.selectsNode?.(resource) ?? true;
+  // Unknown keeps the spec's count (for status); decide() then holds instead of acting.
+  const selected = selection !== false;
+  const nodeUnknownSince = selection === 'unknown' ? (ctx.nodeUnknownSince ?? now) : undefined;
   const { desired, errors } = desiredState(resource, ctx.gone, deps.agentLimits, selected);
   const ref = refOf(resource);
-  const update: Partial<ReconcileContext> = { resource, ref, desired, specErrors: errors, selected };
+  const update: Partial<ReconcileContext> = { resource, ref, desired, specErrors: errors, selected, nodeUnknownSince };
   if (ref.generation !== ctx.generationSince.generation) {
     update.generationSince = { generation: ref.generation, at: now };
     // "Degraded stays until the spec changes": a new spec gets a fresh look, once.
@@ -99,20 +111,22 @@ function applyResource(
   return update;
 }
 
-function historyAfterBatch(ctx: ReconcileContext, result: BatchResult): Map<string, SlotHistory> {
+/** Failures the engine caused are not the checkpoint's: an unreachable engine, or an aborted restore. */
+const NOT_THE_RESTORES_FAULT: ReadonlySet<string> = new Set(['Aborted', 'EngineUnavailable']);
+
+function historyAfterBatch(ctx: ReconcileContext, result: BatchResult, counting: FailureCounting): Map<string, SlotHistory> {
   const history = new Map(ctx.history);
   for (const c of result.creates) {
     const entry = history.get(c.replicaId) ?? { templateHash: result.templateHash, lastAttempt: 0, failedRestores: 0, coldStartFailed: false };
     const base: SlotHistory = { ...entry, templateHash: result.templateHash, lastAttempt: Math.max(entry.lastAttempt, c.attempt) };
     if (c.ok) {
       history.set(c.replicaId, { ...base, lastFailure: undefined });
-    } else if (c.failure.reason === 'Aborted') {
+    } else if (NOT_THE_RESTORES_FAULT.has(c.failure.reason)) {
       history.set(c.replicaId, base);
     } else {
       const permanent = PERMANENT_NOW.has(c.failure.reason);
       history.set(c.replicaId, {
-        ...base,
-        failedRestores: base.failedRestores + (c.mode === 'restore' ? 1 : 0),
+        ...(c.mode === 'restore' ? countFailure(base, counting) : base),
         coldStartFailed: base.coldStartFailed || c.mode === 'cold',
         lastFailure: { reason: c.failure.reason, message: c.failure.message, permanent },
       });
@@ -146,21 +160,48 @@ function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Prog
       return { status: 'False', reason: 'Stalled', message: `stopped until the cause is fixed: ${ctx.degraded?.reason ?? ''}` };
     case 'paused':
       return { status: 'False', reason: 'Paused', message: 'spec.paused is true: no changes are made' };
+    case 'nodeUnknown':
+      return { status: 'False', reason: 'NodeUnknown', message: "this agent's Node object is missing, so spec.nodeSelector cannot be judged: replicas are kept as they are until it is back" };
   }
+}
+
+/**
+ * The batch's creates that the latest spec no longer wants: with `live` current replicas observed
+ * before the batch, only replicas - live new ones are still needed (lowest slot ids kept).
+ */
+export function unwantedCreates(ctx: Pick<ReconcileContext, 'batch' | 'desired' | 'observed'>): string[] {
+  const { batch, desired } = ctx;
+  if (!batch || !desired || desired.paused || desired.templateHash !== batch.templateHash) return [];
+  const removed = new Set(batch.removes.map((r) => r.containerId));
+  const live = ctx.observed.filter(
+    (r) => !isLeftover(r) && r.state !== 'removing' && r.templateHash === desired.templateHash && !removed.has(r.containerId),
+  ).length;
+  const keep = Math.max(0, desired.replicas - live);
+  return batch.creates
+    .map((c) => c.replicaId)
+    .sort(compareSlotIds)
+    .slice(keep);
 }
 
 export function createReconcileMachine(deps: MachineDeps) {
   const { ports, node, clock, options } = deps;
+  const createControllers: CreateControllers = new Map();
   const { logger, events, engine } = ports;
   const now = (): number => clock.now();
   const retryDelay = (ctx: ReconcileContext): number => backoffDelay(options.backoff, Math.max(1, ctx.failedRounds));
   const probeDelay = (ctx: ReconcileContext): number => backoffDelay(options.probe, (ctx.degraded?.probes ?? 0) + 1);
+  const counting = (ctx: ReconcileContext): FailureCounting => ({
+    now: now(),
+    provenAfterMs: options.provenAfterMs,
+    outage: ctx.engineOutage,
+    outageGraceMs: options.outageGraceMs,
+  });
 
   /** Observation -> expectations, history, plan and the decision (all pure). */
   const afterObservation = (ctx: ReconcileContext, observed: Replica[], batch: BatchResult | undefined): Partial<ReconcileContext> => {
     const desired = ctx.desired ?? desiredState(undefined, true).desired;
     const expectations = settleExpectations(ctx.expectations, observed, now(), options.expectationsTtlMs);
-    let history: ReadonlyMap<string, SlotHistory> = desired.deleting ? ctx.history : absorbLeftovers(ctx.history, observed, desired.templateHash);
+    let history: ReadonlyMap<string, SlotHistory> = desired.deleting ? ctx.history : absorbLeftovers(ctx.history, observed, desired.templateHash, counting(ctx));
     const successes = ctx.successes.templateHash === desired.templateHash ? ctx.successes : { templateHash: desired.templateHash, count: 0 };
     const plan = planWork({
       desired,
@@ -181,6 +222,7 @@ export function createReconcileMachine(deps: MachineDeps) {
     const decision = decide(next, plan, batch);
     return {
       observed,
+      diedSinceList: [],
       observeError: undefined,
       expectations,
       history,
@@ -194,12 +236,34 @@ export function createReconcileMachine(deps: MachineDeps) {
   const afterObserveError = (ctx: ReconcileContext, error: unknown): Partial<ReconcileContext> => {
     const observeError = classifyFailure(error);
     const decision = decide({ ...ctx, observeError }, ctx.plan ?? EMPTY_PLAN, undefined);
-    return { observeError, decision, failedRounds: ctx.failedRounds + 1 };
+    return { observeError, decision, failedRounds: ctx.failedRounds + 1, ...knownDeaths(ctx) };
+  };
+
+  /**
+   * The list failed (dockerd refuses connections while it shuts down), but its event stream said
+   * which replicas died: the plan that status is computed from must not count them as ready. Only
+   * for status: they are judged (counted or forgiven) at the next successful list.
+   */
+  const knownDeaths = (ctx: ReconcileContext): Pick<ReconcileContext, 'plan'> | undefined => {
+    if (ctx.diedSinceList.length === 0 || !ctx.plan || !ctx.desired) return undefined;
+    const died = new Set(ctx.diedSinceList);
+    const observed = ctx.observed.map((r) => (died.has(r.containerId) ? { ...r, state: 'exited' as const, ready: false } : r));
+    const plan = planWork({
+      desired: ctx.desired,
+      observed,
+      expectations: ctx.expectations,
+      history: ctx.history,
+      successfulRestores: ctx.successes.count,
+      engineInFlight: engine.inFlight,
+      engineLimit: engine.concurrencyLimit,
+      canary: false,
+    });
+    return { plan };
   };
 
   return setup({
     types: {} as { context: ReconcileContext; events: ReconcileEvent; input: MachineInput; tags: 'resting' },
-    actors: createActors(deps),
+    actors: createActors(deps, createControllers),
     actions: {
       takeResource: assign(({ context, event }) =>
         event.type === 'SPEC' || event.type === 'RESYNC' ? applyResource(context, event.resource, now(), deps) : {},
@@ -209,6 +273,29 @@ export function createReconcileMachine(deps: MachineDeps) {
         desired: context.desired ? { ...context.desired, deleting: true } : desiredState(undefined, true).desired,
       })),
       requestStop: assign({ stopRequested: true }),
+      /** The engine's stream: a changed replica asks for a fresh look; an outage is remembered and forgives. */
+      noteEngine: assign(({ context, event }) => {
+        if (event.type !== 'ENGINE') return {};
+        if (event.change === 'lost') {
+          return {
+            engineOutage: { lostAt: event.at, backAt: undefined },
+            history: forgiveBefore(context.history, event.at, options.outageLookbackMs),
+          };
+        }
+        if (event.change === 'resumed') {
+          return { reobserve: true, engineOutage: { lostAt: context.engineOutage?.lostAt ?? event.at, backAt: event.at } };
+        }
+        return { reobserve: true, ...(event.died ? { diedSinceList: [...context.diedSinceList, event.died] } : {}) };
+      }),
+      clearReobserve: assign({ reobserve: false }),
+      /** A scale-down mid-batch: cancel the restores no longer wanted (queued ones leave at once). */
+      cancelUnwanted: ({ context }) => {
+        const unwanted = unwantedCreates(context).filter((id) => createControllers.has(id));
+        if (unwanted.length === 0) return;
+        const reason = new Error(`no longer wanted: spec.replicas is now ${context.desired?.replicas ?? 0}`);
+        for (const id of unwanted) createControllers.get(id)?.abort(reason);
+        logger.info('cancelled restores no longer wanted', { key: context.key, replicas: context.desired?.replicas, slots: unwanted });
+      },
 
       /** Degraded on entry: keep probe bookkeeping when the reason is unchanged. */
       enterDegraded: assign(({ context }) => {
@@ -328,7 +415,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           result.removes.filter((r) => r.ok).map((r) => ({ replicaId: r.replicaId, containerId: r.containerId, since: at })),
         );
         return {
-          history: historyAfterBatch(context, result),
+          history: historyAfterBatch(context, result, counting(context)),
           expectations,
           successes,
           lastBatch: result,
@@ -416,6 +503,10 @@ export function createReconcileMachine(deps: MachineDeps) {
       probeDue: ({ context }) =>
         context.degraded?.probe === 'source' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
       isGone: ({ context }) => context.gone,
+      /** An engine event came in while observing: the plan may rest on a list taken before it. */
+      mustReobserve: ({ context }) => context.reobserve && (context.decision?.kind === 'converged' || context.decision?.kind === 'waiting'),
+      engineAnswers: ({ event }) => event.type === 'ENGINE' && event.change !== 'lost',
+      engineResumed: ({ event }) => event.type === 'ENGINE' && event.change === 'resumed',
     },
     delays: {
       retryDelay: ({ context }) => retryDelay(context),
@@ -427,6 +518,8 @@ export function createReconcileMachine(deps: MachineDeps) {
     id: 'crs',
     context: ({ input }) => initialContext(input),
     initial: 'idle',
+    // States that do not say otherwise only remember an engine event (busy ones look again before resting).
+    on: { ENGINE: { actions: 'noteEngine' } },
     states: {
       idle: {
         on: {
@@ -437,6 +530,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         },
       },
       observing: {
+        entry: 'clearReobserve',
         invoke: {
           src: 'observe',
           input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
@@ -455,8 +549,10 @@ export function createReconcileMachine(deps: MachineDeps) {
           { guard: { type: 'decisionIs', params: { kind: 'stop' } }, target: 'stopped' },
           { guard: { type: 'decisionIs', params: { kind: 'delete' } }, target: 'deleting' },
           { guard: { type: 'decisionIs', params: { kind: 'paused' } }, target: 'paused' },
+          { guard: { type: 'decisionIs', params: { kind: 'nodeUnknown' } }, target: 'nodeUnknown' },
           { guard: { type: 'decisionIs', params: { kind: 'degraded' } }, target: 'degraded' },
           { guard: { type: 'decisionIs', params: { kind: 'backoff' } }, target: 'backingOff' },
+          { guard: 'mustReobserve', target: 'observing' },
           { guard: { type: 'decisionIs', params: { kind: 'converged' } }, target: 'converged' },
           { guard: { type: 'decisionIs', params: { kind: 'waiting' } }, target: 'waiting' },
           { guard: { type: 'decisionIs', params: { kind: 'prepare' } }, target: 'preparing' },
@@ -529,7 +625,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         },
         on: {
           // Deletion aborts the batch (leaving the state aborts the actor's signal).
-          SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: 'takeResource' }],
+          SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: ['takeResource', 'cancelUnwanted'] }],
           GONE: { target: 'observing', actions: 'markGone' },
           RESYNC: { actions: 'takeResource' },
           // Shutdown lets the batch finish (the runner aborts it after its grace period).
@@ -537,6 +633,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         },
       },
       verifying: {
+        entry: 'clearReobserve',
         invoke: {
           src: 'observe',
           input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
@@ -560,6 +657,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           SPEC: { target: 'observing', actions: 'takeResource' },
           // A resync re-observes: a replica may have died since.
           RESYNC: { target: 'observing', actions: 'takeResource' },
+          ENGINE: [{ guard: 'engineAnswers', target: 'observing', actions: 'noteEngine' }, { actions: 'noteEngine' }],
           GONE: { target: 'observing', actions: 'markGone' },
           STOP: { target: 'stopped' },
         },
@@ -571,6 +669,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         on: {
           SPEC: { target: 'observing', actions: 'takeResource' },
           RESYNC: { actions: 'takeResource' },
+          ENGINE: [{ guard: 'engineAnswers', target: 'observing', actions: 'noteEngine' }, { actions: 'noteEngine' }],
           GONE: { target: 'observing', actions: 'markGone' },
           STOP: { target: 'stopped' },
         },
@@ -581,8 +680,10 @@ export function createReconcileMachine(deps: MachineDeps) {
         after: { retryDelay: { target: 'observing' } },
         on: {
           SPEC: { target: 'observing', actions: 'takeResource' },
-          // The timer decides when to retry; a resync must not cut a backoff short.
+          // The timer decides when to retry; a resync must not cut a backoff short. The engine coming
+          // back does: a backoff after EngineUnavailable (up to 60 s) has nothing left to wait for.
           RESYNC: { actions: 'takeResource' },
+          ENGINE: [{ guard: 'engineResumed', target: 'observing', actions: 'noteEngine' }, { actions: 'noteEngine' }],
           GONE: { target: 'observing', actions: 'markGone' },
           STOP: { target: 'stopped' },
         },
@@ -604,6 +705,28 @@ export function createReconcileMachine(deps: MachineDeps) {
         on: {
           SPEC: { target: 'observing', actions: 'takeResource' },
           RESYNC: { actions: 'takeResource' },
+          GONE: { target: 'observing', actions: 'markGone' },
+          STOP: { target: 'stopped' },
+        },
+      },
+      nodeUnknown: {
+        tags: ['resting'],
+        entry: [
+          // Once per holding spell (the status already says NodeUnknown on later entries).
+          ({ context }) => {
+            const progressing = context.lastStatus?.conditions?.find((c) => c.type === 'Progressing');
+            if (progressing?.reason === 'NodeUnknown') return;
+            logger.warn('Node object missing: keeping the replicas as they are until it is back', {
+              key: context.key,
+              replicas: context.plan?.summary.replicas,
+            });
+          },
+          { type: 'report', params: { phase: 'nodeUnknown' } },
+        ],
+        on: {
+          SPEC: { target: 'observing', actions: 'takeResource' },
+          // The kube layer re-queues every resource when the Node comes back: look again.
+          RESYNC: { target: 'observing', actions: 'takeResource' },
           GONE: { target: 'observing', actions: 'markGone' },
           STOP: { target: 'stopped' },
         },
@@ -690,6 +813,8 @@ export function outcomeOf(snapshot: ReconcileSnapshot): ReconcileOutcome {
   if (name === 'converged' || name === 'waiting' || name === 'backingOff' || name === 'degraded' || name === 'paused' || name === 'deleted' || name === 'stopped') {
     return name;
   }
+  // Holding for a missing Node is, like paused, a deliberate rest that changes nothing.
+  if (name === 'nodeUnknown') return 'paused';
   if (name.startsWith('deleting.')) return 'backingOff';
   return 'error';
 }

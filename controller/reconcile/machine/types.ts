@@ -6,7 +6,9 @@ import type { FailureReason, Replica } from '../../engine/types.js';
 import type { BackoffPolicy } from '../backoff.js';
 import type { FieldError } from '../desired.js';
 import type { ClassifiedFailure } from '../errors.js';
+import type { EngineOutage } from '../forgiveness.js';
 import type { DesiredState, Expectations, Plan, PlannedCreate, PlannedRemove, SlotHistory } from '../planner.js';
+import type { NodeSelection } from '../node-selection.js';
 import type { Clock, ReconcilePorts, ResourceRef } from '../ports.js';
 
 export interface MachineOptions {
@@ -20,8 +22,18 @@ export interface MachineOptions {
   waitingRecheckMs: number;
   /** Expectations not confirmed by an observation within this time are dropped. */
   expectationsTtlMs: number;
-  /** Containers removed at once (removal is not a restore; this only spares the Docker daemon). */
+  /**
+   * Containers removed at once (removal is not a restore; this only spares the Docker daemon). Each
+   * removal mostly waits out the app's stop grace (10 s for a process that ignores SIGTERM), so a
+   * deletion of N replicas takes ceil(N / this) grace periods: 50 covers a resource of up to 50.
+   */
   removeConcurrency: number;
+  /** A replica that ran this long proved itself: its death clears the slot's failure count (../forgiveness.ts). */
+  provenAfterMs: number;
+  /** Failures counted this long before the engine's event stream broke are blamed on the engine. */
+  outageLookbackMs: number;
+  /** ... and failures this long after it is back (work that straddled the outage). */
+  outageGraceMs: number;
 }
 
 export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
@@ -30,7 +42,11 @@ export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
   minProbeIntervalMs: 30_000,
   waitingRecheckMs: 5_000,
   expectationsTtlMs: 300_000,
-  removeConcurrency: 10,
+  removeConcurrency: 50,
+  provenAfterMs: 60_000,
+  // dockerd stops every container (10 s stop timeout by default) before it closes the stream.
+  outageLookbackMs: 30_000,
+  outageGraceMs: 5_000,
 };
 
 /** What the machine closes over: ports, the node it runs for, a clock, options. */
@@ -42,7 +58,7 @@ export interface MachineDeps {
   /** This agent's limits for spec validation (checkpoint root, host CPUs). */
   agentLimits?: AgentLimits;
   /** Whether a resource's nodeSelector picks this node (the kube layer knows the node's labels). */
-  selectsNode?: (resource: CheckpointReplicaSet) => boolean;
+  selectsNode?: (resource: CheckpointReplicaSet) => NodeSelection;
   /** Engine work in flight (batches, removals), so shutdown can wait for it to settle. */
   inFlightWork?: Set<Promise<unknown>>;
 }
@@ -58,6 +74,8 @@ export type Decision =
   | { kind: 'stop' }
   | { kind: 'delete' }
   | { kind: 'paused' }
+  /** This agent's Node object is missing and the resource has a nodeSelector: keep what runs, act on nothing. */
+  | { kind: 'nodeUnknown' }
   | { kind: 'degraded'; reason: string; message: string; probe: ProbeKind }
   | { kind: 'backoff'; reason: FailureReason; message: string }
   | { kind: 'converged' }
@@ -118,6 +136,8 @@ export interface ReconcileContext {
   gone: boolean;
   /** The resource's nodeSelector picks this node (if not, it wants 0 replicas here). */
   selected: boolean;
+  /** Since when the selector cannot be judged (no Node object); undefined when it can. */
+  nodeUnknownSince: number | undefined;
   ref: ResourceRef | undefined;
   desired: DesiredState | undefined;
   specErrors: FieldError[];
@@ -148,4 +168,10 @@ export interface ReconcileContext {
   convergedGeneration: number | undefined;
   deleteFailures: number;
   lastStatus: NodeStatus | undefined;
+  /** A replica changed on the engine while an observation was under way: look again before resting. */
+  reobserve: boolean;
+  /** Containers the engine's stream reported dead since the last successful list (status must not count them). */
+  diedSinceList: readonly string[];
+  /** The latest engine outage (its event stream broke), for forgiving failures it caused. */
+  engineOutage: EngineOutage | undefined;
 }

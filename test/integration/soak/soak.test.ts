@@ -115,6 +115,7 @@ describe('soak: the agent', () => {
       metricsSecure: false,
       metricsCertFile: undefined,
       metricsKeyFile: undefined,
+      replicaProvenSeconds: 60,
     };
     const stream = logStream;
     agent = await startAgent(config, createLogger('info', (line) => stream.write(line + '\n')));

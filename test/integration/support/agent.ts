@@ -21,6 +21,7 @@ export interface AgentOptions {
   resyncSeconds?: number;
   /** Default: the test bed's engine socket. */
   dockerSocket?: string;
+  replicaProvenSeconds?: number;
   /** Extra environment for the process. */
   env?: Record<string, string>;
   /** Extra flags, e.g. ['--max-replicas-per-host=5']. */
@@ -83,6 +84,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   else args.push('--metrics-secure', 'false');
   if (options.namespace) args.push('--namespace', options.namespace);
   args.push(...(options.args ?? []));
+  if (options.replicaProvenSeconds !== undefined) args.push('--replica-proven-seconds', String(options.replicaProvenSeconds));
   if (options.checkpointRoot) args.push('--checkpoint-root', options.checkpointRoot);
   const child = spawn(process.execPath, args, {
     cwd: bed.repoRoot,

@@ -16,6 +16,32 @@ export function dockerClient(bed: Testbed): Docker {
   return new Docker({ socketPath: bed.dockerSocket });
 }
 
+export interface SampleResourceOptions {
+  namespace: string;
+  name: string;
+  replicas: number;
+  /** The source container (see checkpointedSource) and its checkpoint 'warm'. */
+  source: string;
+  maxAttempts?: number;
+  nodeSelector?: Record<string, string>;
+}
+
+/** A CheckpointReplicaSet of the sample workload restored from `source`'s checkpoint 'warm', as JSON for kubectl apply. */
+export function sampleResource(bed: Testbed, o: SampleResourceOptions): string {
+  return JSON.stringify({
+    apiVersion: 'checkpoint.dev/v1alpha1',
+    kind: 'CheckpointReplicaSet',
+    metadata: { name: o.name, namespace: o.namespace },
+    spec: {
+      replicas: o.replicas,
+      checkpoint: { container: o.source, name: 'warm' },
+      template: { image: bed.sampleImage, env: [{ name: 'APP_MEMORY_MB', value: '16' }] },
+      restore: { maxConcurrent: 10, timeoutSeconds: 60, maxAttempts: o.maxAttempts ?? 5 },
+      ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+    },
+  });
+}
+
 /** Creates (replacing any of that name) and checkpoints a source container; returns its id. */
 export async function checkpointedSource(bed: Testbed, options: SourceOptions): Promise<string> {
   const docker = dockerClient(bed);
@@ -71,17 +97,16 @@ export async function containersWithLabel(bed: Testbed, key: string, value?: str
   }));
 }
 
-/**
- * Watches Docker's event stream and keeps the highest number of containers of one owner that were
- * created but not yet started or gone at the same moment: an upper bound, observed independently of
- * the agent, on the restores it had in flight (it creates a replica only once it holds a restore slot).
- */
-export async function watchInFlight(bed: Testbed, ownerUidLabel: string, ownerUid: string): Promise<{ peak(): number; stop(): void }> {
-  const stream = (await dockerClient(bed).getEvents({
-    filters: { type: ['container'], label: [`${ownerUidLabel}=${ownerUid}`] },
-  })) as NodeJS.ReadableStream & { destroy(): void };
-  const pending = new Set<string>();
-  let peak = 0;
+export interface DockerEvent {
+  Action: string;
+  id: string;
+  timeNano: number;
+  Actor: { ID: string; Attributes: Record<string, string> };
+}
+
+/** Follows Docker's event stream with these filters, one parsed event at a time; stop() ends it. */
+export async function followEvents(bed: Testbed, filters: Record<string, string[]>, onEvent: (event: DockerEvent) => void): Promise<{ stop(): void }> {
+  const stream = (await dockerClient(bed).getEvents({ filters })) as NodeJS.ReadableStream & { destroy(): void };
   let buffer = '';
   stream.on('data', (chunk: Buffer) => {
     buffer += chunk.toString();
@@ -89,12 +114,24 @@ export async function watchInFlight(bed: Testbed, ownerUidLabel: string, ownerUi
     while ((newline = buffer.indexOf('\n')) >= 0) {
       const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + 1);
-      if (!line.trim()) continue;
-      const event = JSON.parse(line) as { Action: string; id: string };
-      if (event.Action === 'create') pending.add(event.id);
-      if (event.Action === 'start' || event.Action === 'destroy' || event.Action === 'die') pending.delete(event.id);
-      peak = Math.max(peak, pending.size);
+      if (line.trim()) onEvent(JSON.parse(line) as DockerEvent);
     }
   });
-  return { peak: () => peak, stop: () => stream.destroy() };
+  return { stop: () => stream.destroy() };
+}
+
+/**
+ * Watches Docker's event stream and keeps the highest number of containers of one owner that were
+ * created but not yet started or gone at the same moment: an upper bound, observed independently of
+ * the agent, on the restores it had in flight (it creates a replica only once it holds a restore slot).
+ */
+export async function watchInFlight(bed: Testbed, ownerUidLabel: string, ownerUid: string): Promise<{ peak(): number; stop(): void }> {
+  const pending = new Set<string>();
+  let peak = 0;
+  const follow = await followEvents(bed, { type: ['container'], label: [`${ownerUidLabel}=${ownerUid}`] }, (event) => {
+    if (event.Action === 'create') pending.add(event.id);
+    if (event.Action === 'start' || event.Action === 'destroy' || event.Action === 'die') pending.delete(event.id);
+    peak = Math.max(peak, pending.size);
+  });
+  return { peak: () => peak, stop: follow.stop };
 }

@@ -79,3 +79,32 @@ describe('FairLimiter', () => {
     expect(() => new FairLimiter(0)).toThrow(/concurrencyLimit/);
   });
 });
+
+describe('FairLimiter: the bound on waiting', () => {
+  it('a waiter gives up with RestoreTimeout after maxWaitMs and leaves the queue; the slot goes to the next', async () => {
+    const limiter = new FairLimiter(1);
+    const release = await limiter.acquire('a');
+    const started = Date.now();
+    const late = limiter.acquire('b', undefined, 50);
+    const patient = limiter.acquire('c');
+    expect(limiter.waiting).toBe(2);
+    await expect(late).rejects.toMatchObject({ code: 'RestoreTimeout' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(limiter.waiting).toBe(1);
+    release();
+    (await patient)();
+    expect(limiter.inFlight).toBe(0);
+  });
+
+  it('a waiter granted in time keeps its slot after maxWaitMs passes', async () => {
+    const limiter = new FairLimiter(1);
+    const release = await limiter.acquire('a');
+    const waiting = limiter.acquire('b', undefined, 30);
+    release();
+    const second = await waiting;
+    await new Promise((r) => setTimeout(r, 60));
+    expect(limiter.inFlight).toBe(1);
+    second();
+    expect(limiter.inFlight).toBe(0);
+  });
+});

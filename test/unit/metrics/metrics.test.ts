@@ -36,6 +36,7 @@ const CONTRACT: [string, string, string[]][] = [
   ['crs_containerd_tmp_world_writable', 'gauge', ['node']],
   ['crs_checkpoint_size_bytes', 'gauge', ['namespace', 'name', 'node']],
   ['crs_build_info', 'gauge', ['version', 'node_version']],
+  ['crs_node_object_present', 'gauge', ['node']],
 ];
 
 describe('createMetrics: names, types, labels', () => {

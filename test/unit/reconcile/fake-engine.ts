@@ -4,6 +4,7 @@
 
 import { EngineError } from '../../../controller/engine/errors.js';
 import type {
+  ContainerWatchEvent,
   EngineEvent,
   FailureReason,
   Replica,
@@ -87,10 +88,20 @@ export class FakeEngine implements RestoreEngine {
 
   async listReplicas(ownerUid: string): Promise<Replica[]> {
     this.listCalls++;
+    // The list is what Docker had when it was asked: a change right after the call is not in it.
+    const list = (this.frozenList ?? [...this.containers.values()]).filter((r) => r.ownerUid === ownerUid).map((r) => ({ ...r }));
     await Promise.resolve();
     this.guard();
-    const list = this.frozenList ?? [...this.containers.values()];
-    return list.filter((r) => r.ownerUid === ownerUid).map((r) => ({ ...r }));
+    return list;
+  }
+
+  /** A replica's process exits (docker kill, a crash, the engine stopping it): it stays as 'exited'. */
+  kill(containerId: string): Replica {
+    const replica = this.containers.get(containerId);
+    if (!replica) throw new Error(`no container ${containerId}`);
+    replica.state = 'exited';
+    replica.ready = false;
+    return replica;
   }
 
   async listAllReplicas(): Promise<Replica[]> {
@@ -170,6 +181,15 @@ export class FakeEngine implements RestoreEngine {
     await Promise.resolve();
     this.guard();
     if (this.sourceFailure) throw new EngineError(this.sourceFailure, `${this.sourceFailure}: checkpoint ${source.name ?? source.path} of ${source.container ?? 'path'} (scripted)`);
+  }
+
+  readonly watchers = new Set<(event: ContainerWatchEvent) => void>();
+
+  watchContainers(listener: (event: ContainerWatchEvent) => void): () => Promise<void> {
+    this.watchers.add(listener);
+    return async () => {
+      this.watchers.delete(listener);
+    };
   }
 
   onEvent(_listener: (event: EngineEvent) => void): () => void {

@@ -36,6 +36,10 @@ export interface Harness {
   /** Runs simulated time until the key's actor is in `state` (at most `maxMs`). */
   waitForState(state: string, key?: string, maxMs?: number): Promise<void>;
   lastStatus(): NodeStatus | undefined;
+  /** Replicas die on the engine and its event stream says so (as the agent wires it). */
+  die(containerIds: string[]): void;
+  /** The engine's event stream breaks (`lost`) or stands again (`resumed`). */
+  stream(type: 'lost' | 'resumed'): void;
   eventsOf(reason: EventReason): RecordedEvent[];
 }
 
@@ -125,6 +129,17 @@ export function createHarness(options: Partial<ReconcilerOptions> = {}): Harness
       throw new Error(`${key} did not reach ${state} within ${maxMs} ms; it is ${JSON.stringify(reconciler.snapshot(key)?.value)}`);
     },
     lastStatus: () => reports.at(-1)?.status,
+    die: (containerIds) => {
+      for (const id of containerIds) {
+        const r = engine.kill(id);
+        const change = { action: 'die' as const, containerId: id, ownerUid: r.ownerUid, replicaId: r.replicaId, at: new Date(clock.now()) };
+        reconciler.engineChanged({ type: 'replica', change });
+      }
+    },
+    stream: (type) => {
+      const at = new Date(clock.now());
+      reconciler.engineChanged(type === 'lost' ? { type, at, reason: 'the engine closed the event stream' } : { type, at, lostAt: at });
+    },
     eventsOf: (reason) => events.filter((e) => e.reason === reason),
   };
 }

@@ -28,6 +28,6 @@ describe('selectsNode', () => {
     expect(selectsNode(crs, { zone: 'a', tier: 'restore', other: 'x' })).toBe(true);
     expect(selectsNode(crs, { zone: 'a' })).toBe(false);
     expect(selectsNode(crs, { zone: 'b', tier: 'restore' })).toBe(false);
-    expect(selectsNode(crs, undefined)).toBe(false);
+    expect(selectsNode(crs, undefined)).toBe('unknown');
   });
 });

@@ -303,24 +303,50 @@ describe('reconciler: stale cache, pause, deletion', () => {
 });
 
 describe('reconciler: changes mid-batch, restart, shutdown, orphans', () => {
-  it('a scale change mid-batch is handled at the boundary: in-flight restores are not aborted', async () => {
+  it('a scale-down mid-batch cancels only the restores it no longer wants; the others finish', async () => {
     const h = createHarness();
     await h.reconcile(resource({ replicas: 1 }));
     h.engine.hold = true;
     const growing = h.reconciler.reconcile(resource({ replicas: 12, generation: 2 }), 'default/web');
     await h.flush();
-    const inFlight = h.engine.heldCount;
-    expect(inFlight).toBe(2);
-    const shrinking = h.reconciler.reconcile(resource({ replicas: 2, generation: 3 }), 'default/web');
+    // Slot 0 runs; slots 1 and 2 are being restored (slow start: 2).
+    expect(h.engine.heldCount).toBe(2);
+    // 12 -> 3 still wants both.
+    const still = h.reconciler.reconcile(resource({ replicas: 3, generation: 3 }), 'default/web');
     await h.flush();
     expect(h.engine.restoreCalls.some((c) => c.aborted)).toBe(false);
+    // 3 -> 2 no longer wants slot 2: it is cancelled at once, slot 1 goes on.
+    const shrinking = h.reconciler.reconcile(resource({ replicas: 2, generation: 4 }), 'default/web');
+    await h.flush();
+    expect(h.engine.restoreCalls.filter((c) => c.aborted).map((c) => c.spec.replicaId)).toEqual(['2']);
     h.engine.release();
-    const [a, b] = await h.until(Promise.all([growing, shrinking]));
-    expect(a.outcome).toBe('converged');
-    expect(b.outcome).toBe('converged');
+    const results = await h.until(Promise.all([growing, still, shrinking]));
+    expect(results.map((r) => r.outcome)).toEqual(['converged', 'converged', 'converged']);
     expect(h.engine.restoreCalls).toHaveLength(3);
-    expect(h.engine.ownedBy('uid-web')).toHaveLength(2);
-    expect(h.lastStatus()).toMatchObject({ observedGeneration: 3, readyReplicas: 2 });
+    expect(h.engine.ownedBy('uid-web').map((r) => r.replicaId).sort()).toEqual(['0', '1']);
+    expect(h.lastStatus()).toMatchObject({ observedGeneration: 4, readyReplicas: 2 });
+    // A cancelled restore is not a failure of the slot.
+    expect(h.eventsOf('RestoreFailed')).toHaveLength(0);
+  });
+
+  it('offer(): a change reaches a busy actor at once (the queue holds its key); an actor at rest is left to the queue', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 1 }));
+    const listsAtRest = h.engine.listCalls;
+    h.reconciler.offer(resource({ replicas: 5, generation: 2 }), 'default/web');
+    await h.flush();
+    expect(h.engine.listCalls).toBe(listsAtRest);
+    expect(h.reconciler.snapshot('default/web')!.value).toBe('converged');
+    h.engine.hold = true;
+    void h.reconciler.reconcile(resource({ replicas: 12, generation: 3 }), 'default/web');
+    await h.flush();
+    expect(h.reconciler.snapshot('default/web')!.value).toBe('restoring');
+    h.reconciler.offer(resource({ replicas: 12, generation: 3, deleting: true }), 'default/web');
+    await h.flush();
+    expect(h.engine.restoreCalls.filter((c) => c.aborted).length).toBeGreaterThan(0);
+    await h.advance(10_000);
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(0);
+    expect(h.finalizer.released).toHaveLength(1);
   });
 
   it("restart: adopts what exists without duplicates and replaces a container left in 'created'", async () => {
