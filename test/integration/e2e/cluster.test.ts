@@ -13,6 +13,7 @@ import { OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { eventually } from '../kube/helpers.js';
 import { freePort, sample } from '../support/agent.js';
+import { httpsGet, metricsReaderToken } from '../support/https.js';
 import { kubectl } from '../support/kubectl.js';
 import { startPrometheus } from '../support/prometheus.js';
 import { parseEnvFile } from '../support/testbed-env.js';
@@ -30,6 +31,8 @@ const pathSource = path.join(CHECKPOINT_ROOT, namespace, 'warm');
 const ds = ['-n', 'crs-system'];
 let cluster: Record<string, string> = {};
 let metricsPort = 0;
+/** A bearer token allowed to get /metrics (the agent serves it over HTTPS to authorized tokens only). */
+let scraper: { token: string; file: string; binding: string } | undefined;
 
 interface Pod {
   metadata: { name: string; uid: string; namespace: string; deletionTimestamp?: string };
@@ -56,9 +59,11 @@ async function readyAgentPod(image?: string): Promise<Pod> {
   }, 180_000);
 }
 
-/** The agent's /metrics, scraped from the pod (host network, loopback). */
+/** The agent's /metrics, scraped from the pod (host network, loopback) over HTTPS with a scraper's token. */
 async function podMetrics(): Promise<string> {
-  return (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const answer = await httpsGet(`https://127.0.0.1:${metricsPort}/metrics`, { token: scraper?.token ?? '' });
+  if (answer.status !== 200) throw new Error(`GET /metrics answered ${answer.status}: ${answer.body}`);
+  return answer.body;
 }
 
 function restoresTotal(metrics: string): number {
@@ -153,6 +158,7 @@ beforeAll(async () => {
   await k('create', 'namespace', namespace);
   await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace });
   await k('apply', '--server-side', '--force-conflicts', '-k', writeOverlay());
+  scraper = await metricsReaderToken(bed, k, namespace);
 }, 900_000);
 
 afterAll(async () => {
@@ -162,6 +168,7 @@ afterAll(async () => {
   await k(...ds, 'delete', 'daemonset', 'crs-controller', '--cascade=foreground', '--timeout=120s').catch(() => undefined);
   await eventually('the agent pod gone', async () => ((await agentPods()).length === 0 ? true : undefined), 120_000).catch(() => undefined);
   await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
+  if (scraper) await k('delete', 'clusterrolebinding', scraper.binding).catch(() => undefined);
   const docker = dockerClient(bed);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
     await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
@@ -193,8 +200,10 @@ describe('the DaemonSet on a real kubelet', () => {
     expect(spec.process.user.uid).toBe(0);
     expect([...(spec.process.capabilities.bounding ?? [])].sort()).toEqual(['CAP_DAC_OVERRIDE', 'CAP_FOWNER']);
     expect(spec.mounts.find((m) => m.destination === CHECKPOINT_ROOT)?.options).toContain('ro');
-    // Ready means /readyz said so: the engine reached through the socket mount, the caches synced.
-    expect(await (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).text()).toMatch(/ok/i);
+    // Ready means /readyz said so (over HTTPS, as the probes ask): the engine reached through the
+    // socket mount, the caches synced. /metrics needs an authorized token; without one, 401.
+    expect((await httpsGet(`https://127.0.0.1:${metricsPort}/readyz`)).body).toMatch(/ok/i);
+    expect((await httpsGet(`https://127.0.0.1:${metricsPort}/metrics`)).status).toBe(401);
   });
 
   it('converges the example resource on the node: restored replicas, at most 10 in flight', async () => {
@@ -299,7 +308,10 @@ describe('the DaemonSet on a real kubelet', () => {
   });
 
   it("Prometheus scrapes the pod's metrics", async () => {
-    const prom = await startPrometheus({ jobs: [{ job: 'crs-agent', targets: [`127.0.0.1:${metricsPort}`] }] });
+    // As the ServiceMonitor scrapes: HTTPS (the agent's self-signed certificate) with a bearer token.
+    const prom = await startPrometheus({
+      jobs: [{ job: 'crs-agent', targets: [`127.0.0.1:${metricsPort}`], https: { insecureSkipVerify: true }, bearerTokenFile: scraper?.file ?? '' }],
+    });
     try {
       const ready = await prom.waitFor(`crs_replicas_ready{namespace="${namespace}",name="app"}`, (r) => r[0]?.value === 12);
       expect(ready[0]?.metric.node).toBe(cluster.CRS_NODE_NAME);

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { freePort, serviceAccountKubeconfig } from '../support/agent.js';
+import { httpsGet, metricsReaderToken } from '../support/https.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { checkpointedSource, containersWithLabel, dockerClient } from '../support/workload.js';
 import { testbed } from '../testbed.js';
@@ -110,6 +111,7 @@ describe('the agent image', () => {
     await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } }));
     await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace });
     const kubeconfig = await serviceAccountKubeconfig(bed, k);
+    const scraper = await metricsReaderToken(bed, k, namespace);
     const ca = JSON.parse(readFileSync(kubeconfig, 'utf8')).clusters[0].cluster['certificate-authority'] as string;
     const port = await freePort();
     // The DaemonSet's pod, as `docker run`: the same mounts at the same in-container paths, root
@@ -129,7 +131,8 @@ describe('the agent image', () => {
       `--metrics-address=127.0.0.1:${port}`,
     );
     const deadline = Date.now() + 60_000;
-    while (!(await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false))) {
+    // The image serves its endpoints over HTTPS (a self-signed certificate), as in the DaemonSet.
+    while (!(await httpsGet(`https://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false))) {
       if (Date.now() > deadline) throw new Error(`the image's agent not ready in 60 s: ${await docker('logs', agentName)}`);
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -152,7 +155,9 @@ describe('the agent image', () => {
     expect(running.filter((c) => c.state === 'running')).toHaveLength(3);
     // Placed its checkpoint copies under the data root through the mount, and removed containerd's
     // leaked copies through the other one.
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const answer = await httpsGet(`https://127.0.0.1:${port}/metrics`, { token: scraper.token });
+    expect(answer.status).toBe(200);
+    const metrics = answer.body;
     expect(metrics).toMatch(/^crs_restores_total\{[^}]*result="success"[^}]*\} 3$/m);
     expect(metrics).toMatch(/^crs_checkpoint_copies_reclaimed_bytes_total(\{[^}]*\})? [1-9]/m);
     // Deleting the resource removes its containers (through the socket) and the finalizer.
@@ -160,6 +165,7 @@ describe('the agent image', () => {
     expect(await containersWithLabel(bed, OWNER_UID, crs.metadata.uid)).toHaveLength(0);
     // It stops cleanly on SIGTERM (docker stop), as on pod deletion.
     await docker('stop', '-t', '30', agentName);
+    await k('delete', 'clusterrolebinding', scraper.binding);
     expect((await docker('inspect', '-f', '{{.State.ExitCode}}', agentName)).trim()).toBe('0');
   });
 });

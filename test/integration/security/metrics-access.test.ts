@@ -6,9 +6,9 @@
 // the test bed scrapes it with a bearer token.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import https from 'node:https';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpsGet, type HttpsAnswer } from '../support/https.js';
 import { selfSignedCertificate } from '../../../controller/metrics/self-signed.js';
 import { testbed } from '../testbed.js';
 import { serviceAccountKubeconfig, startAgent, type RunningAgent } from '../support/agent.js';
@@ -26,23 +26,9 @@ let agent: RunningAgent | undefined;
 let prom: RunningPrometheus | undefined;
 const tokens: Record<'scraper' | 'stranger', string> = { scraper: '', stranger: '' };
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
 /** GET over HTTPS, verifying the agent's certificate (issued for localhost) with the test's CA. */
-function get(url: string, token?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(url, { ca: cert.cert, servername: 'localhost', headers: token ? { Authorization: `Bearer ${token}` } : {}, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-  });
+function get(url: string, token?: string): Promise<HttpsAnswer> {
+  return httpsGet(url, { ca: cert.cert, servername: 'localhost', ...(token ? { token } : {}) });
 }
 
 beforeAll(async () => {

@@ -21,8 +21,11 @@ export interface ScrapeJob {
   metricsPath?: string;
   /** Extra labels on every target of this job (e.g. { node: 'n1' }). */
   labels?: Record<string, string>;
-  /** Scrape over HTTPS, verifying the target's certificate with this CA file (PEM) and server name. */
-  https?: { caFile: string; serverName: string };
+  /**
+   * Scrape over HTTPS, verifying the target's certificate with this CA file (PEM) and server name, or
+   * (insecureSkipVerify) not at all, as a ServiceMonitor for the agent's self-signed certificate does.
+   */
+  https?: { caFile: string; serverName: string } | { insecureSkipVerify: true };
   /** Send `Authorization: Bearer <contents of this file>` with every scrape. */
   bearerTokenFile?: string;
 }
@@ -83,7 +86,7 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
       job_name: job.job,
       metrics_path: job.metricsPath ?? '/metrics',
       static_configs: [{ targets: job.targets, labels: job.labels ?? {} }],
-      ...(job.https ? { scheme: 'https', tls_config: { ca_file: job.https.caFile, server_name: job.https.serverName } } : {}),
+      ...(job.https ? { scheme: 'https', tls_config: 'caFile' in job.https ? { ca_file: job.https.caFile, server_name: job.https.serverName } : { insecure_skip_verify: true } } : {}),
       ...(job.bearerTokenFile ? { authorization: { type: 'Bearer', credentials_file: job.bearerTokenFile } } : {}),
     })),
   };
