@@ -22,7 +22,9 @@ export function selfSignedCertificate(commonName: string, altNames: readonly str
   const notBefore = new Date(now.getTime() - 3_600_000);
   const notAfter = new Date(now.getTime() + 365 * 86_400_000);
   const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f; // a positive INTEGER
+  // A positive INTEGER in minimal DER: first byte 0x40..0x7f (neither a sign bit nor a leading zero,
+  // which OpenSSL refuses as "illegal padding" when the next byte is below 0x80).
+  serial[0] = ((serial[0] ?? 0) & 0x3f) | 0x40;
   const san = seq(...altNames.map((n) => (net.isIP(n) ? tlv(0x87, ipBytes(n)) : tlv(0x82, Buffer.from(n, 'ascii')))));
   const extensions = tlv(0xa3, seq(seq(oid('2.5.29.17'), tlv(0x04, san))));
   const tbs = seq(
