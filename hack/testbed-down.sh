@@ -2,4 +2,5 @@
 # Stops the whole local test bed (control plane and engine). `--purge` also deletes their data.
 source "$(dirname "$0")/lib.sh"
 bash "$HACK_DIR/control-plane-down.sh" "$@"
+bash "$HACK_DIR/nodes-down.sh" "$@"
 bash "$HACK_DIR/engine-down.sh" "$@"

@@ -30,7 +30,7 @@ export function bringUpTestbed(repoRoot: string): Testbed {
   };
 }
 
-function parseEnvFile(file: string): Record<string, string> {
+export function parseEnvFile(file: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of readFileSync(file, 'utf8').split('\n')) {
     const m = /^(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
