@@ -223,6 +223,14 @@ for (const [key, scenario] of plan) {
 }
 await docker.getContainer(sourceName).remove({ force: true });
 
+// Figures measured by other means (e.g. the multi-node e2e) follow this marker; a rerun keeps them.
+const KEEP_MARKER = '<!-- sections below are not written by hack/bench/run.ts -->';
+async function keptSections(file: string): Promise<string> {
+  const old = await readFile(file, 'utf8').catch(() => '');
+  const at = old.indexOf(KEEP_MARKER);
+  return at < 0 ? '' : `\n${old.slice(at)}`;
+}
+
 const best = rows.find((r) => r.scenario.startsWith('3'));
 const ours = rows.find((r) => r.scenario.startsWith('4'));
 const table = [
@@ -246,7 +254,7 @@ ${ratio}
 ## Machine
 
 ${machine()}
-`;
+${await keptSections(path.join(repoRoot, values.out))}`;
 await writeFile(path.join(repoRoot, values.out), doc);
 console.log(`\n${table}\n${ratio}\nwritten to ${values.out}`);
 process.exit(0);

@@ -2,9 +2,8 @@
 // (hack/nodes-up.sh), its own Node object, all against the one apiserver. Each node's restores are
 // counted from that engine's own event stream.
 //
-// REPLICAS per node is 12, not the issue's 45: 3 x 45 = 135 CRIU restores on this shared 2-core test
-// bed take many minutes; 12 (> the bound of 10) still proves the per-engine in-flight bound and keeps
-// the file within a few minutes. The 45-per-node timing belongs in docs/benchmarks.md.
+// 45 replicas per node, as in the issue (a machine booting its 45): 135 CRIU restores of the 16 MB
+// sample converge in ~35 s on the shared 2-core test bed, the whole file in ~3.5 min.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE, OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet, NodeStatus } from '../../../controller/api/types.js';
@@ -14,7 +13,7 @@ import { nodeTestbeds } from '../support/nodes.js';
 import { checkpointedSource, containersWithLabel, dockerClient, watchInFlight } from '../support/workload.js';
 import { type Testbed, testbed } from '../testbed.js';
 
-const REPLICAS = 12;
+const REPLICAS = 45;
 const bed = testbed();
 const k = kubectl(bed);
 const run = Date.now().toString(36);
