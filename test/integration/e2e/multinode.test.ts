@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE, OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet, NodeStatus } from '../../../controller/api/types.js';
+import { eventually } from '../kube/helpers.js';
 import { type RunningAgent, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { nodeTestbeds } from '../support/nodes.js';
@@ -44,16 +45,6 @@ async function get(name: string): Promise<CheckpointReplicaSet> {
 
 function entry(crs: CheckpointReplicaSet, node: string): NodeStatus | undefined {
   return crs.status?.nodes?.find((n) => n.node === node);
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 async function owned(nodeBed: Testbed, uid: string) {
@@ -139,7 +130,7 @@ describe('one CheckpointReplicaSet on 3 real nodes', () => {
     if (!third) throw new Error('no third node');
     const before = await Promise.all(nodes.map(async (n) => (await owned(n.bed, uid)).map((c) => c.id).sort()));
     await k('label', 'node', third.name, 'pool-');
-    await eventually('node 3 empty', async () => ((await owned(third.bed, uid)).length === 0 ? true : undefined));
+    await eventually('node 3 empty', async () => ((await owned(third.bed, uid)).length === 0 ? true : undefined), 180_000);
     for (const [i, n] of nodes.slice(0, 2).entries()) {
       expect((await owned(n.bed, uid)).map((c) => c.id).sort()).toEqual(before[i]);
     }
