@@ -3,7 +3,7 @@
 // counted from that engine's own event stream.
 //
 // 45 replicas per node, as in the issue (a machine booting its 45): 135 CRIU restores of the 16 MB
-// sample converge in ~35 s on the shared 2-core test bed, the whole file in ~3.5 min.
+// sample converged in 34-69 s on the shared 2-core test bed, the whole file in 3.3-4.7 min.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE, OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet, NodeStatus } from '../../../controller/api/types.js';
