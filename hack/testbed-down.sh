@@ -4,4 +4,5 @@
 source "$(dirname "$0")/lib.sh"
 bash "$HACK_DIR/cluster-down.sh" "$@"
 bash "$HACK_DIR/control-plane-down.sh" "$@"
+bash "$HACK_DIR/nodes-down.sh" "$@"
 bash "$HACK_DIR/engine-down.sh" "$@"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings up the whole local test bed, idempotently: tools, the Kubernetes control plane, the project's
-# Docker engine with CRIU and the sample workload image. Writes .local/testbed.env for tests and
+# Docker engine with CRIU, the sample workload image and the node engines (hack/nodes-up.sh). Writes .local/testbed.env for tests and
 # shells (`source .local/testbed.env`). Needs root (see hack/engine-up.sh).
 source "$(dirname "$0")/lib.sh"
 start=$SECONDS
@@ -9,6 +9,8 @@ bash "$HACK_DIR/control-plane-up.sh" >/dev/null
 bash "$HACK_DIR/engine-up.sh" >/dev/null
 bash "$HACK_DIR/build-workload.sh"
 bash "$HACK_DIR/build-gitops-check.sh" >/dev/null # kstatus + Argo CD Lua, for the GitOps health tests
+# One engine per simulated node for the multi-node tests (NODES=0 skips them); writes .local/nodes.env.
+[ "${NODES:-3}" = 0 ] || bash "$HACK_DIR/nodes-up.sh" "${NODES:-3}"
 image="${SAMPLE_IMAGE:-crs-sample-app:latest}"
 cat > "$CRS_STATE_DIR/testbed.env" <<ENV
 export KUBECONFIG=$KUBECONFIG_PATH

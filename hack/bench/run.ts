@@ -223,6 +223,14 @@ for (const [key, scenario] of plan) {
 }
 await docker.getContainer(sourceName).remove({ force: true });
 
+// Figures measured by other means (e.g. the multi-node e2e) follow this marker; a rerun keeps them.
+const KEEP_MARKER = '<!-- sections below are not written by hack/bench/run.ts -->';
+async function keptSections(file: string): Promise<string> {
+  const old = await readFile(file, 'utf8').catch(() => '');
+  const at = old.indexOf(KEEP_MARKER);
+  return at < 0 ? '' : `\n${old.slice(at)}`;
+}
+
 const best = rows.find((r) => r.scenario.startsWith('3'));
 const ours = rows.find((r) => r.scenario.startsWith('4'));
 const table = [
@@ -246,10 +254,7 @@ ${ratio}
 ## Machine
 
 ${machine()}
-`;
-// Keep the soak section that hack/bench/soak.ts maintains in the same file.
-const previous = await readFile(path.join(repoRoot, values.out), 'utf8').catch(() => '');
-const soak = /<!-- soak:begin[^]*?<!-- soak:end -->/.exec(previous)?.[0];
-await writeFile(path.join(repoRoot, values.out), soak ? `${doc.trimEnd()}\n\n${soak}\n` : doc);
+${await keptSections(path.join(repoRoot, values.out))}`;
+await writeFile(path.join(repoRoot, values.out), doc);
 console.log(`\n${table}\n${ratio}\nwritten to ${values.out}`);
 process.exit(0);
