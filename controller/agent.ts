@@ -14,7 +14,7 @@ import { createKubeLayer, keyOf, splitKey } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
 import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer, type CrsMetrics, type MetricsServer, type MetricsServerOptions } from './metrics/index.js';
-import { selectsNode } from './reconcile/node-selection.js';
+import { nodeLabels, selectsNode } from './reconcile/node-selection.js';
 import { runPeriodically } from './periodic.js';
 import { createReconciler } from './reconcile/runner.js';
 import { VERSION } from './version.js';
@@ -123,8 +123,8 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         node: config.nodeName,
         machine: { provenAfterMs: config.replicaProvenSeconds * 1000 },
         agentLimits: { ...(checkpointRoot ? { checkpointRoot } : {}), hostCpus: os.availableParallelism(), requireMemoryLimit: config.requireMemoryLimit },
-        // No Node object (a host without kubelet) means no labels: only an empty selector matches.
-        selectsNode: (resource) => selectsNode(resource, kube.node.get(config.nodeName)?.metadata?.labels),
+        // No Node object: only an empty selector matches, others are 'unknown' (what runs is kept).
+        selectsNode: (resource) => selectsNode(resource, nodeLabels(kube.node.get(config.nodeName))),
       },
     );
 

@@ -8,6 +8,14 @@ import type { CheckpointReplicaSet } from '../api/types.js';
  */
 export type NodeSelection = boolean | 'unknown';
 
+/**
+ * The labels selectsNode matches against: undefined only when the Node object is absent. A Node
+ * without any label has none to match (`{}`), which is not the same as having no Node.
+ */
+export function nodeLabels(node: { metadata?: { labels?: Record<string, string> } } | undefined): Readonly<Record<string, string>> | undefined {
+  return node ? (node.metadata?.labels ?? {}) : undefined;
+}
+
 export function selectsNode(resource: CheckpointReplicaSet, nodeLabels: Readonly<Record<string, string>> | undefined): NodeSelection {
   const selector = Object.entries(resource.spec.nodeSelector ?? {});
   if (selector.length === 0) return true;

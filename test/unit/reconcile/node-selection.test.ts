@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
-import { selectsNode } from '../../../controller/reconcile/node-selection.js';
+import { nodeLabels, selectsNode } from '../../../controller/reconcile/node-selection.js';
 
 function withSelector(nodeSelector?: Record<string, string>): CheckpointReplicaSet {
   return {
@@ -29,5 +29,16 @@ describe('selectsNode', () => {
     expect(selectsNode(crs, { zone: 'a' })).toBe(false);
     expect(selectsNode(crs, { zone: 'b', tier: 'restore' })).toBe(false);
     expect(selectsNode(crs, undefined)).toBe('unknown');
+  });
+});
+
+describe('nodeLabels', () => {
+  it('a Node whose last label was removed does not match a selector; only an absent Node is unknown', () => {
+    // The multinode e2e's `kubectl label node n3 pool-` left a Node with no labels at all, which
+    // read as a missing Node and kept its replicas instead of removing them.
+    const crs = withSelector({ pool: 'a' });
+    expect(selectsNode(crs, nodeLabels({ metadata: { name: 'n3' } } as { metadata: { labels?: Record<string, string> } }))).toBe(false);
+    expect(selectsNode(crs, nodeLabels({ metadata: { labels: { pool: 'a' } } }))).toBe(true);
+    expect(selectsNode(crs, nodeLabels(undefined))).toBe('unknown');
   });
 });
