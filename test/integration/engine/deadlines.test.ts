@@ -149,7 +149,9 @@ describe('a Docker that hangs on the start and on the removal', () => {
     const e = switched({ concurrencyLimit: 1 });
     const o = owner('hung-start');
     const first = timedFailure(e.restoreReplica(specFor(source, o, 'r1'), { timeoutMs: 3000 }));
-    const second = timedFailure(e.restoreReplica(specFor(source, o, 'r2'), { timeoutMs: 3000 }));
+    // A restore waits for a host slot at most its own timeout (issue 10's queue bound): the second
+    // gets a longer one so it can outwait the first restore's 3 s and take the slot it releases.
+    const second = timedFailure(e.restoreReplica(specFor(source, o, 'r2'), { timeoutMs: 8000 }));
     const a = await first;
     const aEnded = Date.now();
     expect(a.err.code).toBe('RestoreTimeout');
