@@ -44,6 +44,8 @@ const expectedRules: PolicyRule[] = [
   { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets/status'], verbs: ['update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
+  // EndpointSlices of served replicas (issue 15): created and deleted, never updated.
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'create', 'delete'] },
   // Secure metrics serving (issue 9): the agent asks the apiserver who a scraper's token is and whether it may get /metrics.
   { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
   { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
