@@ -226,5 +226,6 @@ function hostPort(flag: string, raw: string): { host: string; port: number } {
 function address(flag: string, raw: string | undefined): string | undefined {
   if (raw === undefined || raw === '') return undefined;
   if (isIP(raw) === 0) throw new ConfigError(flag, `"${raw}" must be an IPv4 or IPv6 address`);
+  if (/^127\.|^::1$/.test(raw)) throw new ConfigError(flag, `"${raw}" is a loopback address, which EndpointSlices refuse: give the node's own address`);
   return raw;
 }
