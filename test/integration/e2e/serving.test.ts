@@ -80,7 +80,9 @@ async function hostPorts(uid: string): Promise<Map<string, number>> {
   const docker = dockerClient(bed);
   const out = new Map<string, number>();
   for (const c of await containersWithLabel(bed, OWNER_UID, uid)) {
-    const info = await docker.getContainer(c.id).inspect();
+    // A replica being replaced can vanish between the list and the inspect.
+    const info = await docker.getContainer(c.id).inspect().catch(() => undefined);
+    if (!info) continue;
     const port = Number(info.NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort);
     if (info.State.Running && port) out.set(c.id, port);
   }
@@ -176,7 +178,7 @@ describe('served replicas', () => {
     }
   });
 
-  it('follows a replica killed by hand, scale down and scale up', async () => {
+  it('follows a replica killed by hand, scale down, scale up and a template change', async () => {
     const docker = dockerClient(bed);
     const victim = [...(await hostPorts(uid)).keys()][0] ?? '';
     await docker.getContainer(victim).kill();
@@ -198,6 +200,18 @@ describe('served replicas', () => {
     await eventually('5 endpoints after scale up', async () => {
       const eps = await sliceEndpoints(uid);
       return eps.length === 5 && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
+    }, 180_000);
+
+    // A template change: new replicas replace the old, and the slices name only the new ones once the old are gone.
+    const before = new Set((await hostPorts(uid)).keys());
+    const changed = JSON.parse(manifest('web', { replicas: 5 })) as { spec: { template: { env: { name: string; value: string }[] } } };
+    changed.spec.template.env.push({ name: 'APP_ROLLOUT', value: '2' });
+    await k.apply(JSON.stringify(changed));
+    await eventually('5 endpoints of new replicas only', async () => {
+      const ports = await hostPorts(uid);
+      const eps = await sliceEndpoints(uid);
+      const fresh = [...ports.keys()].every((id) => !before.has(id));
+      return ports.size === 5 && fresh && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
     }, 180_000);
   });
 
