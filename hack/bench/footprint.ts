@@ -27,6 +27,8 @@ const { values } = parseArgs({
     resources: { type: 'string', default: '1000' },
     out: { type: 'string', default: 'docs/benchmarks.md' },
     'no-build': { type: 'boolean', default: false },
+    /** NODE_OPTIONS for the agent, to try V8 settings (e.g. --max-semi-space-size=1) without changing the image. */
+    'agent-node-options': { type: 'string' },
   },
 });
 const parts = new Set(values.parts.split(','));
@@ -50,7 +52,8 @@ async function agentFor(namespace: string, nodeName: string, extra: string[] = [
   await k('create', 'namespace', namespace);
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }));
   // resync 300 s and log level info are the shipped defaults (startAgent's test defaults differ).
-  const agent = await startAgent(bed, { nodeName, namespace, logLevel: 'info', resyncSeconds: 300, args: extra });
+  const nodeOptions = values['agent-node-options'];
+  const agent = await startAgent(bed, { nodeName, namespace, logLevel: 'info', resyncSeconds: 300, args: extra, ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}) });
   await agent.ready();
   return agent;
 }

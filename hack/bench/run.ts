@@ -115,7 +115,8 @@ one() {
   mkdir -p "${bed.dockerRoot}/containers/$id/checkpoints"
   cp -al "${dir}" "${bed.dockerRoot}/containers/$id/checkpoints/warm"
   echo "$id" > "${bed.dockerRoot}/containers/$id/checkpoints/warm/replica-id"  # unique: its own upload digest
-  if err=$(docker start --checkpoint warm "$id" 2>&1 >/dev/null); then echo OK; else echo "FAIL $err" | head -c 300; echo; fi
+  # A failed restore's container is removed, as a careful loop does (and so it stops counting as in flight).
+  if err=$(docker start --checkpoint warm "$id" 2>&1 >/dev/null); then echo OK; else echo "FAIL $err" | head -c 300; echo; docker rm -f "$id" >/dev/null; fi
 }
 export -f one
 seq ${replicas} | xargs -P ${limit} -I{} bash -c one
