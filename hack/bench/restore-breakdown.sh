@@ -33,10 +33,17 @@ tail -n +"$from" "$logfile" |
   grep -E "$id|ctrd-checkpoint|checkpoint|content|ingest|commit|Checkpoint|restore|snapshot|shim|TaskCreate|TaskStart|task" |
   grep -vE 'loading plugin' |
   awk -v t0="$t0" '{ if (match($0, /time="[^"]+"/)) { ts = substr($0, RSTART + 6, RLENGTH - 7); cmd = "date -d \"" ts "\" +%s.%N"; cmd | getline s; close(cmd); printf "%+7.3f  %s\n", s - t0, substr($0, 1, 260) } }'
+# containerd logs neither the upload's commit nor the unpack: the unpacked copy's folder tells when
+# the unpack began (its birth) and ended (its newest file), and so where the upload ended.
+for d in "$CRS_CONTAINERD_TMP"/ctrd-checkpoint*; do
+  [ "$(cat "$d/replica-id" 2>/dev/null)" = "$id" ] || continue
+  born=$(stat -c %W "$d"); newest=$(find "$d" -type f -printf '%C@\n' | sort -n | tail -1)
+  printf '%+7.3f  unpack into %s began (folder born)\n%+7.3f  unpack ended: last file changed, by ctime since the unpack keeps the tar mtimes\n' "$(echo "$born - $t0" | bc)" "$d" "$(echo "$newest - $t0" | bc)"
+done
 echo "--- CRIU restore.log ---"
 restore_log=$(find "$CRS_DOCKER_RUN" "$CRS_DOCKER_ROOT" -name restore.log -path "*$id*" 2>/dev/null | head -1)
 if [ -n "$restore_log" ]; then
-  echo "$restore_log"; head -3 "$restore_log"; echo ...; tail -5 "$restore_log"
+  echo "$restore_log ($(stat -c %y "$restore_log"))"; grep -E 'Version|Restore finished|pagemap|Forking' "$restore_log" | head -5; tail -3 "$restore_log"
 else
   echo "no restore.log under $CRS_DOCKER_RUN or $CRS_DOCKER_ROOT for $id"
 fi
