@@ -104,3 +104,14 @@ export async function writeSection(file: string, name: string, body: string): Pr
   const doc = b && e > b.index ? old.slice(0, b.index) + section + old.slice(e + end.length) : `${old.trimEnd()}\n\n${section}\n`;
   await writeFile(file, doc);
 }
+
+/** Runs a benchmark's main and exits with its outcome (the agent, watches and streams it started must not keep it alive). */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

@@ -16,7 +16,7 @@ import { type RunningAgent, startAgent } from '../../test/integration/support/ag
 import { installCrd, kubectl } from '../../test/integration/support/kubectl.js';
 import { bringUpTestbed } from '../../test/integration/support/testbed-env.js';
 import { checkpointedSource } from '../../test/integration/support/workload.js';
-import { loadAverage, log, machine, processUsage, restoreCopiesSince, sampleRss, sleep, writeSection } from './common.js';
+import { loadAverage, log, machine, processUsage, restoreCopiesSince, runMain, sampleRss, sleep, writeSection } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -209,10 +209,4 @@ ${machine(bed)}
   console.log(text);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -22,7 +22,7 @@ import { startAgent } from '../../test/integration/support/agent.js';
 import { installCrd, kubectl } from '../../test/integration/support/kubectl.js';
 import { bringUpTestbed } from '../../test/integration/support/testbed-env.js';
 import { checkpointedSource, followEvents } from '../../test/integration/support/workload.js';
-import { loadAverage, log, machine, median, processUsage, restoreCopiesSince, sampleRss, writeSection } from './common.js';
+import { loadAverage, log, machine, median, processUsage, restoreCopiesSince, runMain, sampleRss, writeSection } from './common.js';
 import { type Series, rolloutSvg } from './svg.js';
 
 const run = promisify(execFile);
@@ -350,10 +350,4 @@ async function main(): Promise<void> {
   console.log(text);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runMain(main);
