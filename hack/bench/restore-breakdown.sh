@@ -13,6 +13,13 @@ mb="${1:-200}"
 logfile="$CRS_STATE_DIR/logs/dockerd.log"
 grep -q 'level=debug' "$logfile" || die "no debug lines in $logfile: start the engine with CRS_ENGINE_DEBUG=1 (see the header)"
 
+src=""; id=""
+# Whatever happens, the containers and the unpacked copy this script made go (containerd leaves the copy: issue 10166).
+cleanup() {
+  [ -z "$id" ] || for d in "$CRS_CONTAINERD_TMP"/ctrd-checkpoint*; do [ "$(cat "$d/replica-id" 2>/dev/null)" = "$id" ] && rm -rf "$d"; done
+  docker rm -f $id $src >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 src=$(APP_MEMORY_MB="$mb" bash "$HACK_DIR/checkpoint-workload.sh" breakdown-src warm | tail -1)
 image=$(docker inspect -f '{{.Image}}' "$src")
 id=$(docker create --network none -e APP_MEMORY_MB="$mb" --label checkpoint.dev/bench=breakdown "$image")
@@ -47,7 +54,3 @@ if [ -n "$restore_log" ]; then
 else
   echo "no restore.log under $CRS_DOCKER_RUN or $CRS_DOCKER_ROOT for $id"
 fi
-docker rm -f "$id" "$src" >/dev/null
-# containerd leaves the unpacked copy behind (containerd issue 10166); this script made exactly one.
-for d in "$CRS_CONTAINERD_TMP"/ctrd-checkpoint*; do [ "$(cat "$d/replica-id" 2>/dev/null)" = "$id" ] && rm -rf "$d"; done
-exit 0
