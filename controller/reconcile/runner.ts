@@ -11,6 +11,7 @@
 
 import { createActor } from 'xstate';
 import type { CheckpointReplicaSet } from '../api/types.js';
+import { FairLimiter } from '../engine/limiter.js';
 import type { ContainerWatchEvent } from '../engine/types.js';
 import type { AgentLimits } from '../api/validate.js';
 import { backoffDelay } from './backoff.js';
@@ -112,6 +113,8 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
   const abortGraceMs = options.abortGraceMs ?? 15_000;
   const orphanMinAgeMs = options.orphanMinAgeMs ?? 120_000;
   const inFlightWork = new Set<Promise<unknown>>();
+  // One per host (this reconciler): removals of every resource share it, like restores share the engine's.
+  const removeSlots = new FairLimiter(ports.engine.concurrencyLimit);
   const entries = new Map<string, Entry>();
   const { logger } = ports;
   let stopping = false;
@@ -125,6 +128,7 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
       clock,
       options: machineOptions,
       inFlightWork,
+      removeSlots,
       ...(options.agentLimits ? { agentLimits: options.agentLimits } : {}),
       ...(options.selectsNode ? { selectsNode: options.selectsNode } : {}),
     });
