@@ -45,7 +45,7 @@ export interface ReconcilerOptions {
   node: string;
   clock?: RunnerClock;
   machine?: Partial<MachineOptions>;
-  /** On stop(): how long in-flight batches may run on before they are aborted. Default 30 s. */
+  /** On stop(): how long restores in flight may run on before they are aborted. Default 30 s. */
   stopGraceMs?: number;
   /** After aborting: how long to wait for the engine to clean up aborted work. Default 15 s. */
   abortGraceMs?: number;
@@ -81,7 +81,7 @@ export interface Reconciler {
   engineChanged(event: ContainerWatchEvent): string[];
   /**
    * A changed object straight from the watch, for an actor that is BUSY (the work queue holds its
-   * key until it rests): a deletion aborts the batch at once, a scale-down cancels the restores it
+   * key until it rests): a deletion aborts the restore window at once, a scale-down cancels the restores it
    * no longer wants. An actor at rest, or none, is left to the queue.
    */
   offer(resource: CheckpointReplicaSet | undefined, key: string): void;

@@ -54,11 +54,11 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
   }
 }
 
-/** The longest batch the agent has logged so far, in seconds: an honest "one restore time" on this machine. */
+/** The longest restore window the agent has logged so far, in seconds: an honest "one restore time" on this machine. */
 function longestBatchSeconds(agent: RunningAgent): number {
   let longest = 0;
   for (const line of readFileSync(agent.logFile, 'utf8').split('\n')) {
-    if (!line.includes('"batch finished"')) continue;
+    if (!line.includes('"window closed"')) continue;
     const seconds = (JSON.parse(line) as { seconds?: number }).seconds ?? 0;
     longest = Math.max(longest, seconds);
   }
