@@ -143,6 +143,8 @@ export interface PlanSummary {
   waitingSlots: string[];
   /** Current-template containers that are live but not ready (restarting, paused, ...). */
   notReady: number;
+  /** Containers still observed whose removal is planned or under way: not Ready until they are gone. */
+  removing: number;
 }
 
 export interface Plan {
@@ -234,7 +236,7 @@ export function plan(input: PlannerInput): Plan {
       removes: visible.map((r) => ({ containerId: r.containerId, replicaId: r.replicaId, templateHash: r.templateHash, cause: 'deleting' })),
       forget: [...history.keys()],
       window,
-      summary: summarize(desired, visible, [], [], [], [], []),
+      summary: summarize(desired, visible, [], [], [], [], [], observed.length - visible.length),
       converged: visible.length === 0,
     };
   }
@@ -247,7 +249,7 @@ export function plan(input: PlannerInput): Plan {
       removes: [],
       forget: [],
       window,
-      summary: summarize(desired, live, current, [], [], [], []),
+      summary: summarize(desired, live, current, [], [], [], [], observed.length - visible.length),
       converged: false,
     };
   }
@@ -383,7 +385,7 @@ export function plan(input: PlannerInput): Plan {
   const waitingSlots = waiting
     .filter((w) => (w.kind === 'retry' || w.kind === 'cold') && !createdIds.has(w.replicaId))
     .map((w) => w.replicaId);
-  const summary = summarize(desired, live, keptAfter, pending, failedSlots, blocked.map((w) => w.replicaId), waitingSlots);
+  const summary = summarize(desired, live, keptAfter, pending, failedSlots, blocked.map((w) => w.replicaId), waitingSlots, observed.length - visible.length);
   const converged =
     creates.length === 0 &&
     removes.length === 0 &&
@@ -403,6 +405,7 @@ function summarize(
   failedSlots: string[],
   blockedSlots: string[],
   waitingSlots: string[],
+  removing: number,
 ): PlanSummary {
   const ready = current.filter((r) => r.ready);
   return {
@@ -416,6 +419,7 @@ function summarize(
     blockedSlots,
     waitingSlots,
     notReady: current.length - ready.length,
+    removing,
   };
 }
 

@@ -44,7 +44,7 @@ const EMPTY_PLAN: Plan = {
   removes: [],
   forget: [],
   window: 1,
-  summary: { desired: 0, replicas: 0, ready: 0, coldStarted: 0, outdated: 0, pending: 0, failedSlots: [], blockedSlots: [], waitingSlots: [], notReady: 0 },
+  summary: { desired: 0, replicas: 0, ready: 0, coldStarted: 0, outdated: 0, pending: 0, failedSlots: [], blockedSlots: [], waitingSlots: [], notReady: 0, removing: 0 },
   converged: false,
 };
 

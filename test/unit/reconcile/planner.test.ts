@@ -9,6 +9,7 @@ import {
   type PlannerInput,
 } from '../../../controller/reconcile/planner.js';
 import { SLOT_ID_PATTERN, allocateSlotIds } from '../../../controller/reconcile/slots.js';
+import { allReady } from '../../../controller/reconcile/status.js';
 import { HASH, OLD_HASH, desired, history, input, readyReplicas, replica } from './fixtures.js';
 
 const ids = (list: { replicaId: string }[]): string[] => list.map((x) => x.replicaId);
@@ -134,6 +135,19 @@ describe('plan: creating', () => {
     expect(p.creates).toHaveLength(1);
     // The removed slot's id is not reused while its removal is unconfirmed.
     expect(p.creates[0]!.replicaId).toBe('3');
+  });
+
+  it('a scale-down is not Ready while a container whose removal is planned is still observed', () => {
+    const observed = readyReplicas(6);
+    const excess = observed[5]!;
+    const input5 = (removes: { replicaId: string; containerId: string; since: number }[]) =>
+      plan(input({ desired: desired({ replicas: 5 }), observed, expectations: { creates: [], removes } }));
+    const during = input5([{ replicaId: excess.replicaId, containerId: excess.containerId, since: 0 }]);
+    expect(during.summary).toMatchObject({ replicas: 5, ready: 5, removing: 1 });
+    expect(allReady(during.summary)).toBe(false);
+    const after = plan(input({ desired: desired({ replicas: 5 }), observed: observed.slice(0, 5) }));
+    expect(after.summary.removing).toBe(0);
+    expect(allReady(after.summary)).toBe(true);
   });
 
   it('skips slot ids already used by any container, history entry or expectation', () => {
