@@ -455,6 +455,13 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 },
               },
             },
+            stopGracePeriodSeconds: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 3600,
+              description:
+                "Seconds a replica gets between SIGTERM and SIGKILL when it is removed (Docker's stop timeout; default 10, Docker's). Like a Pod's terminationGracePeriodSeconds: part of the template, so a change rolls the replicas.",
+            },
             workingDir: {
               type: 'string',
               maxLength: 4096,

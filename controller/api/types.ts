@@ -116,6 +116,12 @@ export interface ContainerTemplate {
   args?: string[];
   /** Environment variables, each name once. */
   env?: EnvVar[];
+  /**
+   * Seconds a replica gets between SIGTERM and SIGKILL when it is removed (Docker's stop timeout;
+   * default 10, Docker's). Like a Pod's terminationGracePeriodSeconds: part of the template, so a
+   * change rolls the replicas.
+   */
+  stopGracePeriodSeconds?: number;
   /** Absolute directory the process starts in. */
   workingDir?: string;
   /** user, uid, user:group or uid:gid. */

@@ -138,6 +138,8 @@ export function buildCreateOptions({ spec, mode, networkMode }: CreateOptionsInp
   if (t.env) options.Env = t.env.map((e) => `${e.name}=${e.value ?? ''}`);
   if (t.workingDir) options.WorkingDir = t.workingDir;
   if (t.user) options.User = t.user;
+  // Kept on the container, so a removal uses the grace of the template the replica was made from.
+  if (t.stopGracePeriodSeconds !== undefined) options.StopTimeout = t.stopGracePeriodSeconds;
   if (t.ports?.length) publishPorts(options, hostConfig, t.ports, networkMode);
   return options;
 }

@@ -829,7 +829,9 @@ export class DockerEngine implements RestoreEngine {
         'InvalidSpec',
         `refusing to remove container ${info.Name.replace(/^\//, '')} (${info.Id.slice(0, 12)}): it ${actual ? `belongs to owner uid ${actual}` : 'carries no owner label'}, not to ${ownerUid}`,
       );
-    const grace = this.options.stopTimeoutSeconds ?? 10;
+    // The template's stopGracePeriodSeconds, recorded on the container at create; else the agent's default.
+    // (dockerode's inspect type lacks StopTimeout, which Docker returns when it was set.)
+    const grace = (info.Config as { StopTimeout?: number }).StopTimeout ?? this.options.stopTimeoutSeconds ?? 10;
     try {
       await this.call(`stopping replica container ${info.Id.slice(0, 12)}`, signal, (s) => container.stop({ t: grace, abortSignal: s }), grace * 1000 + this.callTimeoutMs);
     } catch (err) {

@@ -111,6 +111,11 @@ const badSpecs: BadSpec[] = [
     expect: ['spec.replicas: Invalid value: -1', 'should be greater than or equal to 0'],
   },
   {
+    title: 'negative stop grace',
+    spec: { checkpoint: source, template: { image, stopGracePeriodSeconds: -1 } },
+    expect: ['spec.template.stopGracePeriodSeconds: Invalid value: -1', 'should be greater than or equal to 0'],
+  },
+  {
     title: 'replicas as a word',
     spec: { replicas: 'three', checkpoint: source, template: { image } },
     expect: ['spec.replicas: Invalid value: "string"', 'must be of type integer'],

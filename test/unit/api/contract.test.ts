@@ -30,6 +30,7 @@ interface DraftContainerTemplate {
   ports?: Api.ContainerPort[];
   readinessProbe?: Api.ReadinessProbe;
   postRestore?: Api.PostRestoreHook;
+  stopGracePeriodSeconds?: number;
 }
 type DraftRestoreFallback = 'None' | 'ColdStart';
 interface DraftRestorePolicy {
