@@ -25,13 +25,18 @@ export function finalizerFor(node: string): string {
   if (!node) throw new RangeError('finalizer: node name must not be empty');
   const namePart = `cleanup-${node}`;
   if (namePart.length <= MAX_NAME_PART && /^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/i.test(namePart)) return `${GROUP}/${namePart}`;
-  const hash = createHash('sha256').update(node).digest('hex').slice(0, 10);
+  const hash = nodeHash(node);
   const room = MAX_NAME_PART - 'cleanup-'.length - 1 - hash.length;
   const readable = node
     .slice(0, room)
     .replace(/[^-a-z0-9_.]/gi, '-')
     .replace(/[-_.]+$/, '');
   return `${GROUP}/cleanup-${readable ? `${readable}-` : ''}${hash}`;
+}
+
+/** A short, stable hash of a node name, for names that must be shorter than node names may be. */
+export function nodeHash(node: string): string {
+  return createHash('sha256').update(node).digest('hex').slice(0, 10);
 }
 
 export type FinalizerErrorCode = 'ResourceGone' | 'ResourceDeleting';
