@@ -38,6 +38,8 @@ export interface AgentConfig {
   wedgedAfterSeconds: number;
   /** A replica that ran this long clears its slot's failure count when it dies. */
   replicaProvenSeconds: number;
+  /** A node whose Node object is missing this long loses its status entry and finalizer (issue 12). */
+  departedNodeGraceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -112,6 +114,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "a replica that ran this long is forgiven its slot's failed restores",
     default: '60',
   },
+  'departed-node-grace-seconds': {
+    env: 'DEPARTED_NODE_GRACE_SECONDS',
+    help: "a node whose Node object has been missing this long has its status.nodes entry and finalizer removed by the remaining agents (it left for good)",
+    default: '60',
+  },
 };
 
 export function usage(): string {
@@ -178,6 +185,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     dockerTimeoutSeconds: integer('docker-timeout-seconds', get('docker-timeout-seconds'), 1, 600),
     wedgedAfterSeconds: integer('wedged-after-seconds', get('wedged-after-seconds'), 5, 3600),
     replicaProvenSeconds: integer('replica-proven-seconds', get('replica-proven-seconds'), 1, 86_400),
+    departedNodeGraceSeconds: integer('departed-node-grace-seconds', get('departed-node-grace-seconds'), 1, 86_400),
   };
 }
 

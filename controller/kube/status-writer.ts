@@ -293,7 +293,7 @@ export class StatusWriter implements StatusReporter {
     const { ref, change } = pending;
     if (change.kind === 'remove') {
       state.written = undefined;
-      return this.removeEntry(ref);
+      return this.removeEntry(ref, this.node);
     }
     const now = new Date(this.clock.now());
     const fresh = state.written?.uid === ref.uid && this.clock.now() - state.written.at < this.refreshMs ? state.written : undefined;
@@ -365,8 +365,17 @@ export class StatusWriter implements StatusReporter {
     }
   }
 
-  /** Removes this node's entry: read, merge, PUT with the resourceVersion read; 409 re-reads. */
-  private async removeEntry(ref: ResourceRef): Promise<'written' | 'unchanged' | 'gone'> {
+  /**
+   * Removes a departed node's entry now (departed-nodes.ts: its Node is gone and its agent with it,
+   * so nobody else ever will). Throws on API errors; the caller's next sweep retries.
+   */
+  removeDeparted(ref: ResourceRef, node: string): Promise<'written' | 'unchanged' | 'gone'> {
+    if (node === this.node) return Promise.reject(new RangeError('status writer: removeDeparted is for other nodes; use remove()'));
+    return this.removeEntry(ref, node);
+  }
+
+  /** Removes `node`'s entry: read, merge, PUT with the resourceVersion read; 409 re-reads. */
+  private async removeEntry(ref: ResourceRef, node: string): Promise<'written' | 'unchanged' | 'gone'> {
     for (let attempt = 0; ; attempt++) {
       let obj: CheckpointReplicaSet;
       try {
@@ -377,7 +386,7 @@ export class StatusWriter implements StatusReporter {
       }
       if (obj.metadata.uid !== ref.uid) return 'gone';
       const identity = { uid: obj.metadata.uid, generation: obj.metadata.generation ?? ref.generation };
-      const next = removeNodeStatus(obj.status, this.node, identity, new Date(this.clock.now()));
+      const next = removeNodeStatus(obj.status, node, identity, new Date(this.clock.now()));
       if (sameStatus(obj.status, next)) return 'unchanged';
       try {
         await this.client.replaceStatus({ ...obj, status: next });
@@ -389,7 +398,7 @@ export class StatusWriter implements StatusReporter {
         this.stats_.conflicts++;
         this.logger.debug('status write conflicted; re-reading', {
           resource: keyOf(ref.namespace, ref.name),
-          node: this.node,
+          node,
           attempt: attempt + 1,
         });
         await sleep(this.clock, backoffDelay(this.conflictBackoff, attempt + 1, this.random));
