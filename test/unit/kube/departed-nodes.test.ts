@@ -10,18 +10,19 @@ function entry(node: string, ready: number): NodeStatus {
   return { node, observedGeneration: 1, replicas: ready, readyReplicas: ready, restoringReplicas: 0, failedReplicas: 0 };
 }
 
-function setup(existing: Set<string>) {
+const THREE_NODES = {
+  finalizers: ['other.io/keep', finalizerFor('n1'), finalizerFor('n2'), finalizerFor('n3')],
+  status: { replicas: 6, readyReplicas: 6, nodes: [entry('n1', 1), entry('n2', 2), entry('n3', 3)] },
+};
+
+function setup(existing: Set<string>, stored: { finalizers: string[]; status: CheckpointReplicaSet['status'] } = THREE_NODES, graceMs = 60_000) {
   const clock = new ManualClock();
   const store = new FakeCrsStore();
-  store.put({
-    ...sampleResource(),
-    metadata: { ...sampleResource().metadata, finalizers: ['other.io/keep', finalizerFor('n1'), finalizerFor('n2'), finalizerFor('n3')] },
-    status: { replicas: 6, readyReplicas: 6, nodes: [entry('n1', 1), entry('n2', 2), entry('n3', 3)] },
-  });
+  store.put({ ...sampleResource(), metadata: { ...sampleResource().metadata, finalizers: stored.finalizers }, status: stored.status });
   let lists = 0;
   const sweeper = new DepartedNodeSweeper({
     node: 'n1',
-    graceMs: 60_000,
+    graceMs,
     listNodeNames: async () => {
       lists++;
       return new Set(existing);
@@ -62,24 +63,10 @@ describe('DepartedNodeSweeper', () => {
   });
 
   it('never sweeps its own node, and lists no Nodes when no other node is named', async () => {
-    const clock = new ManualClock();
-    const store = new FakeCrsStore();
-    store.put({ ...sampleResource(), status: { nodes: [entry('n1', 1)] } });
-    let lists = 0;
-    const sweeper = new DepartedNodeSweeper({
-      node: 'n1',
-      graceMs: 0,
-      listNodeNames: async () => {
-        lists++;
-        return new Set();
-      },
-      resources: () => [store.peek('ns', 'web') as CheckpointReplicaSet],
-      status: new StatusWriter({ client: store, node: 'n1', clock }),
-      finalizer: new NodeFinalizer({ client: store, node: 'n1', clock }),
-      clock,
-    });
+    const { store, sweeper, lists } = setup(new Set(), { finalizers: [finalizerFor('n1')], status: { nodes: [entry('n1', 1)] } }, 0);
     expect(await sweeper.sweep()).toEqual({ departed: [], cleaned: 0 });
-    expect(lists).toBe(0);
+    expect(lists()).toBe(0);
     expect(store.peek('ns', 'web')?.status?.nodes).toHaveLength(1);
+    expect(store.peek('ns', 'web')?.metadata.finalizers).toEqual([finalizerFor('n1')]);
   });
 });
