@@ -10,8 +10,9 @@ import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js
 import { EngineError } from './engine/errors.js';
 import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
-import { createKubeLayer, keyOf, splitKey } from './kube/index.js';
 import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
+import { DepartedNodeSweeper } from './kube/departed-nodes.js';
+import { createKubeLayer, keyOf, splitKey, type KubeLayer } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
 import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer, type CrsMetrics, type MetricsServer, type MetricsServerOptions } from './metrics/index.js';
@@ -217,6 +218,11 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     kube.node.on({ add: () => noteNode(true), update: () => noteNode(true), delete: () => noteNode(false) });
     // ---- end of missing Node
 
+    // ---- A node that left for good (issue 12): its entry and finalizer are removed by the agents
+    // that remain, once its Node has been missing for --departed-node-grace-seconds.
+    const departed = startDepartedNodeSweeps(kc, kube, config, logger);
+    // ---- end of departed nodes
+
     // Housekeeping: leaked checkpoint copies (containerd issue 10166) and containers of resources
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
     // namespace-scoped agent cannot tell a foreign namespace's resource from a deleted one.
@@ -241,6 +247,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     shutdown = async () => {
       health.stop();
       await housekeeping.stop();
+      await departed.stop();
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
       await stopWatch();
@@ -263,6 +270,30 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       await server.close();
     },
   };
+}
+
+/** Sweeps for departed nodes every quarter of the grace period (1 s to 15 s). */
+function startDepartedNodeSweeps(kc: k8s.KubeConfig, kube: KubeLayer, config: AgentConfig, logger: Logger): { stop(): Promise<void> } {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const graceMs = config.departedNodeGraceSeconds * 1000;
+  const sweeper = new DepartedNodeSweeper({
+    node: config.nodeName,
+    graceMs,
+    // timeoutSeconds bounds the list on the apiserver's side: a hung list cannot stall the sweeps.
+    listNodeNames: async () => new Set((await core.listNode({ timeoutSeconds: 30 })).items.map((n) => n.metadata?.name ?? '')),
+    resources: () => kube.resources.list(),
+    status: kube.status,
+    finalizer: kube.finalizer,
+    clock: { now: () => Date.now() },
+    logger: logger.with({ component: 'departed-nodes' }),
+  });
+  return runPeriodically(
+    async () => {
+      if (kube.hasSynced()) await sweeper.sweep();
+    },
+    Math.min(15_000, Math.max(1000, graceMs / 4)),
+    (err) => logger.warn('departed-node sweep failed; next sweep retries', { err }),
+  );
 }
 
 /**

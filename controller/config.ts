@@ -42,6 +42,8 @@ export interface AgentConfig {
   // Serving (issue 15).
   /** The node's address in EndpointSlices (where replicas' host ports are reached); undefined: the first non-loopback IPv4. */
   nodeAddress?: string | undefined;
+  /** A node whose Node object is missing this long loses its status entry and finalizer (issue 12). */
+  departedNodeGraceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -121,6 +123,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     env: 'NODE_IP',
     help: "this node's address in the EndpointSlices of served replicas (e.g. the downward API status.hostIP); default: the first non-loopback IPv4",
   },
+  'departed-node-grace-seconds': {
+    env: 'DEPARTED_NODE_GRACE_SECONDS',
+    help: "a node whose Node object has been missing this long has its status.nodes entry and finalizer removed by the remaining agents (it left for good)",
+    default: '60',
+  },
 };
 
 export function usage(): string {
@@ -188,6 +195,7 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     wedgedAfterSeconds: integer('wedged-after-seconds', get('wedged-after-seconds'), 5, 3600),
     replicaProvenSeconds: integer('replica-proven-seconds', get('replica-proven-seconds'), 1, 86_400),
     nodeAddress: address('node-address', get('node-address')),
+    departedNodeGraceSeconds: integer('departed-node-grace-seconds', get('departed-node-grace-seconds'), 1, 86_400),
   };
 }
 
