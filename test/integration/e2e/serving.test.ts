@@ -7,7 +7,7 @@
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
-import { OWNER_UID } from '../../../controller/api/labels.js';
+import { OWNER_NAME, OWNER_NAMESPACE, OWNER_UID } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { type RunningAgent, serviceAccountKubeconfig, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
@@ -223,9 +223,12 @@ describe('served replicas', () => {
   it('a probe that never passes fails restores with ReadinessTimeout, spending at most maxAttempts per replica', async () => {
     // Without the hook the restored sample never listens again: the probe cannot pass.
     const created: string[] = [];
+    // Followed from before the apply (by owner name: the uid is not known yet), so no create is missed.
+    const follow = await followEvents(bed, { type: ['container'], label: [`${OWNER_NAMESPACE}=${namespace}`, `${OWNER_NAME}=deaf`], event: ['create'] }, (e) =>
+      created.push(e.id),
+    );
     await k.apply(manifest('deaf', { replicas: 3, postRestore: null, probe: { httpGet: { port: 8080 }, periodSeconds: 1, failureThreshold: 2 }, maxAttempts: 1 }));
     const deafUid = (await get('deaf')).metadata.uid;
-    const follow = await followEvents(bed, { type: ['container'], label: [`${OWNER_UID}=${deafUid}`], event: ['create'] }, (e) => created.push(e.id));
     try {
       await eventually('ReadinessTimeout in an Event', async () => ((await events('deaf')).includes('ReadinessTimeout') ? true : undefined), 120_000);
       const crs = await get('deaf');
