@@ -294,8 +294,8 @@ export class DockerEngine implements RestoreEngine {
   async ping(signal?: AbortSignal): Promise<void> {
     try {
       // dockerode's ping accepts options at run time (docker-modem reads abortSignal); its types do not say so.
-      const ping = this.docker.ping as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<unknown>;
-      await this.call('ping of the Docker engine', signal, (s) => ping.call(this.docker, { abortSignal: s }));
+      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<unknown>;
+      await this.call('ping of the Docker engine', signal, (s) => ping({ abortSignal: s }));
     } catch (err) {
       throw this.toEngineError(err, { operation: 'ping of the Docker engine' }, signal);
     }
@@ -705,8 +705,8 @@ export class DockerEngine implements RestoreEngine {
   private inspectImage(name: string, signal: AbortSignal): Promise<Docker.ImageInspectInfo> {
     return new Promise((resolve, reject) => {
       this.docker.modem.dial(
-        { path: `/images/${name}/json`, method: 'GET', abortSignal: signal, statusCodes: { 200: true, 404: 'no such image', 500: 'server error' } } as Parameters<Docker['modem']['dial']>[0],
-        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as Docker.ImageInspectInfo)),
+        { path: `/images/${name}/json`, method: 'GET', abortSignal: signal, statusCodes: { 200: true, 404: 'no such image', 500: 'server error' } },
+        (err: unknown, data: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(data as Docker.ImageInspectInfo)),
       );
     });
   }
@@ -886,8 +886,8 @@ export class DockerEngine implements RestoreEngine {
  * The dockerode types do not know `_query`/`_body`, hence the cast.
  */
 export function checkpointStartOptions(checkpoint: string, signal?: AbortSignal): Docker.ContainerStartOptions {
-  const options = { _query: { checkpoint }, _body: {}, ...(signal ? { abortSignal: signal } : {}) };
-  return options as unknown as Docker.ContainerStartOptions;
+  const options: Record<string, unknown> = { _query: { checkpoint }, _body: {}, ...(signal ? { abortSignal: signal } : {}) };
+  return options as Docker.ContainerStartOptions;
 }
 
 function mib(bytes: number): string {

@@ -42,7 +42,7 @@ export function errorShape(err: unknown): ErrorShape {
     typeof json === 'object' && json !== null && typeof (json as Record<string, unknown>)['message'] === 'string'
       ? ((json as Record<string, unknown>)['message'] as string)
       : undefined;
-  const shape: ErrorShape = { message: typeof e['message'] === 'string' ? e['message'] : String(err) };
+  const shape: ErrorShape = { message: typeof e['message'] === 'string' ? e['message'] : JSON.stringify(err) };
   if (typeof e['statusCode'] === 'number') shape.statusCode = e['statusCode'];
   if (typeof e['code'] === 'string') shape.code = e['code'];
   if (typeof e['name'] === 'string') shape.name = e['name'];

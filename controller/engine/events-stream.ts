@@ -55,7 +55,7 @@ export function parseEventLine(line: string): ReplicaChange | undefined {
   const uid = attributes[OWNER_UID];
   const id = e.Actor?.ID;
   if (!action || typeof uid !== 'string' || uid === '' || typeof id !== 'string') return undefined;
-  const text = (key: string): string | undefined => (typeof attributes[key] === 'string' && attributes[key] !== '' ? (attributes[key] as string) : undefined);
+  const text = (key: string): string | undefined => (typeof attributes[key] === 'string' && attributes[key] !== '' ? attributes[key] : undefined);
   const at = typeof e.timeNano === 'number' ? new Date(e.timeNano / 1e6) : typeof e.time === 'number' ? new Date(e.time * 1000) : new Date(0);
   const detail = action === 'health_status' ? rest.join(':').trim() : action === 'die' ? text('exitCode') : undefined;
   const namespace = text(OWNER_NAMESPACE);
@@ -129,7 +129,7 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
         const stream = (await options.docker.getEvents({
           filters: { type: ['container'], label: [OWNER_UID] },
           abortSignal: stopping.signal,
-        } as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
+        } as Docker.GetEventsOptions));
         connected = true;
         failures = 0;
         if (lostAt) {

@@ -98,12 +98,12 @@ function parseBody(body: unknown): StatusBody | undefined {
   if (typeof body === 'string') {
     try {
       const parsed: unknown = JSON.parse(body);
-      return typeof parsed === 'object' && parsed !== null ? (parsed as StatusBody) : { message: body };
+      return typeof parsed === 'object' && parsed !== null ? parsed : { message: body };
     } catch {
       return { message: body };
     }
   }
-  return typeof body === 'object' && body !== null ? (body as StatusBody) : undefined;
+  return typeof body === 'object' && body !== null ? body : undefined;
 }
 
 function nestedCode(cause: unknown): string | undefined {

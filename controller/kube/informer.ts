@@ -216,7 +216,7 @@ export class ResilientInformer<T extends WatchedObject> {
     const list = await this.options.list();
     this.listedSinceSync = true;
     this.consecutiveErrors = 0;
-    return list as KubernetesListObject<KubernetesObject>;
+    return list;
   }
 
   private async watchThrough(

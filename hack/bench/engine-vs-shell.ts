@@ -48,7 +48,7 @@ const benchLabel = 'checkpoint.dev/bench';
 
 function readEnv(file: string): Record<string, string> {
   const out: Record<string, string> = {};
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
@@ -119,7 +119,7 @@ async function viaEngine(source: { name: string; imageId: string }): Promise<Row
   const results = await Promise.allSettled(Array.from({ length: replicas }, (_, i) => engine.restoreReplica(spec(i), { timeoutMs: 300_000 })));
   const wallSeconds = (performance.now() - t0) / 1000;
   const failures = results.filter((r) => r.status === 'rejected');
-  for (const f of failures.slice(0, 3)) log(`engine failure: ${String((f as PromiseRejectedResult).reason)}`);
+  for (const f of failures.slice(0, 3)) log(`engine failure: ${String(f.reason)}`);
   const running = await runningWithLabel(`${OWNER_UID}=${owner.uid}`);
   const leaked = (await findMarkedCopies(containerdTmp)).filter((c) => c.marker?.ownerUid === owner.uid);
   let leakedBytes = 0;

@@ -34,7 +34,7 @@ async function docker(...args: string[]): Promise<string> {
     return (await run('docker', args, { env: { ...process.env, DOCKER_HOST: bed.dockerHost }, maxBuffer: 16 << 20 })).stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`docker ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+    throw new Error(`docker ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 

@@ -358,7 +358,8 @@ function startProxy(target: string, listenPath: string, cut: (head: string) => b
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    fs.rm(listenPath, { force: true }).then(() =>
+    fs.rm(listenPath, { force: true }).then(
+      () =>
       server.listen(listenPath, () =>
         resolve({
           killed: () => killed,
@@ -370,6 +371,7 @@ function startProxy(target: string, listenPath: string, cut: (head: string) => b
             }),
         }),
       ),
+      reject,
     );
   });
 }

@@ -18,7 +18,6 @@ import {
   makeSource,
   markedCopiesOf,
   newEngine,
-  record,
   removeOwner,
   sleep,
   specFor,

@@ -1,7 +1,6 @@
 // Shared by the kube layer's integration tests: the real apiserver of the test bed through
 // client-node and the real kubectl, the CRD installed from the committed file, a namespace per file.
 import { KubeConfig } from '@kubernetes/client-node';
-import path from 'node:path';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { createCrsClient, type CrsClient } from '../../../controller/kube/client.js';
 import { installCrd as installSharedCrd, kubectl, type Kubectl } from '../support/kubectl.js';

@@ -85,7 +85,7 @@ describe('StatusWriter against the real apiserver', () => {
     expect(stored.status?.selector).toBe(`checkpoint.dev/owner-uid=${obj.metadata.uid}`);
     const stats = [a.stats(), b.stats()];
     expect(stats.every((s) => s.failures === 0)).toBe(true);
-    // eslint-disable-next-line no-console -- reported in the helper's report
+     
     console.info('two-node race stats', JSON.stringify(stats));
   });
 

@@ -23,7 +23,7 @@ async function promtool(...args: string[]): Promise<{ ok: boolean; output: strin
     return { ok: true, output: stdout + stderr };
   } catch (error) {
     const e = error as { code?: unknown; stdout?: string; stderr?: string; message: string };
-    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: apt-get install -y prometheus (hack/install-tools.sh does it)');
+    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: apt-get install -y prometheus (hack/install-tools.sh does it)', { cause: error });
     return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
   }
 }

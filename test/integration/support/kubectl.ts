@@ -20,7 +20,7 @@ export function kubectl(bed: Testbed): Kubectl {
       return (await run(bed.kubectl, args, { env, maxBuffer: 64 << 20 })).stdout;
     } catch (err) {
       const e = err as { stderr?: string; message: string };
-      throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+      throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
     }
   };
   const apply = (manifest: string, ...args: string[]): Promise<string> =>

@@ -153,7 +153,7 @@ async function launch(options: StartPrometheusOptions, configFile: string, dataD
 
   let stopping: Promise<void> | undefined;
   const query = async (promql: string): Promise<PromSample[]> => {
-    const res = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: promql })}`);
+    const res = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: promql }).toString()}`);
     const body = (await res.json()) as PromResponse;
     if (body.status !== 'success' || !body.data) {
       throw new PrometheusError('QueryFailed', `query ${JSON.stringify(promql)}: HTTP ${res.status} ${body.errorType ?? ''} ${body.error ?? ''}`.trim());
@@ -168,7 +168,7 @@ async function launch(options: StartPrometheusOptions, configFile: string, dataD
     log: () => stderr,
     async waitFor(promql, accept, timeoutMs = 30_000) {
       const until = Date.now() + timeoutMs;
-      let last: PromSample[] = [];
+      let last: PromSample[];
       for (;;) {
         last = await query(promql);
         if (accept(last)) return last;

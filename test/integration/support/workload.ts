@@ -105,7 +105,7 @@ export interface DockerEvent {
 }
 
 /** Follows Docker's event stream with these filters, one parsed event at a time; stop() ends it. */
-export async function followEvents(bed: Testbed, filters: Record<string, string[]>, onEvent: (event: DockerEvent) => void): Promise<{ stop(): void }> {
+export async function followEvents(bed: Testbed, filters: Record<string, string[]>, onEvent: (event: DockerEvent) => void): Promise<{ stop: () => void }> {
   const stream = (await dockerClient(bed).getEvents({ filters })) as NodeJS.ReadableStream & { destroy(): void };
   let buffer = '';
   stream.on('data', (chunk: Buffer) => {
