@@ -10,7 +10,9 @@ import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js
 import { EngineError } from './engine/errors.js';
 import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
-import { createKubeLayer, keyOf, splitKey } from './kube/index.js';
+import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
+import { DepartedNodeSweeper } from './kube/departed-nodes.js';
+import { createKubeLayer, keyOf, splitKey, type KubeLayer } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
 import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer, type CrsMetrics, type MetricsServer, type MetricsServerOptions } from './metrics/index.js';
@@ -27,6 +29,8 @@ export interface Agent {
 
 const ENGINE_RETRY_MAX_MS = 30_000;
 const SWEEP_INTERVAL_MS = 60_000;
+/** EndpointSlices are re-checked this often besides the events that move them (a missed event heals). */
+const ENDPOINTS_RESYNC_MS = 30_000;
 
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
@@ -128,11 +132,42 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       },
     );
 
+    // ---- EndpointSlices of Ready replicas (issue 15): moved by restores finishing, containers
+    // changing and the resource changing; re-checked periodically.
+    const endpoints = new EndpointSync({
+      client: createEndpointSliceClient(kc),
+      node: config.nodeName,
+      address: config.nodeAddress ?? nodeAddress(),
+      listReplicas: (uid, signal) => connected.listReplicas(uid, signal),
+      logger: logger.with({ component: 'endpoints' }),
+    });
+    const syncEndpointsOf = (uid: string): void => {
+      const owner = kube.resources.list().find((r) => r.metadata.uid === uid);
+      if (owner) void endpoints.sync(owner);
+    };
+    connected.onEvent((event) => {
+      if (event.type === 'restore.succeeded' || event.type === 'coldstart.succeeded') syncEndpointsOf(event.owner.uid);
+    });
+    kube.resources.on({
+      add: (o) => void endpoints.sync(o),
+      update: (o) => void endpoints.sync(o),
+      delete: (o) => void endpoints.forget(o.metadata.namespace, o.metadata.uid),
+    });
+    const endpointsResync = runPeriodically(
+      async () => {
+        for (const r of kube.resources.list()) await endpoints.sync(r);
+      },
+      ENDPOINTS_RESYNC_MS,
+      (err) => logger.warn('endpoint slice resync failed', { err }),
+    );
+    // ---- end of EndpointSlices
+
     // ---- Engine events (issue 10): a replica that dies, is killed or removed by hand is noticed in
     // seconds. The owner's actor looks again at once; a resource without an actor yet is enqueued.
     // When the stream comes back after a break, everything is enqueued once (re-list): what happened
     // while it was down is seen. The periodic resync stays as the safety net.
     const stopWatch = connected.watchContainers((event) => {
+      if (event.type === 'replica') syncEndpointsOf(event.change.ownerUid); // issue 15: a replica died or was removed
       const told = reconciler.engineChanged(event);
       if (event.type === 'replica') {
         logger.debug('replica changed on the engine', { ...event.change, keys: told });
@@ -183,6 +218,11 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     kube.node.on({ add: () => noteNode(true), update: () => noteNode(true), delete: () => noteNode(false) });
     // ---- end of missing Node
 
+    // ---- A node that left for good (issue 12): its entry and finalizer are removed by the agents
+    // that remain, once its Node has been missing for --departed-node-grace-seconds.
+    const departed = startDepartedNodeSweeps(kc, kube, config, logger);
+    // ---- end of departed nodes
+
     // Housekeeping: leaked checkpoint copies (containerd issue 10166) and containers of resources
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
     // namespace-scoped agent cannot tell a foreign namespace's resource from a deleted one.
@@ -207,9 +247,12 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     shutdown = async () => {
       health.stop();
       await housekeeping.stop();
+      await departed.stop();
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
       await stopWatch();
+      await endpointsResync.stop();
+      await endpoints.drain();
       await reconciler.stop();
       await kube.stop();
       await observation.stop();
@@ -227,6 +270,30 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       await server.close();
     },
   };
+}
+
+/** Sweeps for departed nodes every quarter of the grace period (1 s to 15 s). */
+function startDepartedNodeSweeps(kc: k8s.KubeConfig, kube: KubeLayer, config: AgentConfig, logger: Logger): { stop(): Promise<void> } {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const graceMs = config.departedNodeGraceSeconds * 1000;
+  const sweeper = new DepartedNodeSweeper({
+    node: config.nodeName,
+    graceMs,
+    // timeoutSeconds bounds the list on the apiserver's side: a hung list cannot stall the sweeps.
+    listNodeNames: async () => new Set((await core.listNode({ timeoutSeconds: 30 })).items.map((n) => n.metadata?.name ?? '')),
+    resources: () => kube.resources.list(),
+    status: kube.status,
+    finalizer: kube.finalizer,
+    clock: { now: () => Date.now() },
+    logger: logger.with({ component: 'departed-nodes' }),
+  });
+  return runPeriodically(
+    async () => {
+      if (kube.hasSynced()) await sweeper.sweep();
+    },
+    Math.min(15_000, Math.max(1000, graceMs / 4)),
+    (err) => logger.warn('departed-node sweep failed; next sweep retries', { err }),
+  );
 }
 
 /**
@@ -257,4 +324,11 @@ async function metricsServing(config: AgentConfig, kc: k8s.KubeConfig, logger: L
       : selfSignedCertificate(`crs-controller-${config.nodeName}`, ['localhost', os.hostname(), '127.0.0.1', '::1']);
   const authorizer = createMetricsAuthorizer(kc);
   return { tls, guard: (token) => authorizer.check(token) };
+}
+
+/** The first non-loopback IPv4 of this host (the DaemonSet passes status.hostIP as NODE_IP instead). */
+function nodeAddress(): string {
+  for (const list of Object.values(os.networkInterfaces()))
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return '127.0.0.1';
 }

@@ -1,5 +1,6 @@
 // The agent's configuration: command-line flags, each with an environment variable fallback.
 // Parsing is pure so it is unit-tested; bad input names the flag and the reason.
+import { isIP } from 'node:net';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 
 export interface AgentConfig {
@@ -38,6 +39,11 @@ export interface AgentConfig {
   wedgedAfterSeconds: number;
   /** A replica that ran this long clears its slot's failure count when it dies. */
   replicaProvenSeconds: number;
+  // Serving (issue 15).
+  /** The node's address in EndpointSlices (where replicas' host ports are reached); undefined: the first non-loopback IPv4. */
+  nodeAddress?: string | undefined;
+  /** A node whose Node object is missing this long loses its status entry and finalizer (issue 12). */
+  departedNodeGraceSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -112,6 +118,16 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "a replica that ran this long is forgiven its slot's failed restores",
     default: '60',
   },
+  // Serving (issue 15).
+  'node-address': {
+    env: 'NODE_IP',
+    help: "this node's address in the EndpointSlices of served replicas (e.g. the downward API status.hostIP); default: the first non-loopback IPv4",
+  },
+  'departed-node-grace-seconds': {
+    env: 'DEPARTED_NODE_GRACE_SECONDS',
+    help: "a node whose Node object has been missing this long has its status.nodes entry and finalizer removed by the remaining agents (it left for good)",
+    default: '60',
+  },
 };
 
 export function usage(): string {
@@ -178,6 +194,8 @@ export function parseConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Ag
     dockerTimeoutSeconds: integer('docker-timeout-seconds', get('docker-timeout-seconds'), 1, 600),
     wedgedAfterSeconds: integer('wedged-after-seconds', get('wedged-after-seconds'), 5, 3600),
     replicaProvenSeconds: integer('replica-proven-seconds', get('replica-proven-seconds'), 1, 86_400),
+    nodeAddress: address('node-address', get('node-address')),
+    departedNodeGraceSeconds: integer('departed-node-grace-seconds', get('departed-node-grace-seconds'), 1, 86_400),
   };
 }
 
@@ -210,4 +228,12 @@ function hostPort(flag: string, raw: string): { host: string; port: number } {
   const port = Number(m?.[2]);
   if (!m || port > 65_535) throw new ConfigError(flag, `"${raw}" must be host:port or :port, e.g. :9464 or 127.0.0.1:9464`);
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+}
+
+/** An IPv4 or IPv6 literal (an EndpointSlice address), or undefined when not given. */
+function address(flag: string, raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  if (isIP(raw) === 0) throw new ConfigError(flag, `"${raw}" must be an IPv4 or IPv6 address`);
+  if (/^127\.|^::1$/.test(raw)) throw new ConfigError(flag, `"${raw}" is a loopback address, which EndpointSlices refuse: give the node's own address`);
+  return raw;
 }

@@ -13,6 +13,8 @@ else
   log "engine not running"
 fi
 rm -f "$pidfile" "$CRS_DOCKER_SOCK"
+# The tmpfs engine-up.sh mounts for CRS_CONTAINERD_TMPFS_MB (only a tmpfs it named) goes with the engine.
+if grep -q "^crs-containerd-tmp $CRS_CONTAINERD_TMP tmpfs " /proc/mounts; then umount "$CRS_CONTAINERD_TMP" && log "unmounted the tmpfs on $CRS_CONTAINERD_TMP"; fi
 if [ "${1:-}" = --purge ]; then
   # Mounts left by containers must go before the folder can.
   grep -o " $CRS_DOCKER_ROOT[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true

@@ -31,7 +31,8 @@ CRS_DOCKER_SOCK="$CRS_DOCKER_RUN/docker.sock"
 CRS_DOCKER_HOST="unix://$CRS_DOCKER_SOCK"
 # containerd writes (and leaks) one ctrd-checkpoint* copy per restore into $XDG_RUNTIME_DIR;
 # pointing it at a folder of ours keeps those copies out of /tmp and traceable.
-CRS_CONTAINERD_TMP="$CRS_DOCKER_ROOT/containerd-tmp"
+# Overridable for the benchmarks' tmpfs experiment (hack/engine-up.sh, CRS_CONTAINERD_TMPFS_MB).
+CRS_CONTAINERD_TMP="${CRS_CONTAINERD_TMP:-$CRS_DOCKER_ROOT/containerd-tmp}"
 
 # write_kube_module DIR "EXTRA_REQUIRE" PACKAGE...: a Go module in DIR that builds the given
 # packages of k8s.io/kubernetes at $KUBE_VERSION from the Go module proxy. k8s.io/kubernetes replaces

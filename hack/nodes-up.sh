@@ -27,7 +27,10 @@ for i in $(seq 1 "$count"); do
     log "node $i: loaded $image"
   fi
   # Each engine checkpoints the workload itself: a checkpoint belongs to the engine that made it.
-  if ! DOCKER_HOST="$host" docker checkpoint ls app-template 2>/dev/null | grep -qx warm; then
+  # A checkpoint of an older image is stale (restores would run the old program): take it again
+  # when app-template's image is not the current one.
+  template_image=$(DOCKER_HOST="$host" docker inspect -f '{{.Image}}' app-template 2>/dev/null || true)
+  if [ "$template_image" != "$want" ] || ! DOCKER_HOST="$host" docker checkpoint ls app-template 2>/dev/null | grep -qx warm; then
     CRS_DOCKER_ROOT="$root" CRS_DOCKER_RUN="$run" APP_MEMORY_MB="${APP_MEMORY_MB:-16}" \
       bash "$HACK_DIR/checkpoint-workload.sh" app-template warm >/dev/null
   fi

@@ -115,6 +115,117 @@ function positiveQuantity(field: string, description: string, example: string): 
   };
 }
 
+/** A whole number in [min, max] with a message naming the field (kubectl prints it as is). */
+function intRange(field: string, min: number, max: number, description: string, defaultValue?: number): SchemaNode {
+  return {
+    type: 'integer',
+    format: 'int32',
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+    description,
+    'x-kubernetes-validations': [{ rule: `self >= ${min} && self <= ${max}`, message: `${field} must be between ${min} and ${max}` }],
+  };
+}
+
+/** A command run inside the replica (docker exec), Kubernetes' ExecAction. */
+function execAction(field: string): SchemaNode {
+  return {
+    type: 'object',
+    required: ['command'],
+    description: 'A command run inside the replica with docker exec; exit code 0 is success.',
+    properties: {
+      command: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 64,
+        items: { type: 'string', maxLength: 4096 },
+        description: 'The program and its arguments (no shell unless you name one).',
+        'x-kubernetes-validations': [{ rule: 'self.size() >= 1 && self[0] != ""', message: `${field}.command must name a program: its first item is empty` }],
+      },
+    },
+  };
+}
+
+/** The serving part of the template: ports, the readiness probe, the after-restore hook. */
+const servingProperties: Record<string, SchemaNode> = {
+  ports: {
+    type: 'array',
+    maxItems: 64,
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['containerPort', 'protocol'],
+    description:
+      "Container ports to publish: each replica gets its own host port from Docker's ephemeral range (the EndpointSlice and docker port show it).",
+    items: {
+      type: 'object',
+      'x-ts-name': 'ContainerPort',
+      required: ['containerPort'],
+      properties: {
+        name: {
+          type: 'string',
+          maxLength: 15,
+          description: 'An IANA service name, copied into the EndpointSlice.',
+          'x-kubernetes-validations': [
+            {
+              rule: "self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.matches('[a-z]')",
+              message: 'spec.template.ports[].name must be an IANA service name: lower-case letters, digits and -, at most 15, with a letter',
+            },
+          ],
+        },
+        containerPort: intRange('spec.template.ports[].containerPort', 1, 65535, 'The port the process listens on inside the container.'),
+        protocol: { type: 'string', enum: ['TCP', 'UDP'], default: 'TCP', 'x-ts-name': 'PortProtocol', description: 'TCP or UDP. Default TCP.' },
+      },
+    },
+  },
+  readinessProbe: {
+    type: 'object',
+    'x-ts-name': 'ReadinessProbe',
+    description:
+      "Run by the agent after each start: a replica is Ready only once it passes; one that does not pass within initialDelaySeconds + failureThreshold x periodSeconds is a failed restore (ReadinessTimeout).",
+    properties: {
+      exec: execAction('spec.template.readinessProbe.exec'),
+      httpGet: {
+        type: 'object',
+        'x-ts-name': 'HTTPGetAction',
+        required: ['port'],
+        description: "GET from the agent to the replica's host port; a status 200-399 is success.",
+        properties: {
+          path: { type: 'string', maxLength: 2048, default: '/', description: 'Default /.', 'x-kubernetes-validations': [{ rule: "self.startsWith('/')", message: 'spec.template.readinessProbe.httpGet.path must start with /' }] },
+          port: intRange('spec.template.readinessProbe.httpGet.port', 1, 65535, 'A containerPort listed in spec.template.ports (TCP).'),
+        },
+      },
+      initialDelaySeconds: intRange('spec.template.readinessProbe.initialDelaySeconds', 0, 3600, 'Wait before the first probe. Default 0.', 0),
+      periodSeconds: intRange('spec.template.readinessProbe.periodSeconds', 1, 3600, 'Between probes. Default 10.', 10),
+      timeoutSeconds: intRange('spec.template.readinessProbe.timeoutSeconds', 1, 3600, 'For one probe. Default 1.', 1),
+      successThreshold: intRange('spec.template.readinessProbe.successThreshold', 1, 100, 'Passes in a row that make it Ready. Default 1.', 1),
+      failureThreshold: intRange('spec.template.readinessProbe.failureThreshold', 1, 100, 'Failures in a row (after the initial delay) that fail the restore. Default 3.', 3),
+    },
+    'x-kubernetes-validations': [
+      {
+        rule: 'has(self.exec) != has(self.httpGet)',
+        message: 'spec.template.readinessProbe must set exactly one of exec or httpGet',
+      },
+    ],
+  },
+  postRestore: {
+    type: 'object',
+    'x-ts-name': 'PostRestoreHook',
+    required: ['exec'],
+    description:
+      'A command run in each replica right after its restore and before it counts as Ready (not after a cold start): give each clone its own identity. A non-zero exit or a timeout fails the restore (PostRestoreFailed).',
+    properties: {
+      exec: execAction('spec.template.postRestore.exec'),
+      timeoutSeconds: intRange('spec.template.postRestore.timeoutSeconds', 1, 3600, 'Bound on the command. Default 30.', 30),
+    },
+  },
+};
+
+/** The template-level rule tying an httpGet probe to a declared port. */
+const probePortRule: ValidationRule = {
+  rule: '!has(self.readinessProbe) || !has(self.readinessProbe.httpGet) || (has(self.ports) && self.ports.exists(p, p.containerPort == self.readinessProbe.httpGet.port && (!has(p.protocol) || p.protocol == "TCP")))',
+  message: 'spec.template.readinessProbe.httpGet.port must be a TCP containerPort listed in spec.template.ports (the agent probes its host port)',
+  fieldPath: '.readinessProbe.httpGet.port',
+  reason: 'FieldValueInvalid',
+};
+
 /** A field that exists only so that setting it is rejected with a reason, not "unknown field". */
 function rejected(field: string, node: SchemaNode, why: string): { node: SchemaNode; rule: ValidationRule } {
   const name = field.slice(field.lastIndexOf('.') + 1);
@@ -344,6 +455,13 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 },
               },
             },
+            stopGracePeriodSeconds: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 3600,
+              description:
+                "Seconds a replica gets between SIGTERM and SIGKILL when it is removed (Docker's stop timeout; default 10, Docker's). Like a Pod's terminationGracePeriodSeconds: part of the template, so a change rolls the replicas.",
+            },
             workingDir: {
               type: 'string',
               maxLength: 4096,
@@ -389,13 +507,14 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 },
               },
             },
+            ...servingProperties,
             privileged: unsafe.privileged.node,
             hostNetwork: unsafe.hostNetwork.node,
             hostPID: unsafe.hostPID.node,
             capabilities: unsafe.capabilities.node,
             volumes: unsafe.volumes.node,
           },
-          'x-kubernetes-validations': Object.values(unsafe).map((u) => u.rule),
+          'x-kubernetes-validations': [...Object.values(unsafe).map((u) => u.rule), probePortRule],
         },
         nodeSelector: {
           type: 'object',
@@ -462,6 +581,18 @@ export const checkpointReplicaSetSchema: SchemaNode = {
               description: 'What to do once the attempts are spent. Default None.',
             },
           },
+        },
+        serviceName: {
+          type: 'string',
+          maxLength: 63,
+          description:
+            "A selector-less Service in the resource's namespace that routes to the Ready replicas: each node's EndpointSlice carries kubernetes.io/service-name with this value.",
+          'x-kubernetes-validations': [
+            {
+              rule: "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+              message: 'spec.serviceName must be a Service name: lower-case letters, digits and -, starting with a letter, at most 63',
+            },
+          ],
         },
         paused: {
           type: 'boolean',

@@ -45,6 +45,64 @@ export interface ResourceLimits {
   cpu?: string;
 }
 
+/** TCP or UDP. Default TCP. */
+export type PortProtocol = 'TCP' | 'UDP';
+
+export interface ContainerPort {
+  /** An IANA service name, copied into the EndpointSlice. */
+  name?: string;
+  /** The port the process listens on inside the container. */
+  containerPort: number;
+  protocol: PortProtocol;
+}
+
+/** GET from the agent to the replica's host port; a status 200-399 is success. */
+export interface HTTPGetAction {
+  /** Default /. */
+  path: string;
+  /** A containerPort listed in spec.template.ports (TCP). */
+  port: number;
+}
+
+/**
+ * Run by the agent after each start: a replica is Ready only once it passes; one that does not pass
+ * within initialDelaySeconds + failureThreshold x periodSeconds is a failed restore
+ * (ReadinessTimeout).
+ */
+export interface ReadinessProbe {
+  /** A command run inside the replica with docker exec; exit code 0 is success. */
+  exec?: {
+    /** The program and its arguments (no shell unless you name one). */
+    command: string[];
+  };
+  httpGet?: HTTPGetAction;
+  /** Wait before the first probe. Default 0. */
+  initialDelaySeconds: number;
+  /** Between probes. Default 10. */
+  periodSeconds: number;
+  /** For one probe. Default 1. */
+  timeoutSeconds: number;
+  /** Passes in a row that make it Ready. Default 1. */
+  successThreshold: number;
+  /** Failures in a row (after the initial delay) that fail the restore. Default 3. */
+  failureThreshold: number;
+}
+
+/**
+ * A command run in each replica right after its restore and before it counts as Ready (not after a
+ * cold start): give each clone its own identity. A non-zero exit or a timeout fails the restore
+ * (PostRestoreFailed).
+ */
+export interface PostRestoreHook {
+  /** A command run inside the replica with docker exec; exit code 0 is success. */
+  exec: {
+    /** The program and its arguments (no shell unless you name one). */
+    command: string[];
+  };
+  /** Bound on the command. Default 30. */
+  timeoutSeconds: number;
+}
+
 /**
  * The container to create for each replica. Only what is safe: no privileged mode, host mounts,
  * host network or PID namespace, or added capabilities.
@@ -58,6 +116,12 @@ export interface ContainerTemplate {
   args?: string[];
   /** Environment variables, each name once. */
   env?: EnvVar[];
+  /**
+   * Seconds a replica gets between SIGTERM and SIGKILL when it is removed (Docker's stop timeout;
+   * default 10, Docker's). Like a Pod's terminationGracePeriodSeconds: part of the template, so a
+   * change rolls the replicas.
+   */
+  stopGracePeriodSeconds?: number;
   /** Absolute directory the process starts in. */
   workingDir?: string;
   /** user, uid, user:group or uid:gid. */
@@ -66,6 +130,13 @@ export interface ContainerTemplate {
   labels?: Record<string, string>;
   /** Limits applied to each replica. */
   resources?: { limits?: ResourceLimits };
+  /**
+   * Container ports to publish: each replica gets its own host port from Docker's ephemeral range
+   * (the EndpointSlice and docker port show it).
+   */
+  ports?: ContainerPort[];
+  readinessProbe?: ReadinessProbe;
+  postRestore?: PostRestoreHook;
 }
 
 /** What to do once the attempts are spent. Default None. */
@@ -93,6 +164,11 @@ export interface CheckpointReplicaSetSpec {
   /** Labels of the nodes whose agents run replicas; empty means every agent. */
   nodeSelector?: Record<string, string>;
   restore: RestorePolicy;
+  /**
+   * A selector-less Service in the resource's namespace that routes to the Ready replicas: each
+   * node's EndpointSlice carries kubernetes.io/service-name with this value.
+   */
+  serviceName?: string;
   /** Stop acting, keep what runs. */
   paused?: boolean;
 }

@@ -16,6 +16,7 @@ import {
   type StartMode,
 } from '../api/labels.js';
 import { EngineError } from './errors.js';
+import type { ContainerPort } from '../api/types.js';
 import type { ReplicaSpec } from './types.js';
 
 const REPLICA_ID_PATTERN = /^[a-z0-9]{1,12}$/;
@@ -137,5 +138,30 @@ export function buildCreateOptions({ spec, mode, networkMode }: CreateOptionsInp
   if (t.env) options.Env = t.env.map((e) => `${e.name}=${e.value ?? ''}`);
   if (t.workingDir) options.WorkingDir = t.workingDir;
   if (t.user) options.User = t.user;
+  // Kept on the container, so a removal uses the grace of the template the replica was made from.
+  if (t.stopGracePeriodSeconds !== undefined) options.StopTimeout = t.stopGracePeriodSeconds;
+  if (t.ports?.length) publishPorts(options, hostConfig, t.ports, networkMode);
   return options;
+}
+
+/**
+ * Each port is published on an EPHEMERAL host port (HostPort ''): Docker picks a free one per
+ * container, so any number of replicas of one template coexist on a host without a port plan, and a
+ * restore never collides with a port a stopped attempt held. The port is read back from the running
+ * container (docker port, the EndpointSlice). Needs a bridge network: the replica inherits the
+ * checkpointed container's network, and 'none' or 'host' cannot publish.
+ */
+function publishPorts(options: Docker.ContainerCreateOptions, hostConfig: Docker.HostConfig, ports: readonly ContainerPort[], networkMode: string | undefined): void {
+  if (networkMode === 'none' || networkMode === 'host' || networkMode?.startsWith('container:'))
+    throw invalid(
+      'template.ports',
+      `cannot be published on network ${JSON.stringify(networkMode ?? 'none')}: checkpoint the source container on a bridge network (docker network create; docs/serving.md)`,
+    );
+  options.ExposedPorts = {};
+  hostConfig.PortBindings = {};
+  for (const p of ports) {
+    const key = `${p.containerPort}/${p.protocol.toLowerCase()}`;
+    options.ExposedPorts[key] = {};
+    hostConfig.PortBindings[key] = [{ HostIp: '', HostPort: '' }];
+  }
 }

@@ -26,7 +26,8 @@ import { linkedController, systemClock, withDeadline, type Clock } from './clock
 import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from './container-spec.js';
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
 import { findCopiesOf, findMarkedCopies, freeBytes, removeFolder } from './hygiene.js';
-import { ownerFilter, replicaFromContainer } from './inventory.js';
+import { ownerFilter, publishedPorts, replicaFromContainer } from './inventory.js';
+import { awaitReadiness, execProbeOnce, hostPortFor, httpGetOnce, runPostRestore, type ProbeOnce } from './probe.js';
 import { findReplicaCopies } from './replica-copies.js';
 import { watchContainers } from './events-stream.js';
 import { FairLimiter, abortedError } from './limiter.js';
@@ -58,6 +59,8 @@ export interface DockerEngineOptions {
   stopTimeoutSeconds?: number;
   /** Network mode for replicas; default: the source container's, else Docker's default. */
   networkMode?: string;
+  /** Address the agent reaches replicas' published ports at (httpGet readiness probes). Default 127.0.0.1. */
+  probeAddress?: string;
   /**
    * Host protection set by the node's operator: the most replica containers (of all resources, any
    * state) this host holds. A create beyond it fails with QuotaExceeded. 0 or unset: no cap.
@@ -325,7 +328,11 @@ export class DockerEngine implements RestoreEngine {
     } catch (err) {
       throw this.toEngineError(err, { operation: 'listing replicas' }, signal);
     }
-    return infos.map(replicaFromContainer).filter((r): r is Replica => r !== undefined);
+    // A replica this engine is still starting (its hook or readiness probe runs) is not ready yet.
+    return infos
+      .map(replicaFromContainer)
+      .filter((r): r is Replica => r !== undefined)
+      .map((r) => (this.active.has(r.containerId) ? { ...r, ready: false } : r));
   }
 
   // ---------------------------------------------------------------- sources
@@ -633,6 +640,7 @@ export class DockerEngine implements RestoreEngine {
           'Unknown',
           `${what}: the container ${info.Name.replace(/^\//, '')} is ${info.State.Status} right after its start (exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''}); see docker logs ${containerId.slice(0, 12)}`,
         );
+      await this.proveServing(spec, mode, info, signal, release);
       const id = containerId;
       const listed = await this.call(`${what}: listing the started container`, signal, (s) => this.docker.listContainers({ all: true, filters: { id: [id] }, abortSignal: s }));
       const replica = listed[0] ? replicaFromContainer(listed[0]) : undefined;
@@ -647,6 +655,35 @@ export class DockerEngine implements RestoreEngine {
       if (containerId !== undefined) this.active.delete(containerId);
       releaseDisk();
     }
+  }
+
+  /**
+   * The post-restore hook (restores only: a cold start is a fresh process with nothing to re-identify)
+   * and then the readiness probe, under the restore's deadline. The host slot is given back first:
+   * neither needs containerd, and a slow probe must not hold up other restores.
+   */
+  private async proveServing(spec: ReplicaSpec, mode: StartMode, info: Docker.ContainerInspectInfo, signal: AbortSignal, release: () => void): Promise<void> {
+    const { postRestore, readinessProbe } = spec.template;
+    const hook = mode === 'restore' ? postRestore : undefined;
+    if (!hook && !readinessProbe) return;
+    release();
+    const what = describeSpec(spec, mode);
+    if (hook) await runPostRestore(this.docker, info.Id, hook, signal, what);
+    if (readinessProbe) await awaitReadiness(readinessProbe, this.probeOnce(readinessProbe, info), this.clock, signal, what);
+  }
+
+  private probeOnce(probe: NonNullable<ReplicaSpec['template']['readinessProbe']>, info: Docker.ContainerInspectInfo): ProbeOnce {
+    if (probe.exec) {
+      const action = probe.exec;
+      return (timeoutMs, signal) => execProbeOnce(this.docker, info.Id, action, timeoutMs, signal);
+    }
+    const get = probe.httpGet;
+    if (!get) throw new EngineError('InvalidSpec', 'template.readinessProbe: set exactly one of exec or httpGet');
+    const hostPort = hostPortFor(publishedPorts(inspectPorts(info)).ports, get.port);
+    if (hostPort === undefined)
+      throw new EngineError('InvalidSpec', `template.readinessProbe.httpGet.port: ${get.port} is not a published TCP port of the replica (list it in template.ports)`);
+    const address = this.options.probeAddress ?? '127.0.0.1';
+    return (timeoutMs, signal) => httpGetOnce(address, hostPort, get.path, timeoutMs, signal);
   }
 
   /**
@@ -792,7 +829,9 @@ export class DockerEngine implements RestoreEngine {
         'InvalidSpec',
         `refusing to remove container ${info.Name.replace(/^\//, '')} (${info.Id.slice(0, 12)}): it ${actual ? `belongs to owner uid ${actual}` : 'carries no owner label'}, not to ${ownerUid}`,
       );
-    const grace = this.options.stopTimeoutSeconds ?? 10;
+    // The template's stopGracePeriodSeconds, recorded on the container at create; else the agent's default.
+    // (dockerode's inspect type lacks StopTimeout, which Docker returns when it was set.)
+    const grace = (info.Config as { StopTimeout?: number }).StopTimeout ?? this.options.stopTimeoutSeconds ?? 10;
     try {
       await this.call(`stopping replica container ${info.Id.slice(0, 12)}`, signal, (s) => container.stop({ t: grace, abortSignal: s }), grace * 1000 + this.callTimeoutMs);
     } catch (err) {
@@ -906,4 +945,14 @@ function placementError(err: unknown, what: string): EngineError {
     return new EngineError('InvalidSpec', `${what}: cannot write the replica's checkpoint copy (${code}); the agent needs write access to Docker's data root (run it as root, on the right --docker-root)`, { cause: err });
   if (code === 'ENOENT') return new EngineError('CheckpointNotFound', `${what}: a checkpoint file vanished while it was being placed (${code}); was the checkpoint deleted?`, { cause: err });
   return new EngineError('Unknown', `${what}: placing the replica's checkpoint copy failed (${code})`, { cause: err });
+}
+
+/** An inspected container's published ports in the shape of a container list entry. */
+function inspectPorts(info: Docker.ContainerInspectInfo): Docker.Port[] {
+  const out: Docker.Port[] = [];
+  for (const [key, bindings] of Object.entries(info.NetworkSettings?.Ports ?? {})) {
+    const [port, type] = key.split('/');
+    for (const b of bindings ?? []) out.push({ IP: b.HostIp, PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: type ?? 'tcp' });
+  }
+  return out;
 }

@@ -3,7 +3,7 @@
 
 import type Docker from 'dockerode';
 import { ATTEMPT, OWNER_UID, REPLICA_ID, START_MODE, TEMPLATE_HASH, type StartMode } from '../api/labels.js';
-import type { Replica, ReplicaState } from './types.js';
+import type { PublishedPort, Replica, ReplicaState } from './types.js';
 
 const STATES: ReadonlySet<string> = new Set<ReplicaState>(['created', 'running', 'restarting', 'paused', 'exited', 'dead', 'removing']);
 
@@ -39,5 +39,17 @@ export function replicaFromContainer(info: Docker.ContainerInfo): Replica | unde
     // replica was started by the engine, from the checkpoint (restore) or without it (cold).
     ready: wellFormed && state === 'running',
     createdAt: new Date(info.Created * 1000),
+    ...publishedPorts(info.Ports),
   };
+}
+
+/** Docker lists a published port once per host address family (0.0.0.0 and ::): one entry each. */
+export function publishedPorts(list: Docker.Port[] | undefined): { ports?: PublishedPort[] } {
+  const ports = new Map<string, PublishedPort>();
+  for (const p of list ?? []) {
+    if (!p.PublicPort) continue;
+    const protocol = p.Type === 'udp' ? 'UDP' : 'TCP';
+    ports.set(`${p.PrivatePort}/${protocol}`, { containerPort: p.PrivatePort, protocol, hostPort: p.PublicPort });
+  }
+  return ports.size > 0 ? { ports: [...ports.values()] } : {};
 }

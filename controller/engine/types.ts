@@ -35,9 +35,21 @@ export interface Replica {
   templateHash: string;
   startMode: StartMode;
   state: ReplicaState;
-  /** Running, and started by us from the checkpoint or (startMode 'cold') without it. */
+  /**
+   * Running, started by us from the checkpoint or (startMode 'cold') without it, and past its
+   * post-restore hook and readiness probe (a replica this engine is still starting is not ready).
+   */
   ready: boolean;
   createdAt: Date;
+  /** Host ports Docker published for spec.template.ports (while it runs); absent without ports. */
+  ports?: PublishedPort[];
+}
+
+/** A container port and the host port Docker gave it. */
+export interface PublishedPort {
+  containerPort: number;
+  protocol: 'TCP' | 'UDP';
+  hostPort: number;
 }
 
 /** The closed set of failure reasons (a metric label, a condition reason). Transient ones are worth a retry. */
@@ -54,6 +66,10 @@ export const FAILURE_REASONS = [
   'InvalidSpec',
   /** A host protection limit set by the node's operator (e.g. --max-replicas-per-host) is reached. */
   'QuotaExceeded',
+  /** spec.template.readinessProbe did not pass within its bound (docs/serving.md). */
+  'ReadinessTimeout',
+  /** spec.template.postRestore exited non-zero or outlived its timeoutSeconds. */
+  'PostRestoreFailed',
   'Aborted',
   'Unknown',
 ] as const;

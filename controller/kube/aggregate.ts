@@ -46,6 +46,12 @@ export function removeNodeStatus(
   return aggregate(current, nodes, object, now);
 }
 
+/** The summary fields of `status` (everything but the per-node entries): what one shared manager owns. */
+export function summaryFields(status: CheckpointReplicaSetStatus): Omit<CheckpointReplicaSetStatus, 'nodes'> {
+  const { nodes: _entries, ...summary } = status;
+  return summary;
+}
+
 /** Sums, observedGeneration, selector and conditions over `nodes`; keeps fields it does not own. */
 export function aggregate(
   current: CheckpointReplicaSetStatus | undefined,
@@ -204,7 +210,11 @@ function topKstatusCondition(
   return undefined;
 }
 
-function normaliseEntry(previous: NodeStatus | undefined, entry: NodeStatus, now: Date): NodeStatus {
+/**
+ * `entry` as it will be stored: conditions' lastTransitionTime and the entry's lastUpdateTime kept
+ * from `previous` while nothing changed, so re-reporting the same state changes nothing.
+ */
+export function normaliseEntry(previous: NodeStatus | undefined, entry: NodeStatus, now: Date): NodeStatus {
   // Conditions: lastTransitionTime kept from the previous entry while the status stays the same.
   let conditions: Condition[] | undefined;
   if (entry.conditions) {

@@ -2,7 +2,7 @@
 // failure surfaces as an ApiError (code NotFound/Conflict/Gone/Forbidden/Unavailable/Invalid/Unknown).
 
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION, type CheckpointReplicaSet } from '../api/types.js';
+import { GROUP, KIND, PLURAL, VERSION, type CheckpointReplicaSet } from '../api/types.js';
 import { ApiError, toApiError } from './api-error.js';
 
 export { ApiError, isApiError, type ApiErrorCode } from './api-error.js';
@@ -31,6 +31,23 @@ export interface CrsClient {
   replaceStatus(obj: CheckpointReplicaSet): Promise<CheckpointReplicaSet>;
   /** JSON patch (RFC 6902) of the main resource, e.g. metadata.finalizers. */
   patch(namespace: string, name: string, ops: JsonPatchOp[]): Promise<CheckpointReplicaSet>;
+  /**
+   * Server-side apply (force) of /status under `fieldManager`: the apiserver merges `status` into
+   * what others own (status.nodes is a list-map keyed by node) instead of replacing it. A
+   * resourceVersion makes the apply conditional (409 if it moved). The apiserver does NOT check a
+   * metadata.uid on a status apply (measured): callers compare the answer's uid themselves.
+   */
+  applyStatus(apply: StatusApply): Promise<CheckpointReplicaSet>;
+}
+
+/** What applyStatus sends: the object's identity and the status fields this manager owns. */
+export interface StatusApply {
+  namespace: string;
+  name: string;
+  fieldManager: string;
+  status: Record<string, unknown>;
+  /** Apply only if the object is still at this resourceVersion. */
+  resourceVersion?: string;
 }
 
 export const FIELD_MANAGER = 'crs-controller';
@@ -74,6 +91,27 @@ export function createCrsClient(kc: KubeConfig): CrsClient {
       try {
         return asResource(
           await api.replaceNamespacedCustomObjectStatus({ ...base, namespace, name, body: obj, fieldManager: FIELD_MANAGER }),
+          what,
+        );
+      } catch (err) {
+        throw toApiError(err, what);
+      }
+    },
+    async applyStatus(apply) {
+      const { namespace, name } = apply;
+      const what = `apply ${PLURAL}/status ${namespace}/${name} as ${apply.fieldManager}`;
+      const body = {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: KIND,
+        metadata: { name, namespace, ...(apply.resourceVersion ? { resourceVersion: apply.resourceVersion } : {}) },
+        status: apply.status,
+      };
+      try {
+        return asResource(
+          await api.patchNamespacedCustomObjectStatus(
+            { ...base, namespace, name, body, fieldManager: apply.fieldManager, force: true },
+            setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+          ),
           what,
         );
       } catch (err) {

@@ -13,7 +13,8 @@ import { realClock, sleep, type Clock } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
 import type { FinalizerManager, ResourceRef } from './ports.js';
 
-const PREFIX = `${GROUP}/cleanup-`;
+/** Every node finalizer starts with this; the node name (or its hashed form) follows. */
+export const NODE_FINALIZER_PREFIX = `${GROUP}/cleanup-`;
 /** The name part of a qualified name (after the slash) is at most 63 characters. */
 const MAX_NAME_PART = 63;
 
@@ -25,13 +26,18 @@ export function finalizerFor(node: string): string {
   if (!node) throw new RangeError('finalizer: node name must not be empty');
   const namePart = `cleanup-${node}`;
   if (namePart.length <= MAX_NAME_PART && /^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$/i.test(namePart)) return `${GROUP}/${namePart}`;
-  const hash = createHash('sha256').update(node).digest('hex').slice(0, 10);
+  const hash = nodeHash(node);
   const room = MAX_NAME_PART - 'cleanup-'.length - 1 - hash.length;
   const readable = node
     .slice(0, room)
     .replace(/[^-a-z0-9_.]/gi, '-')
     .replace(/[-_.]+$/, '');
   return `${GROUP}/cleanup-${readable ? `${readable}-` : ''}${hash}`;
+}
+
+/** A short, stable hash of a node name, for names that must be shorter than node names may be. */
+export function nodeHash(node: string): string {
+  return createHash('sha256').update(node).digest('hex').slice(0, 10);
 }
 
 export type FinalizerErrorCode = 'ResourceGone' | 'ResourceDeleting';
@@ -94,15 +100,29 @@ export class NodeFinalizer implements FinalizerManager {
 
   /** Removes this node's finalizer; a resource that is already gone, or lacks it, is fine. */
   async release(ref: ResourceRef): Promise<void> {
+    await this.releaseFinalizer(ref, this.finalizer);
+  }
+
+  /**
+   * Removes a departed node's finalizer (departed-nodes.ts: its Node and its agent are gone, so
+   * nobody else ever will, and deleting the resource would wait for it forever).
+   */
+  async releaseDeparted(ref: ResourceRef, node: string): Promise<void> {
+    const finalizer = finalizerFor(node);
+    if (finalizer === this.finalizer) throw new RangeError('finalizer: releaseDeparted is for other nodes; use release()');
+    await this.releaseFinalizer(ref, finalizer);
+  }
+
+  private async releaseFinalizer(ref: ResourceRef, finalizer: string): Promise<void> {
     try {
-      await this.change(ref, 'release');
+      await this.change(ref, 'release', finalizer);
     } catch (err) {
       if (err instanceof FinalizerError && err.code === 'ResourceGone') return;
       throw err;
     }
   }
 
-  private async change(ref: ResourceRef, action: 'ensure' | 'release'): Promise<void> {
+  private async change(ref: ResourceRef, action: 'ensure' | 'release', finalizer = this.finalizer): Promise<void> {
     const what = `${ref.namespace}/${ref.name}`;
     for (let attempt = 0; ; attempt++) {
       let obj;
@@ -116,8 +136,8 @@ export class NodeFinalizer implements FinalizerManager {
         throw new FinalizerError('ResourceGone', `${action} finalizer: ${what} was re-created (uid ${obj.metadata.uid}, not ${ref.uid})`);
       }
       const finalizers = obj.metadata.finalizers ?? [];
-      const index = finalizers.indexOf(this.finalizer);
-      const ops = this.patchFor(action, finalizers, index, obj.metadata.deletionTimestamp, what);
+      const index = finalizers.indexOf(finalizer);
+      const ops = this.patchFor(action, finalizers, finalizer, index, obj.metadata.deletionTimestamp, what);
       if (!ops) return; // already as wanted
       const rv = obj.metadata.resourceVersion;
       if (!rv) throw new Error(`${action} finalizer: ${what} has no metadata.resourceVersion`);
@@ -129,7 +149,7 @@ export class NodeFinalizer implements FinalizerManager {
         ]);
         this.logger.info(action === 'ensure' ? 'finalizer added' : 'finalizer removed', {
           resource: what,
-          finalizer: this.finalizer,
+          finalizer,
         });
         return;
       } catch (err) {
@@ -152,6 +172,7 @@ export class NodeFinalizer implements FinalizerManager {
   private patchFor(
     action: 'ensure' | 'release',
     finalizers: string[],
+    finalizer: string,
     index: number,
     deletionTimestamp: string | undefined,
     what: string,
@@ -164,9 +185,9 @@ export class NodeFinalizer implements FinalizerManager {
           `ensure finalizer: ${what} is being deleted (since ${deletionTimestamp}); no new finalizer and no new container`,
         );
       }
-      return [{ op: 'add', path: '/metadata/finalizers', value: [...finalizers, this.finalizer] }];
+      return [{ op: 'add', path: '/metadata/finalizers', value: [...finalizers, finalizer] }];
     }
     if (index === -1) return undefined;
-    return [{ op: 'add', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== this.finalizer) }];
+    return [{ op: 'add', path: '/metadata/finalizers', value: finalizers.filter((f) => f !== finalizer) }];
   }
 }

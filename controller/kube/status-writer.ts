@@ -1,20 +1,30 @@
 // Writes THIS node's entry of status.nodes, for many resources, without a write storm and without
-// clobbering other nodes:
-//  - reports are coalesced per resource: the latest entry wins, written at most once per debounce
-//    window (250 ms default), with at most one write in flight per resource;
-//  - each write reads the object, merges only this node's entry (aggregate.ts recomputes sums and
-//    conditions from ALL entries), and PUTs /status with the resourceVersion it read; a 409 Conflict
-//    re-reads and retries (bounded, with jittered backoff);
-//  - nothing is written when the merged status equals the stored one;
+// clobbering other nodes, at 100 nodes on one resource (docs/benchmarks.md, "Status at 100 nodes"):
+//  - reports are coalesced per resource: the latest entry wins, written after a debounce window
+//    (250 ms default) and at most once per second per resource (minIntervalMs), one write in flight;
+//  - the entry is written by server-side apply under this node's own field manager
+//    (`crs-agent/<node>`, force): status.nodes is a list-map keyed by node, so the apiserver merges
+//    entries and nodes never conflict with each other (no read-modify-write, no 409 storm);
+//  - the summary (sums, conditions, nodeCount, observedGeneration) is derived from the entries the
+//    apply answered with and applied under the one shared manager `crs-controller`, conditional on
+//    that answer's resourceVersion. A 409 there means another write landed after ours; that write's
+//    own summary (derived from entries that include ours) is the one that must land, so ours is
+//    dropped, not retried. The last entry write is therefore always followed by a summary derived
+//    from the final entries: the summary cannot stay stale while its writer lives;
+//  - nothing is written when the entry equals the one this writer last wrote (re-checked against
+//    the stored object every refreshMs, and after any failure);
+//  - removing this node's entry (rare: the node stopped matching) reads, merges and PUTs with the
+//    resourceVersion read, retrying 409s, since an update may remove fields any manager owns;
 //  - failures other than "the resource is gone" keep the entry pending and retry later with backoff.
 // report() resolves once its entry is stored (or found unchanged, or the resource is gone, or the
-// bounded retries failed and a background retry is scheduled); it never rejects for API errors.
+// write failed and a background retry is scheduled); it never rejects for API errors.
 
 import { CONDITION_TYPES } from '../api/schema.js';
 import type { CheckpointReplicaSet, CheckpointReplicaSetStatus, NodeStatus } from '../api/types.js';
-import { mergeNodeStatus, removeNodeStatus, sameStatus } from './aggregate.js';
+import { aggregate, canonicalJson, normaliseEntry, removeNodeStatus, sameStatus, summaryFields } from './aggregate.js';
 import { ApiError, isApiError } from './api-error.js';
 import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
+import { nodeHash } from './finalizers.js';
 import type { CrsClient } from './client.js';
 import { realClock, sleep, type Clock, type TimerHandle } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
@@ -22,11 +32,15 @@ import type { ResourceRef, StatusReporter } from './ports.js';
 import { keyOf } from './workqueue.js';
 
 export interface StatusWriterOptions {
-  client: Pick<CrsClient, 'get' | 'replaceStatus'>;
+  client: Pick<CrsClient, 'get' | 'replaceStatus' | 'applyStatus'>;
   /** This agent's node name: the only entry of status.nodes it writes. */
   node: string;
   /** Coalescing window per resource. Default 250 ms. */
   debounceMs?: number;
+  /** Least time between two write rounds of one resource. Default 1000 ms. */
+  minIntervalMs?: number;
+  /** An unchanged entry is compared with the stored object again after this long. Default 60 s. */
+  refreshMs?: number;
   /** Re-read-and-retry rounds after 409 Conflict within one write. Default 8. */
   maxConflictRetries?: number;
   /** Pause between conflict retries. Default 50 ms doubling to 2 s, 50 % jitter. */
@@ -39,11 +53,13 @@ export interface StatusWriterOptions {
 }
 
 export interface StatusWriterStats {
-  /** Successful PUTs of /status. */
+  /** Successful writes of /status (entry applies, summary applies and PUTs). */
   writes: number;
+  /** Of those, summary applies. */
+  summaryWrites: number;
   /** Write rounds that found nothing to change. */
   unchanged: number;
-  /** 409 Conflicts answered by a re-read. */
+  /** 409 Conflicts: a removal's PUT re-read, or a summary superseded by a later write (dropped). */
   conflicts: number;
   /** Write rounds that failed (and were rescheduled). */
   failures: number;
@@ -69,19 +85,45 @@ interface Pending {
   waiters: Array<() => void>;
 }
 
+/** The entry this writer last stored for a resource, to skip writing it again. */
+interface Written {
+  uid: string;
+  json: string;
+  entry: NodeStatus;
+  at: number;
+}
+
 interface KeyState {
   pending?: Pending;
   timer?: TimerHandle;
   inFlight?: Promise<void>;
   failures: number;
+  /** When the last write round started (clock ms), for minIntervalMs. */
+  lastRoundAt?: number;
+  written?: Written;
 }
 
 export const DEFAULT_STATUS_DEBOUNCE_MS = 250;
+export const DEFAULT_STATUS_MIN_INTERVAL_MS = 1000;
+/** The one field manager of the summary fields, shared by every agent. */
+export const SUMMARY_FIELD_MANAGER = 'crs-controller';
+
+/**
+ * The field manager of `node`'s entry: `crs-agent/<node>`, or (the apiserver allows 128
+ * characters, node names may have 253) a readable prefix plus a hash of the full name.
+ */
+export function entryFieldManager(node: string): string {
+  const plain = `crs-agent/${node}`;
+  return plain.length <= 128 ? plain : `crs-agent/${node.slice(0, 100)}-${nodeHash(node)}`;
+}
 
 export class StatusWriter implements StatusReporter {
   readonly node: string;
-  private readonly client: Pick<CrsClient, 'get' | 'replaceStatus'>;
+  private readonly client: Pick<CrsClient, 'get' | 'replaceStatus' | 'applyStatus'>;
+  private readonly fieldManager: string;
   private readonly debounceMs: number;
+  private readonly minIntervalMs: number;
+  private readonly refreshMs: number;
   private readonly maxConflictRetries: number;
   private readonly conflictBackoff: BackoffPolicy;
   private readonly retryBackoff: BackoffPolicy;
@@ -89,15 +131,20 @@ export class StatusWriter implements StatusReporter {
   private readonly logger: Logger;
   private readonly random: () => number;
   private readonly keys = new Map<string, KeyState>();
-  private readonly stats_: StatusWriterStats = { writes: 0, unchanged: 0, conflicts: 0, failures: 0, dropped: 0 };
+  private readonly stats_: StatusWriterStats = { writes: 0, summaryWrites: 0, unchanged: 0, conflicts: 0, failures: 0, dropped: 0 };
   private stopped = false;
 
   constructor(options: StatusWriterOptions) {
     if (!options.node) throw new RangeError('status writer: node must not be empty');
     this.node = options.node;
     this.client = options.client;
+    this.fieldManager = entryFieldManager(options.node);
     this.debounceMs = options.debounceMs ?? DEFAULT_STATUS_DEBOUNCE_MS;
     if (!(this.debounceMs >= 0)) throw new RangeError(`status writer: debounceMs must be >= 0, got ${this.debounceMs}`);
+    this.minIntervalMs = options.minIntervalMs ?? DEFAULT_STATUS_MIN_INTERVAL_MS;
+    if (!(this.minIntervalMs >= 0)) throw new RangeError(`status writer: minIntervalMs must be >= 0, got ${this.minIntervalMs}`);
+    this.refreshMs = options.refreshMs ?? 60_000;
+    if (!(this.refreshMs >= 0)) throw new RangeError(`status writer: refreshMs must be >= 0, got ${this.refreshMs}`);
     this.maxConflictRetries = options.maxConflictRetries ?? 8;
     if (!(Number.isInteger(this.maxConflictRetries) && this.maxConflictRetries >= 0)) {
       throw new RangeError(`status writer: maxConflictRetries must be an integer >= 0, got ${this.maxConflictRetries}`);
@@ -190,6 +237,9 @@ export class StatusWriter implements StatusReporter {
 
   private schedule(key: string, state: KeyState, delayMs: number): void {
     if (state.timer || state.inFlight || this.stopped) return; // the running round reschedules
+    // At most one round per minIntervalMs: reports in between are coalesced into the next one.
+    const sinceLast = state.lastRoundAt === undefined ? Infinity : this.clock.now() - state.lastRoundAt;
+    delayMs = Math.max(delayMs, this.minIntervalMs - sinceLast);
     state.timer = this.clock.setTimeout(() => {
       state.timer = undefined;
       void this.writeRound(key);
@@ -202,14 +252,16 @@ export class StatusWriter implements StatusReporter {
     if (!state || state.inFlight || !state.pending) return state?.inFlight ?? Promise.resolve();
     const pending = state.pending;
     state.pending = undefined;
+    state.lastRoundAt = this.clock.now();
     const round = (async () => {
       try {
-        const outcome = await this.write(pending);
+        const outcome = await this.write(pending, state);
         state.failures = 0;
-        if (outcome === 'written') this.stats_.writes++;
-        else if (outcome === 'unchanged') this.stats_.unchanged++;
-        else this.stats_.dropped++;
+        if (outcome === 'unchanged') this.stats_.unchanged++;
+        else if (outcome === 'gone') this.stats_.dropped++;
       } catch (err) {
+        // What is stored is unknown now (entry or summary): the retry compares with a fresh read.
+        state.written = undefined;
         state.failures++;
         this.stats_.failures++;
         const apiErr = err instanceof ApiError ? err : undefined;
@@ -229,7 +281,7 @@ export class StatusWriter implements StatusReporter {
       if (state.pending) {
         const delay = state.failures > 0 ? backoffDelay(this.retryBackoff, state.failures, this.random) : this.debounceMs;
         this.schedule(key, state, delay);
-      } else if (!state.timer) {
+      } else if (!state.timer && !state.written) {
         this.keys.delete(key);
       }
     })();
@@ -237,8 +289,93 @@ export class StatusWriter implements StatusReporter {
     return round;
   }
 
-  private async write(pending: Pending): Promise<'written' | 'unchanged' | 'gone'> {
+  private async write(pending: Pending, state: KeyState): Promise<'written' | 'unchanged' | 'gone'> {
     const { ref, change } = pending;
+    if (change.kind === 'remove') {
+      state.written = undefined;
+      return this.removeEntry(ref, this.node);
+    }
+    const now = new Date(this.clock.now());
+    const fresh = state.written?.uid === ref.uid && this.clock.now() - state.written.at < this.refreshMs ? state.written : undefined;
+    if (fresh && fresh.json === canonicalJson(normaliseEntry(fresh.entry, change.entry, now))) return 'unchanged';
+    // Nothing known (first write, a failure, refresh due): compare with what is stored.
+    let stored: CheckpointReplicaSet | undefined;
+    if (!fresh) {
+      try {
+        stored = await this.client.get(ref.namespace, ref.name);
+      } catch (err) {
+        if (isApiError(err, 'NotFound')) return 'gone';
+        throw err;
+      }
+      // Same name, new object: this report was about the deleted one.
+      if (stored.metadata.uid !== ref.uid) return 'gone';
+    }
+    const previous = fresh?.entry ?? stored?.status?.nodes?.find((n) => n.node === this.node);
+    const entry = normaliseEntry(previous, change.entry, now);
+    const json = canonicalJson(entry);
+    let answer: CheckpointReplicaSet;
+    if (stored && previous && canonicalJson(previous) === json) {
+      answer = stored; // the entry is stored as it is; only the summary may need writing
+    } else {
+      try {
+        answer = await this.client.applyStatus({
+          namespace: ref.namespace,
+          name: ref.name,
+          fieldManager: this.fieldManager,
+          status: { nodes: [entry] },
+        });
+      } catch (err) {
+        if (isApiError(err, 'NotFound')) return 'gone';
+        throw err;
+      }
+      this.stats_.writes++;
+      // The apiserver does not check a uid on a status apply: the answer tells whose it was.
+      if (answer.metadata.uid !== ref.uid) return 'gone';
+    }
+    state.written = { uid: ref.uid, json, entry, at: this.clock.now() };
+    const summaryWritten = await this.writeSummary(ref, answer, now);
+    return answer === stored && !summaryWritten ? 'unchanged' : 'written';
+  }
+
+  /**
+   * Applies the summary derived from `seen`'s entries, conditional on `seen`'s resourceVersion.
+   * A 409 means a later write exists, whose writer derives the summary from newer entries: dropped.
+   */
+  private async writeSummary(ref: ResourceRef, seen: CheckpointReplicaSet, now: Date): Promise<boolean> {
+    const identity = { uid: ref.uid, generation: seen.metadata.generation ?? ref.generation };
+    const next = aggregate(seen.status, seen.status?.nodes ?? [], identity, now);
+    if (sameStatus(summaryFields(seen.status ?? {}), summaryFields(next))) return false;
+    try {
+      await this.client.applyStatus({
+        namespace: ref.namespace,
+        name: ref.name,
+        fieldManager: SUMMARY_FIELD_MANAGER,
+        status: summaryFields(next) as Record<string, unknown>,
+        ...(seen.metadata.resourceVersion ? { resourceVersion: seen.metadata.resourceVersion } : {}),
+      });
+      this.stats_.writes++;
+      this.stats_.summaryWrites++;
+      return true;
+    } catch (err) {
+      if (isApiError(err, 'NotFound')) return false;
+      if (!isApiError(err, 'Conflict')) throw err;
+      this.stats_.conflicts++;
+      this.logger.debug('summary superseded by a later write', { resource: keyOf(ref.namespace, ref.name), node: this.node });
+      return false;
+    }
+  }
+
+  /**
+   * Removes a departed node's entry now (departed-nodes.ts: its Node is gone and its agent with it,
+   * so nobody else ever will). Throws on API errors; the caller's next sweep retries.
+   */
+  removeDeparted(ref: ResourceRef, node: string): Promise<'written' | 'unchanged' | 'gone'> {
+    if (node === this.node) return Promise.reject(new RangeError('status writer: removeDeparted is for other nodes; use remove()'));
+    return this.removeEntry(ref, node);
+  }
+
+  /** Removes `node`'s entry: read, merge, PUT with the resourceVersion read; 409 re-reads. */
+  private async removeEntry(ref: ResourceRef, node: string): Promise<'written' | 'unchanged' | 'gone'> {
     for (let attempt = 0; ; attempt++) {
       let obj: CheckpointReplicaSet;
       try {
@@ -247,17 +384,13 @@ export class StatusWriter implements StatusReporter {
         if (isApiError(err, 'NotFound')) return 'gone';
         throw err;
       }
-      // Same name, new object: this report was about the deleted one.
       if (obj.metadata.uid !== ref.uid) return 'gone';
       const identity = { uid: obj.metadata.uid, generation: obj.metadata.generation ?? ref.generation };
-      const now = new Date(this.clock.now());
-      const next: CheckpointReplicaSetStatus =
-        change.kind === 'set'
-          ? mergeNodeStatus(obj.status, change.entry, identity, now)
-          : removeNodeStatus(obj.status, this.node, identity, now);
+      const next = removeNodeStatus(obj.status, node, identity, new Date(this.clock.now()));
       if (sameStatus(obj.status, next)) return 'unchanged';
       try {
         await this.client.replaceStatus({ ...obj, status: next });
+        this.stats_.writes++;
         return 'written';
       } catch (err) {
         if (isApiError(err, 'NotFound')) return 'gone';
@@ -265,7 +398,7 @@ export class StatusWriter implements StatusReporter {
         this.stats_.conflicts++;
         this.logger.debug('status write conflicted; re-reading', {
           resource: keyOf(ref.namespace, ref.name),
-          node: this.node,
+          node,
           attempt: attempt + 1,
         });
         await sleep(this.clock, backoffDelay(this.conflictBackoff, attempt + 1, this.random));

@@ -1,5 +1,5 @@
-// The planner: a PURE function from desired and observed state to the next batch of work on this
-// node. No I/O, no clock: everything it needs is in PlannerInput, so every rule below is unit-tested
+// The planner: a PURE function from desired and observed state to the work to start now on this
+// node (called when a restore window opens and again each time one of its restores finishes). No I/O, no clock: everything it needs is in PlannerInput, so every rule below is unit-tested
 // exhaustively (test/unit/reconcile/planner.test.ts).
 //
 // Rules, in the order they apply:
@@ -14,12 +14,13 @@
 // 6. Template change (rolling, surge): new-template replicas are created first; an old-template
 //    replica is removed only once enough new ones are READY to keep `replicas` serving. Why surge and
 //    not remove-then-create: a restore takes seconds to minutes, so removing first would drop
-//    capacity by up to a whole batch for that long, and a broken new checkpoint would take serving
+//    capacity by up to a whole window for that long, and a broken new checkpoint would take serving
 //    replicas down with it. The price is at most `bound` extra containers for a while: total
 //    containers never exceed replicas + bound (checked below).
-// 7. Creates per batch: at most batchLimit = min(10, maxConcurrent, slow start, free host slots);
-//    slow start allows successes+1 (1, 2, 4, 8, then the cap) while the checkpoint has not proven
-//    itself on this node, so a broken checkpoint costs one failed restore, not 45.
+// 7. Creates in flight: a window of min(10, maxConcurrent, successes + 1) restores, refilled as each
+//    one finishes, never more than the host's free slots. The window grows by one per success, and
+//    each success also frees its own place, so in flight goes 1, 2, 4, 8, then the cap (slow start
+//    as a window, not as barriers): a broken checkpoint costs one failed restore, not 45.
 // 8. A slot whose restore failed permanently blocks ALL creates of this resource (outside a canary
 //    probe): nothing more is spent on a checkpoint/image that is not there.
 
@@ -30,7 +31,7 @@ import { countDeath, type FailureCounting } from './forgiveness.js';
 import { allocateSlotIds, compareSlotIds } from './slots.js';
 
 /** The hard cap of restores in flight at once per Docker host (containerd's historical limit). */
-export const MAX_BATCH = 10;
+export const MAX_IN_FLIGHT = 10;
 
 export interface DesiredState {
   replicas: number;
@@ -99,6 +100,11 @@ export interface PlannerInput {
   engineLimit: number;
   /** A probe out of Degraded: exactly one create, preferring the slot that failed. */
   canary: boolean;
+  /**
+   * This resource's creates already in flight in its open window (their slots are in
+   * expectations.creates as pending); 0 when a window opens.
+   */
+  inFlight?: number;
 }
 
 export type CreateCause = 'new' | 'retry' | 'replace' | 'fallback' | 'probe';
@@ -133,10 +139,12 @@ export interface PlanSummary {
   failedSlots: string[];
   /** Slots that failed permanently (a subset of failedSlots). */
   blockedSlots: string[];
-  /** Slots waiting for a retry or a fallback that this batch did not reach. */
+  /** Slots waiting for a retry or a fallback that this plan did not reach. */
   waitingSlots: string[];
   /** Current-template containers that are live but not ready (restarting, paused, ...). */
   notReady: number;
+  /** Containers still observed whose removal is planned or under way: not Ready until they are gone. */
+  removing: number;
 }
 
 export interface Plan {
@@ -144,7 +152,8 @@ export interface Plan {
   removes: PlannedRemove[];
   /** History entries to drop (slots scaled away, or of an older template). */
   forget: string[];
-  batchLimit: number;
+  /** The window: most creates of this resource in flight at once right now. */
+  window: number;
   summary: PlanSummary;
   /** Nothing to do and every desired replica is ready on the current template. */
   converged: boolean;
@@ -156,20 +165,25 @@ export function isLeftover(replica: Replica): boolean {
   return LEFTOVER_STATES.has(replica.state);
 }
 
-/** Creates allowed at once for this resource: min(10, maxConcurrent, slow start, free host slots). */
-export function batchLimit(input: Pick<PlannerInput, 'desired' | 'successfulRestores' | 'engineInFlight' | 'engineLimit' | 'canary'>): number {
+/** The window: min(10, maxConcurrent, successes + 1); a canary probe is one restore. */
+export function windowLimit(input: Pick<PlannerInput, 'desired' | 'successfulRestores' | 'canary'>): number {
   if (input.canary) return 1;
-  const bound = concurrencyBound(input.desired);
-  const slowStart = input.successfulRestores + 1;
-  // Planning more than the host can start now only parks restores in the engine's queue, where a
-  // scale change cannot take them back; at least 1 so the resource always makes progress (the
-  // engine's limiter waits for a free slot).
-  const hostFree = Math.max(1, input.engineLimit - input.engineInFlight);
-  return Math.max(1, Math.min(bound, slowStart, hostFree));
+  return Math.max(1, Math.min(concurrencyBound(input.desired), input.successfulRestores + 1));
+}
+
+/** Creates to start now: what the window has left, never more than the host's free slots. */
+export function startsAllowed(input: Pick<PlannerInput, 'engineInFlight' | 'engineLimit' | 'inFlight'>, window: number): number {
+  const ours = input.inFlight ?? 0;
+  const hostFree = input.engineLimit - input.engineInFlight;
+  // Starting more than the host can run only parks restores in the engine's queue, where a scale
+  // change cannot take them back; but with nothing of ours in flight, one always starts so the
+  // resource makes progress (the engine's limiter waits for a free slot).
+  if (ours === 0) return Math.max(1, Math.min(window, hostFree));
+  return Math.max(0, Math.min(window - ours, hostFree));
 }
 
 export function concurrencyBound(desired: Pick<DesiredState, 'maxConcurrent'>): number {
-  return Math.max(1, Math.min(MAX_BATCH, desired.maxConcurrent));
+  return Math.max(1, Math.min(MAX_IN_FLIGHT, desired.maxConcurrent));
 }
 
 /** Removal order: not-ready before ready, then newest first; ties by attempt, then slot id. */
@@ -212,7 +226,7 @@ export function plan(input: PlannerInput): Plan {
   const provenByObservation = observed.filter(
     (r) => r.ready && r.startMode === 'restore' && r.templateHash === desired.templateHash,
   ).length;
-  const limit = batchLimit({ ...input, successfulRestores: Math.max(input.successfulRestores, provenByObservation) });
+  const window = windowLimit({ ...input, successfulRestores: Math.max(input.successfulRestores, provenByObservation) });
   const removingIds = new Set(expectations.removes.map((r) => r.containerId));
   const visible = observed.filter((r) => r.state !== 'removing' && !removingIds.has(r.containerId));
 
@@ -221,8 +235,8 @@ export function plan(input: PlannerInput): Plan {
       creates: [],
       removes: visible.map((r) => ({ containerId: r.containerId, replicaId: r.replicaId, templateHash: r.templateHash, cause: 'deleting' })),
       forget: [...history.keys()],
-      batchLimit: limit,
-      summary: summarize(desired, visible, [], [], [], [], []),
+      window,
+      summary: summarize(desired, visible, [], [], [], [], [], observed.length - visible.length),
       converged: visible.length === 0,
     };
   }
@@ -234,8 +248,8 @@ export function plan(input: PlannerInput): Plan {
       creates: [],
       removes: [],
       forget: [],
-      batchLimit: limit,
-      summary: summarize(desired, live, current, [], [], [], []),
+      window,
+      summary: summarize(desired, live, current, [], [], [], [], observed.length - visible.length),
       converged: false,
     };
   }
@@ -325,13 +339,13 @@ export function plan(input: PlannerInput): Plan {
   const oldVictims = [...liveOld].sort(byRemovalPreference).slice(0, Math.max(0, liveOld.length - keepOld));
   for (const r of oldVictims) remove(r, 'outdated');
 
-  // Rule 7 and 8: what to create in this batch.
+  // Rule 7 and 8: what to create now.
   const blocked = waiting.filter((w) => w.kind === 'blocked');
   const exhausted = waiting.filter((w) => w.kind === 'exhausted');
   const liveRemoved = removes.filter((r) => r.cause === 'scale-down' || r.cause === 'outdated' || r.cause === 'duplicate').length;
   const totalAfterRemoves = live.length - liveRemoved + pending.length;
   const totalCap = desired.replicas + concurrencyBound(desired);
-  const budget = Math.max(0, Math.min(limit, totalCap - totalAfterRemoves));
+  const budget = Math.max(0, Math.min(startsAllowed(input, window), totalCap - totalAfterRemoves));
 
   const used = new Set<string>([
     ...observed.map((r) => r.replicaId),
@@ -371,7 +385,7 @@ export function plan(input: PlannerInput): Plan {
   const waitingSlots = waiting
     .filter((w) => (w.kind === 'retry' || w.kind === 'cold') && !createdIds.has(w.replicaId))
     .map((w) => w.replicaId);
-  const summary = summarize(desired, live, keptAfter, pending, failedSlots, blocked.map((w) => w.replicaId), waitingSlots);
+  const summary = summarize(desired, live, keptAfter, pending, failedSlots, blocked.map((w) => w.replicaId), waitingSlots, observed.length - visible.length);
   const converged =
     creates.length === 0 &&
     removes.length === 0 &&
@@ -380,7 +394,7 @@ export function plan(input: PlannerInput): Plan {
     liveOld.length === 0 &&
     keptAfter.length === desired.replicas &&
     keptAfter.every((r) => r.ready);
-  return { creates, removes, forget: [...new Set(forget)], batchLimit: limit, summary, converged };
+  return { creates, removes, forget: [...new Set(forget)], window, summary, converged };
 }
 
 function summarize(
@@ -391,6 +405,7 @@ function summarize(
   failedSlots: string[],
   blockedSlots: string[],
   waitingSlots: string[],
+  removing: number,
 ): PlanSummary {
   const ready = current.filter((r) => r.ready);
   return {
@@ -404,6 +419,7 @@ function summarize(
     blockedSlots,
     waitingSlots,
     notReady: current.length - ready.length,
+    removing,
   };
 }
 

@@ -27,8 +27,9 @@ export interface EventsPort {
 
 /** The few Event reasons the reconciler emits (CamelCase, stable: people grep for them). */
 export type EventReason =
-  | 'BatchStarted'
-  | 'BatchFinished'
+  /** A restore window opened (once per window, not per replica). */
+  | 'RestoresStarted'
+  | 'RestoresFinished'
   | 'RestoreFailed'
   | 'FallbackUsed'
   | 'RemoveFailed'

@@ -11,6 +11,7 @@
 
 import { createActor } from 'xstate';
 import type { CheckpointReplicaSet } from '../api/types.js';
+import { FairLimiter } from '../engine/limiter.js';
 import type { ContainerWatchEvent } from '../engine/types.js';
 import type { AgentLimits } from '../api/validate.js';
 import { backoffDelay } from './backoff.js';
@@ -44,7 +45,7 @@ export interface ReconcilerOptions {
   node: string;
   clock?: RunnerClock;
   machine?: Partial<MachineOptions>;
-  /** On stop(): how long in-flight batches may run on before they are aborted. Default 30 s. */
+  /** On stop(): how long restores in flight may run on before they are aborted. Default 30 s. */
   stopGraceMs?: number;
   /** After aborting: how long to wait for the engine to clean up aborted work. Default 15 s. */
   abortGraceMs?: number;
@@ -80,7 +81,7 @@ export interface Reconciler {
   engineChanged(event: ContainerWatchEvent): string[];
   /**
    * A changed object straight from the watch, for an actor that is BUSY (the work queue holds its
-   * key until it rests): a deletion aborts the batch at once, a scale-down cancels the restores it
+   * key until it rests): a deletion aborts the restore window at once, a scale-down cancels the restores it
    * no longer wants. An actor at rest, or none, is left to the queue.
    */
   offer(resource: CheckpointReplicaSet | undefined, key: string): void;
@@ -112,6 +113,8 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
   const abortGraceMs = options.abortGraceMs ?? 15_000;
   const orphanMinAgeMs = options.orphanMinAgeMs ?? 120_000;
   const inFlightWork = new Set<Promise<unknown>>();
+  // One per host (this reconciler): removals of every resource share it, like restores share the engine's.
+  const removeSlots = new FairLimiter(ports.engine.concurrencyLimit);
   const entries = new Map<string, Entry>();
   const { logger } = ports;
   let stopping = false;
@@ -125,6 +128,7 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
       clock,
       options: machineOptions,
       inFlightWork,
+      removeSlots,
       ...(options.agentLimits ? { agentLimits: options.agentLimits } : {}),
       ...(options.selectsNode ? { selectsNode: options.selectsNode } : {}),
     });

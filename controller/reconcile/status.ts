@@ -50,6 +50,9 @@ export function allReady(summary: PlanSummary): boolean {
     summary.replicas === summary.desired &&
     summary.outdated === 0 &&
     summary.pending === 0 &&
+    // A scale-down is done when the excess is gone, not when it is planned: Ready said too early
+    // lets `kubectl wait` return while the old containers still run.
+    summary.removing === 0 &&
     summary.failedSlots.length === 0
   );
 }

@@ -2,7 +2,7 @@
 // (controller/kube/status-writer.ts, default debounce and conflict backoff), all reporting progress
 // on ONE resource every second against the real apiserver of the test bed. A benchmark, not a test.
 //   npm run bench:status -- [--nodes 100] [--seconds 120]
-// Prints writes/s, conflicts, apiserver latency (GET and PUT /status as the writer sees them), and
+// Prints writes/s, conflicts, apiserver latency (GET, PUT and apply of /status as the writer sees them), and
 // the delay from the last report until the stored summary is right. Run after hack/testbed-up.sh.
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
@@ -30,7 +30,7 @@ execFileSync(env.KUBECTL ?? 'kubectl', ['apply', '-f', '-'], { input: JSON.strin
 const kc = new KubeConfig();
 kc.loadFromFile(env.KUBECONFIG ?? '');
 const real = createCrsClient(kc);
-const latency = { get: [] as number[], put: [] as number[] };
+const latency = { get: [] as number[], put: [] as number[], apply: [] as number[] };
 async function timed<T>(into: number[], call: () => Promise<T>): Promise<T> {
   const start = performance.now();
   try {
@@ -40,9 +40,10 @@ async function timed<T>(into: number[], call: () => Promise<T>): Promise<T> {
   }
 }
 // The writers' own client, timed: what the apiserver's latency looks like from an agent.
-const client: Pick<CrsClient, 'get' | 'replaceStatus'> = {
+const client: Pick<CrsClient, 'get' | 'replaceStatus' | 'applyStatus'> = {
   get: (ns, name) => timed(latency.get, () => real.get(ns, name)),
   replaceStatus: (obj) => timed(latency.put, () => real.replaceStatus(obj)),
+  applyStatus: (apply) => timed(latency.apply, () => real.applyStatus(apply)),
 };
 const obj = await real.get(namespace, 'many');
 const ref = { namespace, name: 'many', uid: obj.metadata.uid ?? '', generation: obj.metadata.generation ?? 1 };
@@ -86,16 +87,17 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 100));
 }
 const wall = (lastChange - started) / 1000;
-const totals = writers.map((w) => w.stats()).reduce((a, s) => ({ writes: a.writes + s.writes, conflicts: a.conflicts + s.conflicts, failures: a.failures + s.failures, unchanged: a.unchanged + s.unchanged, dropped: a.dropped + s.dropped }));
+const totals = writers.map((w) => w.stats()).reduce((a, s) => ({ writes: a.writes + s.writes, summaryWrites: a.summaryWrites + s.summaryWrites, conflicts: a.conflicts + s.conflicts, failures: a.failures + s.failures, unchanged: a.unchanged + s.unchanged, dropped: a.dropped + s.dropped }));
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]?.toFixed(0) ?? '';
 const maxWriterConflicts = Math.max(...writers.map((w) => w.stats().conflicts));
 console.log(JSON.stringify({
   nodes, seconds: Number(wall.toFixed(1)), reportsPerNodePerSecond: 1,
-  writes: totals.writes, writesPerSecond: Number((totals.writes / wall).toFixed(1)), writesPerNodePerSecond: Number((totals.writes / wall / nodes).toFixed(2)),
+  writes: totals.writes, entryWrites: totals.writes - totals.summaryWrites, summaryWrites: totals.summaryWrites, writesPerSecond: Number((totals.writes / wall).toFixed(1)), writesPerNodePerSecond: Number((totals.writes / wall / nodes).toFixed(2)),
   conflicts: totals.conflicts, conflictsPerWrite: Number((totals.conflicts / Math.max(1, totals.writes)).toFixed(2)), maxConflictsOneWriter: maxWriterConflicts,
   failures: totals.failures, dropped: totals.dropped, reportErrors: errors.length,
   getMs: { p50: pct(latency.get, 50), p99: pct(latency.get, 99), n: latency.get.length },
   putMs: { p50: pct(latency.put, 50), p99: pct(latency.put, 99), n: latency.put.length },
+  applyMs: { p50: pct(latency.apply, 50), p99: pct(latency.apply, 99), n: latency.apply.length },
   summaryRightAfterMs: Number.isNaN(delayMs) ? 'not within 120 s' : Math.round(delayMs),
   entriesStored: stored?.status?.nodes?.length ?? 0,
 }, null, 1));

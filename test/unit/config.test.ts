@@ -75,3 +75,17 @@ describe('parseConfig', () => {
     expect(usage()).toContain('MAX_CONCURRENT_RESTORES');
   });
 });
+
+describe('--node-address (issue 15)', () => {
+  it('takes an IP from the flag or NODE_IP, and is unset by default', () => {
+    expect(parseConfig([], env).nodeAddress).toBeUndefined();
+    expect(parseConfig(['--node-address=10.1.2.3'], env).nodeAddress).toBe('10.1.2.3');
+    expect(parseConfig([], { ...env, NODE_IP: 'fd00::5' }).nodeAddress).toBe('fd00::5');
+  });
+
+  it('refuses a non-address and loopback (EndpointSlices refuse loopback), naming the flag', () => {
+    expect(() => parseConfig(['--node-address=node-a.local'], env)).toThrow(/--node-address: "node-a.local" must be an IPv4 or IPv6 address/);
+    expect(() => parseConfig(['--node-address=127.0.0.1'], env)).toThrow(/--node-address: "127.0.0.1" is a loopback address/);
+    expect(() => parseConfig(['--node-address=127.0.0.1'], env)).toThrow(ConfigError);
+  });
+});

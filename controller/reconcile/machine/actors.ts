@@ -1,35 +1,16 @@
-// The machine's promise actors: the only places it calls the engine and the finalizer port. Each
-// receives the actor's AbortSignal, which xstate aborts when the machine leaves the invoking state
-// (deletion mid-batch, shutdown after the grace period); the engine then leaves nothing half-made.
+// The machine's actors: the only places it calls the engine and the finalizer port. Each promise
+// actor receives the actor's AbortSignal, which xstate aborts when the machine leaves the invoking
+// state (deletion mid-window, shutdown after the grace period); the engine then leaves nothing
+// half-made. The window's executor is a callback actor: it starts what the machine sends it and
+// reports each result back; stopping it (leaving `restoring`) aborts everything it started.
 
-import { fromPromise } from 'xstate';
+import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { Replica, ReplicaSpec } from '../../engine/types.js';
 import { classifyFailure } from '../errors.js';
 import { plan as planWork } from '../planner.js';
-import type { PlannedRemove } from '../planner.js';
+import type { PlannedCreate, PlannedRemove } from '../planner.js';
 import type { ResourceRef } from '../ports.js';
-import type {
-  BatchInput,
-  BatchResult,
-  CreateOutcome,
-  MachineDeps,
-  PrepareInput,
-  RemoveOutcome,
-} from './types.js';
-
-/** Runs `work` over `items` with at most `limit` at once, in order. */
-async function pool<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index]!);
-    }
-  });
-  await Promise.all(lanes);
-  return results;
-}
+import type { CreateOutcome, MachineDeps, PrepareInput, RemoveOutcome, WindowInput, WindowReport, WindowWork } from './types.js';
 
 /** Thrown by the prepare actor: which step failed, and the engine's failure. */
 export class PrepareFailure extends Error {
@@ -43,8 +24,8 @@ export class PrepareFailure extends Error {
 }
 
 /**
- * The creates of the batch in flight, by slot, each with its own AbortController: a scale-down
- * mid-batch cancels exactly the restores it no longer wants (see cancelUnwanted in machine.ts).
+ * The creates of the window in flight, by slot, each with its own AbortController: a scale-down
+ * mid-window cancels exactly the restores it no longer wants (see cancelUnwanted in machine.ts).
  */
 export type CreateControllers = Map<string, AbortController>;
 
@@ -87,21 +68,30 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
   });
 
   const removeOne = async (uid: string, r: PlannedRemove, signal: AbortSignal): Promise<RemoveOutcome> => {
+    let release: (() => void) | undefined;
     try {
-      // Each Docker request adds an abort listener to the signal it is given; removals run up to
-      // removeConcurrency at once, so each gets its own signal (AbortSignal.any adds no listener to
-      // the shared one) instead of tripping Node's MaxListeners warning on the actor's.
+      release = await deps.removeSlots?.acquire(uid, signal);
+      // Each Docker request adds an abort listener to the signal it is given; up to ten removals
+      // share one, so each gets its own (AbortSignal.any adds no listener to the shared one) instead
+      // of tripping Node's MaxListeners warning.
       await engine.removeReplica(uid, r.containerId, AbortSignal.any([signal]));
       return { ...r, ok: true };
     } catch (error) {
       return { ...r, ok: false, failure: classifyFailure(error) };
+    } finally {
+      release?.();
     }
   };
 
-  const runBatch = fromPromise<BatchResult, BatchInput & { number: number; probe: boolean }>(async ({ input, signal }) => {
-    const started = now();
+  /**
+   * Executes the window: starts the creates and removals it is given (its input first, then each
+   * START the machine sends) and reports each one as it finishes. It decides nothing.
+   */
+  const runWindow = fromCallback<AnyEventObject, WindowInput & { work: WindowWork }, WindowReport>(({ input, sendBack, receive }) => {
+    const stopped = new AbortController();
+    const signal = stopped.signal;
     const owner = { uid: input.ref.uid, namespace: input.ref.namespace, name: input.ref.name };
-    const createOne = async (c: BatchInput['creates'][number]): Promise<CreateOutcome> => {
+    const createOne = async (c: PlannedCreate): Promise<CreateOutcome> => {
       const spec: ReplicaSpec = {
         owner,
         node: input.node,
@@ -112,9 +102,9 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
         checkpoint: input.checkpoint,
       };
       const t0 = now();
-      // Its own controller besides the batch's signal, so it can be cancelled alone. AbortSignal.any
+      // Its own controller besides the window's signal, so it can be cancelled alone. AbortSignal.any
       // rather than a listener per create: ten creates and a removal on one signal would trip Node's
-      // MaxListeners warning, though nothing leaks (the batch's signal lives as long as the batch).
+      // MaxListeners warning, though nothing leaks.
       const own = new AbortController();
       createControllers.set(c.replicaId, own);
       try {
@@ -128,22 +118,21 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
         if (createControllers.get(c.replicaId) === own) createControllers.delete(c.replicaId);
       }
     };
+    // Reports go back only while the window is open: a stopped actor's parent no longer listens.
+    const report = (event: WindowReport): void => {
+      if (!signal.aborted) sendBack(event);
+    };
     // Removes and creates run side by side: a leftover and its replacement have different names
     // (the attempt number differs), and a slow stop must not hold back the restores.
-    const [removes, creates] = await tracked(
-      Promise.all([
-        pool(input.removes, deps.options.removeConcurrency, (r) => removeOne(owner.uid, r, signal)),
-        Promise.all(input.creates.map(createOne)),
-      ]),
-    );
-    return {
-      number: input.number,
-      templateHash: input.templateHash,
-      probe: input.probe,
-      creates,
-      removes,
-      seconds: (now() - started) / 1000,
+    const start = (work: WindowWork): void => {
+      for (const c of work.creates) void tracked(createOne(c)).then((outcome) => report({ type: 'CREATED', outcome }));
+      for (const r of work.removes) void tracked(removeOne(owner.uid, r, signal)).then((outcome) => report({ type: 'REMOVED', outcome }));
     };
+    receive((event) => {
+      if (event.type === 'START') start(event as AnyEventObject & WindowWork);
+    });
+    start(input.work);
+    return () => stopped.abort(new Error('the restore window was closed'));
   });
 
   /** Removes every container of the resource on this node; re-lists until none is left. */
@@ -166,7 +155,8 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
         // Only containers Docker is already removing are left: look again next round.
         continue;
       }
-      const outcomes = await tracked(pool(work.removes, deps.options.removeConcurrency, (r) => removeOne(input.uid, r, signal)));
+      // All at once: the host's removal slots bound how many stop together.
+      const outcomes = await tracked(Promise.all(work.removes.map((r) => removeOne(input.uid, r, signal))));
       const failed = outcomes.find((o) => !o.ok);
       removed += outcomes.filter((o) => o.ok).length;
       if (failed && !failed.ok) throw Object.assign(new Error(`remove ${failed.containerId}: ${failed.failure.message}`), { code: failed.failure.reason });
@@ -180,7 +170,7 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
 
   const release = fromPromise<void, { ref: ResourceRef }>(({ input }) => finalizer.release(input.ref));
 
-  return { observe, prepare, runBatch, removeAll, release };
+  return { observe, prepare, runWindow, removeAll, release };
 }
 
 export type ReconcileActors = ReturnType<typeof createActors>;

@@ -5,7 +5,7 @@ import { TRANSIENT_REASONS } from '../../engine/types.js';
 import { formatFieldErrors } from '../desired.js';
 import { PERMANENT_NOW, SOURCE_REASONS } from '../errors.js';
 import type { Plan, SlotHistory } from '../planner.js';
-import type { BatchResult, Decision, ProbeKind, ReconcileContext } from './types.js';
+import type { Decision, ProbeKind, ReconcileContext, WindowResult, WindowStep } from './types.js';
 
 export function sourceKey(ctx: Pick<ReconcileContext, 'ref' | 'desired'>): string {
   return `${ctx.ref?.generation ?? 0}/${ctx.desired?.templateHash ?? ''}`;
@@ -35,10 +35,10 @@ function failedSlotsCause(plan: Plan, history: ReadonlyMap<string, SlotHistory>)
 }
 
 /**
- * `batch` is the result of the batch that just finished when this observation verifies one, and
- * undefined otherwise: a batch's failures are acted on exactly once.
+ * `window` is the result of the restore window that just closed when this observation verifies
+ * one, and undefined otherwise: a window's failures are acted on exactly once.
  */
-export function decide(ctx: ReconcileContext, plan: Plan, batch: BatchResult | undefined): Decision {
+export function decide(ctx: ReconcileContext, plan: Plan, window: WindowResult | undefined): Decision {
   const desired = ctx.desired;
   // Shutdown wins over everything: nothing new starts.
   if (ctx.stopRequested) return { kind: 'stop' };
@@ -54,7 +54,7 @@ export function decide(ctx: ReconcileContext, plan: Plan, batch: BatchResult | u
   // Docker unreachable: nothing is known, so nothing is planned.
   if (ctx.observeError) return { kind: 'backoff', reason: ctx.observeError.reason, message: ctx.observeError.message };
 
-  const last = batch;
+  const last = window;
   const permanent = last?.creates.find((c) => !c.ok && PERMANENT_NOW.has(c.failure.reason));
   if (permanent && !permanent.ok) {
     return {
@@ -86,5 +86,36 @@ export function decide(ctx: ReconcileContext, plan: Plan, batch: BatchResult | u
     const ensureFinalizer = !ctx.finalizerEnsured;
     if (checkSource || ensureFinalizer) return { kind: 'prepare', checkSource, ensureFinalizer };
   }
-  return { kind: 'batch' };
+  return { kind: 'restore' };
+}
+
+/**
+ * While a window is open, after each restore or removal that finished: refill it, or let what runs
+ * finish and look again from a fresh observation. The order of the checks is the policy.
+ */
+export function windowStep(ctx: Pick<ReconcileContext, 'window' | 'stopRequested' | 'gone' | 'desired' | 'specErrors' | 'ref'>): WindowStep {
+  const w = ctx.window;
+  if (!w) return { kind: 'drain', reason: 'no window is open' };
+  // Once draining, it stays so: the reason is acted on after the fresh observation.
+  if (w.draining) return { kind: 'drain', reason: w.draining };
+  // Shutdown: nothing new starts, what runs may finish within the grace period.
+  if (ctx.stopRequested) return { kind: 'drain', reason: 'the agent is shutting down' };
+  // Deletion leaves the state at once; this only covers the moment in between.
+  if (ctx.gone || ctx.desired?.deleting) return { kind: 'drain', reason: 'the resource is being deleted' };
+  // A failed restore stops new starts: a broken checkpoint costs what is in flight, no more.
+  const failed = w.creates.find((c) => !c.ok && c.failure.reason !== 'Aborted');
+  if (failed && !failed.ok) return { kind: 'drain', reason: `replica ${failed.replicaId} failed: ${failed.failure.reason}` };
+  // A restore that returned a container already dead is a failure the next observation counts.
+  const died = w.creates.find((c) => c.ok && !c.replica.ready);
+  if (died) return { kind: 'drain', reason: `replica ${died.replicaId} is not running after its start` };
+  const removeFailed = w.removes.find((r) => !r.ok);
+  if (removeFailed && !removeFailed.ok) return { kind: 'drain', reason: `removing ${removeFailed.containerId} failed: ${removeFailed.failure.reason}` };
+  // A probe out of Degraded is one restore.
+  if (w.probe) return { kind: 'drain', reason: 'a probe is one restore' };
+  // A new spec (scale, template, pause) is planned from a fresh observation, not from the window's.
+  if (!ctx.desired || ctx.specErrors.length > 0 || ctx.desired.paused) return { kind: 'drain', reason: 'the spec changed' };
+  if (ctx.desired.templateHash !== w.templateHash || (ctx.ref?.generation ?? 0) !== w.ref.generation) {
+    return { kind: 'drain', reason: 'the spec changed' };
+  }
+  return { kind: 'refill' };
 }

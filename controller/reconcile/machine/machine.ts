@@ -1,22 +1,26 @@
 // The reconcile machine: one actor per CheckpointReplicaSet on this node.
 //
 //   idle -> observing -> planning -+-> preparing -> restoring -> verifying -> planning ...
-//                                  +-> restoring (one batch)
+//                                  +-> restoring (one window)
 //                                  +-> converged | waiting | backingOff | degraded | paused | nodeUnknown (resting)
 //                                  +-> deleting (removing -> releasing) -> deleted             (final)
 //                                  +-> stopped                                                 (final)
 //
-// A new spec or a resync arriving while busy is stored in the context and acted on at the next
-// batch boundary (planning reads the latest spec); a scale-down mid-batch cancels the batch's
-// restores it no longer wants (cancelUnwanted). Deletion (or the object vanishing) leaves
-// `restoring` at once, which aborts the batch's AbortSignal. ENGINE events (the Docker event
+// `restoring` is a pipelined window: it starts what the plan allows, and each time a restore or a
+// removal finishes it absorbs the result (status and metrics see each replica as it gets ready),
+// asks windowStep (decide.ts) whether to refill, and re-plans what to start from the same pure
+// planner. A failure, a new spec or shutdown stops new starts; once nothing is in flight the window
+// closes and a fresh observation (verifying) acts on its result once. A new spec or a resync
+// arriving while busy is stored in the context; a scale-down mid-window cancels the restores it
+// no longer wants (cancelUnwanted). Deletion (or the object vanishing) leaves `restoring` at once,
+// which stops the window's executor and aborts everything it started. ENGINE events (the Docker event
 // stream) make a resting actor look again at once, and a busy one look again before it rests.
 // A missing Node object (nodeSelector unknown) rests in `nodeUnknown`, changing nothing. Every
 // resting state has a way out that is either an event or a bounded, growing delay, so nothing loops
 // hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
 // 10 min; a RESYNC may trigger a cheap source probe, at most one per 30 s), waiting (a fixed recheck).
 
-import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import { assign, enqueueActions, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 import type { CheckpointReplicaSet } from '../../api/types.js';
 import { TRANSIENT_REASONS, type Replica } from '../../engine/types.js';
 import { backoffDelay } from '../backoff.js';
@@ -24,23 +28,23 @@ import { desiredState, refOf } from '../desired.js';
 import { PERMANENT_NOW, SOURCE_REASONS, classifyFailure, type ClassifiedFailure } from '../errors.js';
 import { expectCreated, expectRemoved, settleExpectations } from '../expectations.js';
 import { countFailure, forgiveBefore, type FailureCounting } from '../forgiveness.js';
-import { absorbLeftovers, isLeftover, plan as planWork, type Plan, type SlotHistory } from '../planner.js';
+import { absorbLeftovers, concurrencyBound, isLeftover, plan as planWork, type Plan, type PlannedCreate, type SlotHistory } from '../planner.js';
 import { compareSlotIds } from '../slots.js';
 import type { ReconcileOutcome } from '../ports.js';
 import { computeNodeStatus, replicaCounts, sameNodeStatus, type Progress } from '../status.js';
 import { PrepareFailure, createActors, type CreateControllers } from './actors.js';
-import { decide, sourceKey } from './decide.js';
+import { decide, sourceKey, windowStep } from './decide.js';
 import type { ReconcileEvent } from './events.js';
-import type { BatchResult, Decision, MachineDeps, MachineInput, ReconcileContext } from './types.js';
+import type { CreateOutcome, Decision, MachineDeps, MachineInput, ReconcileContext, RemoveOutcome, WindowReport, WindowResult, WindowState } from './types.js';
 
-type Phase = 'batch' | 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused' | 'nodeUnknown';
+type Phase = 'restoring' | 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused' | 'nodeUnknown';
 
 const EMPTY_PLAN: Plan = {
   creates: [],
   removes: [],
   forget: [],
-  batchLimit: 1,
-  summary: { desired: 0, replicas: 0, ready: 0, coldStarted: 0, outdated: 0, pending: 0, failedSlots: [], blockedSlots: [], waitingSlots: [], notReady: 0 },
+  window: 1,
+  summary: { desired: 0, replicas: 0, ready: 0, coldStarted: 0, outdated: 0, pending: 0, failedSlots: [], blockedSlots: [], waitingSlots: [], notReady: 0, removing: 0 },
   converged: false,
 };
 
@@ -61,9 +65,9 @@ export function initialContext(input: MachineInput): ReconcileContext {
     successes: { templateHash: '', count: 0 },
     plan: undefined,
     decision: undefined,
-    batch: undefined,
-    lastBatch: undefined,
-    batchCount: 0,
+    window: undefined,
+    lastWindow: undefined,
+    windowCount: 0,
     failedRounds: 0,
     degraded: undefined,
     announcedDegraded: undefined,
@@ -114,35 +118,49 @@ function applyResource(
 /** Failures the engine caused are not the checkpoint's: an unreachable engine, or an aborted restore. */
 const NOT_THE_RESTORES_FAULT: ReadonlySet<string> = new Set(['Aborted', 'EngineUnavailable']);
 
-function historyAfterBatch(ctx: ReconcileContext, result: BatchResult, counting: FailureCounting): Map<string, SlotHistory> {
-  const history = new Map(ctx.history);
-  for (const c of result.creates) {
-    const entry = history.get(c.replicaId) ?? { templateHash: result.templateHash, lastAttempt: 0, failedRestores: 0, coldStartFailed: false };
-    const base: SlotHistory = { ...entry, templateHash: result.templateHash, lastAttempt: Math.max(entry.lastAttempt, c.attempt) };
+/** The slots' history after creates finished (one at a time as a window reports them). */
+function historyAfter(
+  history: ReadonlyMap<string, SlotHistory>,
+  templateHash: string,
+  creates: readonly CreateOutcome[],
+  counting: FailureCounting,
+): Map<string, SlotHistory> {
+  const next = new Map(history);
+  for (const c of creates) {
+    const entry = next.get(c.replicaId) ?? { templateHash, lastAttempt: 0, failedRestores: 0, coldStartFailed: false };
+    const base: SlotHistory = { ...entry, templateHash, lastAttempt: Math.max(entry.lastAttempt, c.attempt) };
     if (c.ok) {
-      history.set(c.replicaId, { ...base, lastFailure: undefined });
+      next.set(c.replicaId, { ...base, lastFailure: undefined });
     } else if (NOT_THE_RESTORES_FAULT.has(c.failure.reason)) {
-      history.set(c.replicaId, base);
+      next.set(c.replicaId, base);
     } else {
       const permanent = PERMANENT_NOW.has(c.failure.reason);
-      history.set(c.replicaId, {
+      next.set(c.replicaId, {
         ...(c.mode === 'restore' ? countFailure(base, counting) : base),
         coldStartFailed: base.coldStartFailed || c.mode === 'cold',
         lastFailure: { reason: c.failure.reason, message: c.failure.message, permanent },
       });
     }
   }
-  return history;
+  return next;
 }
+
+/** The observed list with a replica the engine just reported started (it is running, so ready). */
+function withReplica(observed: readonly Replica[], replica: Replica): Replica[] {
+  return [...observed.filter((r) => r.containerId !== replica.containerId), replica];
+}
+
+const sameCreate = (a: PlannedCreate, b: PlannedCreate): boolean => a.replicaId === b.replicaId && a.attempt === b.attempt;
 
 function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Progress {
   const summary = ctx.plan?.summary;
   switch (phase) {
-    case 'batch': {
-      const creates = ctx.batch?.creates.length ?? 0;
-      const removes = ctx.batch?.removes.length ?? 0;
-      const reason = (summary?.outdated ?? 0) > 0 ? 'RollingUpdate' : creates > 0 ? 'Restoring' : 'ScalingDown';
-      return { status: 'True', reason, message: `batch ${ctx.batch?.number ?? 0}: restoring ${creates}, removing ${removes}` };
+    case 'restoring': {
+      const w = ctx.window;
+      const creates = w?.inFlight.length ?? 0;
+      const removes = w?.removing.length ?? 0;
+      const reason = (summary?.outdated ?? 0) > 0 ? 'RollingUpdate' : creates > 0 || (w?.creates.length ?? 0) > 0 ? 'Restoring' : 'ScalingDown';
+      return { status: 'True', reason, message: `restoring ${creates}, removing ${removes} (window of ${ctx.plan?.window ?? 1})` };
     }
     case 'converged':
       return { status: 'False', reason: 'Converged', message: `${summary?.ready ?? 0} replica(s) ready, nothing to do` };
@@ -166,18 +184,18 @@ function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Prog
 }
 
 /**
- * The batch's creates that the latest spec no longer wants: with `live` current replicas observed
- * before the batch, only replicas - live new ones are still needed (lowest slot ids kept).
+ * The window's creates in flight that the latest spec no longer wants: with `live` current replicas
+ * (observed, or started by this window), only replicas - live more are still needed (lowest slot ids kept).
  */
-export function unwantedCreates(ctx: Pick<ReconcileContext, 'batch' | 'desired' | 'observed'>): string[] {
-  const { batch, desired } = ctx;
-  if (!batch || !desired || desired.paused || desired.templateHash !== batch.templateHash) return [];
-  const removed = new Set(batch.removes.map((r) => r.containerId));
+export function unwantedCreates(ctx: Pick<ReconcileContext, 'window' | 'desired' | 'observed' | 'expectations'>): string[] {
+  const { window, desired } = ctx;
+  if (!window || !desired || desired.paused || desired.templateHash !== window.templateHash) return [];
+  const removed = new Set([...window.removing, ...ctx.expectations.removes].map((r) => r.containerId));
   const live = ctx.observed.filter(
     (r) => !isLeftover(r) && r.state !== 'removing' && r.templateHash === desired.templateHash && !removed.has(r.containerId),
   ).length;
   const keep = Math.max(0, desired.replicas - live);
-  return batch.creates
+  return window.inFlight
     .map((c) => c.replicaId)
     .sort(compareSlotIds)
     .slice(keep);
@@ -198,7 +216,7 @@ export function createReconcileMachine(deps: MachineDeps) {
   });
 
   /** Observation -> expectations, history, plan and the decision (all pure). */
-  const afterObservation = (ctx: ReconcileContext, observed: Replica[], batch: BatchResult | undefined): Partial<ReconcileContext> => {
+  const afterObservation = (ctx: ReconcileContext, observed: Replica[], window: WindowResult | undefined): Partial<ReconcileContext> => {
     const desired = ctx.desired ?? desiredState(undefined, true).desired;
     const expectations = settleExpectations(ctx.expectations, observed, now(), options.expectationsTtlMs);
     let history: ReadonlyMap<string, SlotHistory> = desired.deleting ? ctx.history : absorbLeftovers(ctx.history, observed, desired.templateHash, counting(ctx));
@@ -219,7 +237,7 @@ export function createReconcileMachine(deps: MachineDeps) {
       history = pruned;
     }
     const next: ReconcileContext = { ...ctx, observed, observeError: undefined, expectations, history, successes, plan };
-    const decision = decide(next, plan, batch);
+    const decision = decide(next, plan, window);
     return {
       observed,
       diedSinceList: [],
@@ -231,6 +249,53 @@ export function createReconcileMachine(deps: MachineDeps) {
       decision,
       failedRounds: decision.kind === 'converged' ? 0 : ctx.failedRounds,
     };
+  };
+
+  /**
+   * The plan while a window is open: from the last observation plus what the window did since
+   * (started replicas are in `observed`, its creates in flight pending, its removals hidden).
+   */
+  const planInWindow = (ctx: ReconcileContext, w: WindowState): Plan => {
+    const desired = ctx.desired!;
+    return planWork({
+      desired,
+      observed: ctx.observed,
+      expectations: {
+        creates: [...ctx.expectations.creates, ...w.inFlight.map((c) => ({ replicaId: c.replicaId, templateHash: w.templateHash, containerId: '', since: w.startedAt }))],
+        removes: [...ctx.expectations.removes, ...w.removing.map((r) => ({ replicaId: r.replicaId, containerId: r.containerId, since: w.startedAt }))],
+      },
+      history: ctx.history,
+      successfulRestores: ctx.successes.templateHash === desired.templateHash ? ctx.successes.count : 0,
+      engineInFlight: engine.inFlight,
+      engineLimit: engine.concurrencyLimit,
+      canary: false,
+      inFlight: w.inFlight.length,
+    });
+  };
+
+  /** One finished create or removal folded into the context (pure). */
+  const absorbReport = (ctx: ReconcileContext, report: WindowReport): Partial<ReconcileContext> => {
+    const w = ctx.window;
+    if (!w) return {};
+    const at = now();
+    if (report.type === 'REMOVED') {
+      const r: RemoveOutcome = report.outcome;
+      const window: WindowState = { ...w, removing: w.removing.filter((x) => x.containerId !== r.containerId), removes: [...w.removes, r] };
+      const expectations = r.ok ? expectRemoved(ctx.expectations, [{ replicaId: r.replicaId, containerId: r.containerId, since: at }]) : ctx.expectations;
+      const next = { ...ctx, window, expectations };
+      return { window, expectations, plan: ctx.desired ? planInWindow(next, window) : ctx.plan };
+    }
+    const c: CreateOutcome = report.outcome;
+    const window: WindowState = { ...w, inFlight: w.inFlight.filter((x) => !sameCreate(x, c)), creates: [...w.creates, c] };
+    const history = historyAfter(ctx.history, w.templateHash, [c], counting(ctx));
+    const restored = c.ok && c.mode === 'restore' ? 1 : 0;
+    const successes =
+      ctx.successes.templateHash === w.templateHash ? { templateHash: w.templateHash, count: ctx.successes.count + restored } : { templateHash: w.templateHash, count: restored };
+    const expectations = c.ok ? expectCreated(ctx.expectations, [{ replicaId: c.replicaId, templateHash: w.templateHash, containerId: c.replica.containerId, since: at }]) : ctx.expectations;
+    // Only a running replica counts now; one that died at once is judged at the fresh observation.
+    const observed = c.ok && c.replica.ready ? withReplica(ctx.observed, c.replica) : ctx.observed;
+    const next = { ...ctx, window, history, successes, expectations, observed };
+    return { window, history, successes, expectations, observed, plan: ctx.desired ? planInWindow(next, window) : ctx.plan };
   };
 
   const afterObserveError = (ctx: ReconcileContext, error: unknown): Partial<ReconcileContext> => {
@@ -261,6 +326,22 @@ export function createReconcileMachine(deps: MachineDeps) {
     return { plan };
   };
 
+  /** A Warning per slot that falls back to a cold start (they are few: slots that spent their attempts). */
+  const announceFallbacks = (ctx: ReconcileContext, creates: readonly PlannedCreate[]): void => {
+    if (!ctx.ref) return;
+    for (const c of creates) {
+      if (c.mode !== 'cold') continue;
+      const last = ctx.history.get(c.replicaId)?.lastFailure;
+      events.record(
+        ctx.ref,
+        'Warning',
+        'FallbackUsed',
+        `replica ${c.replicaId}: restore attempts spent (last: ${last ? `${last.reason}: ${last.message}` : 'unknown'}); starting it cold`,
+      );
+    }
+  };
+  const concurrencyBoundOf = (ctx: ReconcileContext): number => (ctx.desired ? concurrencyBound(ctx.desired) : 1);
+
   return setup({
     types: {} as { context: ReconcileContext; events: ReconcileEvent; input: MachineInput; tags: 'resting' },
     actors: createActors(deps, createControllers),
@@ -288,7 +369,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         return { reobserve: true, ...(event.died ? { diedSinceList: [...context.diedSinceList, event.died] } : {}) };
       }),
       clearReobserve: assign({ reobserve: false }),
-      /** A scale-down mid-batch: cancel the restores no longer wanted (queued ones leave at once). */
+      /** A scale-down mid-window: cancel the restores no longer wanted (queued ones leave at once). */
       cancelUnwanted: ({ context }) => {
         const unwanted = unwantedCreates(context).filter((id) => createControllers.has(id));
         if (unwanted.length === 0) return;
@@ -346,96 +427,110 @@ export function createReconcileMachine(deps: MachineDeps) {
         degraded: context.degraded ? { ...context.degraded, probes: context.degraded.probes + 1, lastProbeAt: now() } : undefined,
       })),
 
-      startBatch: assign(({ context }) => {
+      openWindow: assign(({ context }) => {
         const spec = context.resource!.spec;
         const plan = context.plan!;
-        return {
-          batchCount: context.batchCount + 1,
-          batch: {
-            number: context.batchCount + 1,
-            probe: context.canary,
-            ref: context.ref!,
-            node,
-            templateHash: context.desired!.templateHash,
-            template: spec.template,
-            checkpoint: spec.checkpoint,
-            timeoutMs: spec.restore.timeoutSeconds * 1000,
-            creates: plan.creates,
-            removes: plan.removes,
-          },
+        const number = context.windowCount + 1;
+        const window: WindowState = {
+          number,
+          probe: context.canary,
+          ref: context.ref!,
+          node,
+          templateHash: context.desired!.templateHash,
+          template: spec.template,
+          checkpoint: spec.checkpoint,
+          timeoutMs: spec.restore.timeoutSeconds * 1000,
+          startedAt: now(),
+          inFlight: plan.creates,
+          removing: plan.removes,
+          creates: [],
+          removes: [],
+          draining: undefined,
+          peak: plan.creates.length,
         };
+        return { windowCount: number, window };
       }),
-      announceBatch: ({ context }) => {
-        const batch = context.batch;
-        if (!batch) return;
-        const restores = batch.creates.filter((c) => c.mode === 'restore').length;
-        const cold = batch.creates.length - restores;
+      announceWindow: ({ context }) => {
+        const w = context.window;
+        if (!w) return;
+        const restores = w.inFlight.filter((c) => c.mode === 'restore').length;
+        const cold = w.inFlight.length - restores;
         events.record(
-          batch.ref,
+          w.ref,
           'Normal',
-          'BatchStarted',
-          `batch ${batch.number}: restoring ${restores}${cold ? `, cold-starting ${cold}` : ''}, removing ${batch.removes.length}` +
-            (batch.probe ? ' (probe after Degraded)' : ''),
+          'RestoresStarted',
+          `restoring ${context.plan?.summary.desired ?? 0} replica(s), at most ${concurrencyBoundOf(context)} at a time: starting ${restores}` +
+            `${cold ? `, cold-starting ${cold}` : ''}, removing ${w.removing.length}` +
+            (w.probe ? ' (probe after Degraded)' : ''),
         );
-        for (const c of batch.creates) {
-          if (c.mode !== 'cold') continue;
-          const last = context.history.get(c.replicaId)?.lastFailure;
-          events.record(
-            batch.ref,
-            'Warning',
-            'FallbackUsed',
-            `replica ${c.replicaId}: restore attempts spent (last: ${last ? `${last.reason}: ${last.message}` : 'unknown'}); starting it cold`,
-          );
-        }
-        logger.info('batch started', {
+        announceFallbacks(context, w.inFlight);
+        logger.info('window opened', {
           key: context.key,
-          batch: batch.number,
-          creates: batch.creates.map((c) => `${c.replicaId}#${c.attempt}${c.mode === 'cold' ? ':cold' : ''}`),
-          removes: batch.removes.map((r) => `${r.replicaId}:${r.cause}`),
-          batchLimit: context.plan?.batchLimit,
-          probe: batch.probe,
+          window: w.number,
+          creates: w.inFlight.map((c) => `${c.replicaId}#${c.attempt}${c.mode === 'cold' ? ':cold' : ''}`),
+          removes: w.removing.map((r) => `${r.replicaId}:${r.cause}`),
+          limit: context.plan?.window,
+          probe: w.probe,
         });
       },
-      absorbBatch: assign(({ context }, result: BatchResult) => {
-        const at = now();
-        const created = result.creates.filter((c) => c.ok);
-        const restored = created.filter((c) => c.mode === 'restore').length;
-        const transient = result.creates.some((c) => !c.ok && c.failure.reason !== 'Aborted') ||
-          result.removes.some((r) => !r.ok && TRANSIENT_REASONS.has(r.failure.reason));
-        const successes =
-          context.successes.templateHash === result.templateHash
-            ? { templateHash: result.templateHash, count: context.successes.count + restored }
-            : { templateHash: result.templateHash, count: restored };
-        let expectations = expectCreated(
-          context.expectations,
-          created.map((c) => ({ replicaId: c.replicaId, templateHash: result.templateHash, containerId: c.ok ? c.replica.containerId : '', since: at })),
-        );
-        expectations = expectRemoved(
-          expectations,
-          result.removes.filter((r) => r.ok).map((r) => ({ replicaId: r.replicaId, containerId: r.containerId, since: at })),
-        );
-        return {
-          history: historyAfterBatch(context, result, counting(context)),
-          expectations,
-          successes,
-          lastBatch: result,
-          batch: undefined,
-          canary: false,
-          failedRounds: transient ? context.failedRounds + 1 : 0,
-        };
+      absorbReport: assign(({ context, event }) => absorbReport(context, event as unknown as WindowReport)),
+      /** Refill the window from the pure plan, or note (once) why nothing new starts. */
+      refill: enqueueActions(({ context, enqueue }) => {
+        const w = context.window;
+        if (!w) return;
+        const step = windowStep(context);
+        if (step.kind === 'drain') {
+          if (w.draining) return;
+          enqueue.assign({ window: { ...w, draining: step.reason } });
+          enqueue(() => logger.info('window draining', { key: context.key, window: w.number, reason: step.reason, inFlight: w.inFlight.length }));
+          return;
+        }
+        const plan = planInWindow(context, w);
+        if (plan.creates.length === 0 && plan.removes.length === 0) return;
+        const inFlight = [...w.inFlight, ...plan.creates];
+        enqueue.assign({ plan, window: { ...w, inFlight, removing: [...w.removing, ...plan.removes], peak: Math.max(w.peak, inFlight.length) } });
+        enqueue.sendTo('window', { type: 'START', creates: plan.creates, removes: plan.removes });
+        enqueue(() => {
+          announceFallbacks(context, plan.creates);
+          logger.info('restores started', {
+            key: context.key,
+            window: w.number,
+            creates: plan.creates.map((c) => `${c.replicaId}#${c.attempt}${c.mode === 'cold' ? ':cold' : ''}`),
+            removes: plan.removes.map((r) => `${r.replicaId}:${r.cause}`),
+            inFlight: inFlight.length,
+            limit: plan.window,
+          });
+        });
       }),
-      announceBatchResult: ({ context }, result: BatchResult) => {
+      closeWindow: assign(({ context }) => {
+        const w = context.window!;
+        const result: WindowResult = {
+          number: w.number,
+          templateHash: w.templateHash,
+          probe: w.probe,
+          creates: w.creates,
+          removes: w.removes,
+          seconds: (now() - w.startedAt) / 1000,
+        };
+        const transient =
+          w.creates.some((c) => !c.ok && c.failure.reason !== 'Aborted') || w.removes.some((r) => !r.ok && TRANSIENT_REASONS.has(r.failure.reason));
+        return { lastWindow: result, window: undefined, canary: false, failedRounds: transient ? context.failedRounds + 1 : 0 };
+      }),
+      announceWindowResult: ({ context }) => {
         const ref = context.ref;
-        if (!ref) return;
+        const result = context.lastWindow;
+        if (!ref || !result) return;
         const failed = result.creates.filter((c) => !c.ok && c.failure.reason !== 'Aborted');
         const removeFailed = result.removes.filter((r) => !r.ok);
-        const ok = result.creates.length - failed.length;
+        const ok = result.creates.filter((c) => c.ok).length;
         events.record(
           ref,
           failed.length + removeFailed.length > 0 ? 'Warning' : 'Normal',
-          'BatchFinished',
-          `batch ${result.number}: ${ok} started, ${failed.length} failed, ${result.removes.length - removeFailed.length} removed in ${result.seconds.toFixed(1)}s`,
+          'RestoresFinished',
+          `${ok} started, ${failed.length} failed, ${result.removes.length - removeFailed.length} removed in ${result.seconds.toFixed(1)}s`,
         );
+        // One Event per failure, bounded: a window stops new starts at its first failure, so at most
+        // what was in flight then (10) fail with it.
         for (const c of failed) {
           if (c.ok) continue;
           events.record(ref, 'Warning', 'RestoreFailed', `replica ${c.replicaId} attempt ${c.attempt}${c.mode === 'cold' ? ' (cold start)' : ''}: ${c.failure.reason}: ${c.failure.message}`);
@@ -444,9 +539,9 @@ export function createReconcileMachine(deps: MachineDeps) {
           if (r.ok) continue;
           events.record(ref, 'Warning', 'RemoveFailed', `container ${r.containerId} of replica ${r.replicaId}: ${r.failure.reason}: ${r.failure.message}`);
         }
-        logger.info('batch finished', {
+        logger.info('window closed', {
           key: context.key,
-          batch: result.number,
+          window: result.number,
           started: ok,
           failed: failed.map((c) => (c.ok ? '' : `${c.replicaId}#${c.attempt}:${c.failure.reason}`)),
           removed: result.removes.length - removeFailed.length,
@@ -462,7 +557,7 @@ export function createReconcileMachine(deps: MachineDeps) {
         // entry, stays out of status.nodes (a large cluster would otherwise list every node). Once
         // written, the entry is kept truthful (the kube layer owns removing it).
         if (!context.selected && plan.summary.replicas === 0 && !context.degraded && !context.lastStatus) return;
-        const restoringNow = params.phase === 'batch' ? (context.batch?.creates.length ?? 0) : 0;
+        const restoringNow = params.phase === 'restoring' ? (context.window?.inFlight.length ?? 0) : 0;
         const status = computeNodeStatus({
           node,
           generation: ref.generation,
@@ -503,6 +598,7 @@ export function createReconcileMachine(deps: MachineDeps) {
       probeDue: ({ context }) =>
         context.degraded?.probe === 'source' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
       isGone: ({ context }) => context.gone,
+      windowDrained: ({ context }) => context.window !== undefined && context.window.inFlight.length === 0 && context.window.removing.length === 0,
       /** An engine event came in while observing: the plan may rest on a list taken before it. */
       mustReobserve: ({ context }) => context.reobserve && (context.decision?.kind === 'converged' || context.decision?.kind === 'waiting'),
       engineAnswers: ({ event }) => event.type === 'ENGINE' && event.change !== 'lost',
@@ -556,7 +652,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           { guard: { type: 'decisionIs', params: { kind: 'converged' } }, target: 'converged' },
           { guard: { type: 'decisionIs', params: { kind: 'waiting' } }, target: 'waiting' },
           { guard: { type: 'decisionIs', params: { kind: 'prepare' } }, target: 'preparing' },
-          { guard: { type: 'decisionIs', params: { kind: 'batch' } }, target: 'restoring' },
+          { guard: { type: 'decisionIs', params: { kind: 'restore' } }, target: 'restoring' },
           // No decision can only mean the context was never observed: observe.
           { target: 'observing' },
         ],
@@ -599,37 +695,35 @@ export function createReconcileMachine(deps: MachineDeps) {
         },
       },
       restoring: {
-        entry: ['startBatch', 'announceBatch', { type: 'report', params: { phase: 'batch' } }],
+        entry: ['openWindow', 'announceWindow', { type: 'report', params: { phase: 'restoring' } }],
         invoke: {
-          src: 'runBatch',
-          input: ({ context }) => context.batch!,
-          onDone: {
-            target: 'verifying',
-            actions: [
-              { type: 'absorbBatch', params: ({ event }) => event.output },
-              { type: 'announceBatchResult', params: ({ event }) => event.output },
-            ],
-          },
+          id: 'window',
+          src: 'runWindow',
+          input: ({ context }) => ({ ...context.window!, work: { creates: context.window!.inFlight, removes: context.window!.removing } }),
           onError: {
-            // runBatch catches every engine error per item; only a bug gets here. Back off.
+            // The executor catches every engine error per item; only a bug gets here. Back off.
             target: 'backingOff',
             actions: [
               assign(({ context, event }) => ({
-                batch: undefined,
+                window: undefined,
                 failedRounds: context.failedRounds + 1,
                 decision: { kind: 'backoff', reason: 'Unknown', message: event.error instanceof Error ? event.error.message : String(event.error) } as Decision,
               })),
-              ({ context, event }) => logger.error('batch failed unexpectedly', { key: context.key, error: String(event.error) }),
+              ({ context, event }) => logger.error('restore window failed unexpectedly', { key: context.key, error: String(event.error) }),
             ],
           },
         },
+        // Nothing in flight any more: close the window and look again before acting on its result.
+        always: { guard: 'windowDrained', target: 'verifying', actions: ['closeWindow', 'announceWindowResult'] },
         on: {
-          // Deletion aborts the batch (leaving the state aborts the actor's signal).
-          SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: ['takeResource', 'cancelUnwanted'] }],
+          CREATED: { actions: ['absorbReport', 'refill', { type: 'report', params: { phase: 'restoring' } }] },
+          REMOVED: { actions: ['absorbReport', 'refill', { type: 'report', params: { phase: 'restoring' } }] },
+          // Deletion stops the window (leaving the state stops its executor, which aborts its work).
+          SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: ['takeResource', 'cancelUnwanted', 'refill'] }],
           GONE: { target: 'observing', actions: 'markGone' },
           RESYNC: { actions: 'takeResource' },
-          // Shutdown lets the batch finish (the runner aborts it after its grace period).
-          STOP: { actions: 'requestStop' },
+          // Shutdown lets what runs finish (the runner aborts it after its grace period).
+          STOP: { actions: ['requestStop', 'refill'] },
         },
       },
       verifying: {
@@ -639,7 +733,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           input: ({ context }) => ({ uid: context.ref?.uid ?? '' }),
           onDone: {
             target: 'planning',
-            actions: [assign(({ context, event }) => afterObservation(context, event.output, context.lastBatch)), 'settleDegraded'],
+            actions: [assign(({ context, event }) => afterObservation(context, event.output, context.lastWindow)), 'settleDegraded'],
           },
           onError: { target: 'planning', actions: assign(({ context, event }) => afterObserveError(context, event.error)) },
         },

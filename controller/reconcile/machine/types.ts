@@ -2,6 +2,7 @@
 
 import type { CheckpointReplicaSet, CheckpointSource, ContainerTemplate, NodeStatus } from '../../api/types.js';
 import type { AgentLimits } from '../../api/validate.js';
+import type { FairLimiter } from '../../engine/limiter.js';
 import type { FailureReason, Replica } from '../../engine/types.js';
 import type { BackoffPolicy } from '../backoff.js';
 import type { FieldError } from '../desired.js';
@@ -12,7 +13,7 @@ import type { NodeSelection } from '../node-selection.js';
 import type { Clock, ReconcilePorts, ResourceRef } from '../ports.js';
 
 export interface MachineOptions {
-  /** Transient failures: delay before the next batch. Default 1 s doubling to 60 s. */
+  /** Transient failures: delay before the next restores. Default 1 s doubling to 60 s. */
   backoff: BackoffPolicy;
   /** Degraded: delay before the next probe. Default 30 s doubling to 10 min. */
   probe: BackoffPolicy;
@@ -22,12 +23,6 @@ export interface MachineOptions {
   waitingRecheckMs: number;
   /** Expectations not confirmed by an observation within this time are dropped. */
   expectationsTtlMs: number;
-  /**
-   * Containers removed at once (removal is not a restore; this only spares the Docker daemon). Each
-   * removal mostly waits out the app's stop grace (10 s for a process that ignores SIGTERM), so a
-   * deletion of N replicas takes ceil(N / this) grace periods: 50 covers a resource of up to 50.
-   */
-  removeConcurrency: number;
   /** A replica that ran this long proved itself: its death clears the slot's failure count (../forgiveness.ts). */
   provenAfterMs: number;
   /** Failures counted this long before the engine's event stream broke are blamed on the engine. */
@@ -42,7 +37,6 @@ export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
   minProbeIntervalMs: 30_000,
   waitingRecheckMs: 5_000,
   expectationsTtlMs: 300_000,
-  removeConcurrency: 50,
   provenAfterMs: 60_000,
   // dockerd stops every container (10 s stop timeout by default) before it closes the stream.
   outageLookbackMs: 30_000,
@@ -59,7 +53,12 @@ export interface MachineDeps {
   agentLimits?: AgentLimits;
   /** Whether a resource's nodeSelector picks this node (the kube layer knows the node's labels). */
   selectsNode?: (resource: CheckpointReplicaSet) => NodeSelection;
-  /** Engine work in flight (batches, removals), so shutdown can wait for it to settle. */
+  /**
+   * The host's removal slots, shared by every resource: at most as many containers stop at once
+   * as restores run (the engine's limit), so a deletion of 45 takes ceil(45 / 10) stop graces.
+   */
+  removeSlots?: FairLimiter;
+  /** Engine work in flight (restores, removals), so shutdown can wait for it to settle. */
   inFlightWork?: Set<Promise<unknown>>;
 }
 
@@ -81,7 +80,11 @@ export type Decision =
   | { kind: 'converged' }
   | { kind: 'waiting' }
   | { kind: 'prepare'; checkSource: boolean; ensureFinalizer: boolean }
-  | { kind: 'batch' };
+  /** Open the restore window: start the plan's creates and removes, refill as each one finishes. */
+  | { kind: 'restore' };
+
+/** While the window is open: start what the plan allows now, or let what runs finish (and why). */
+export type WindowStep = { kind: 'refill' } | { kind: 'drain'; reason: string };
 
 export interface DegradedState {
   reason: string;
@@ -94,13 +97,18 @@ export interface DegradedState {
   lastProbeAt: number;
 }
 
-export interface BatchInput {
+/** What every restore of one window shares (the spec it was opened for). */
+export interface WindowInput {
   ref: ResourceRef;
   node: string;
   templateHash: string;
   template: ContainerTemplate;
   checkpoint: CheckpointSource;
   timeoutMs: number;
+}
+
+/** Work the machine hands the window's executor: start these now. */
+export interface WindowWork {
   creates: PlannedCreate[];
   removes: PlannedRemove[];
 }
@@ -111,14 +119,34 @@ export type CreateOutcome =
 
 export type RemoveOutcome = (PlannedRemove & { ok: true }) | (PlannedRemove & { ok: false; failure: ClassifiedFailure });
 
-export interface BatchResult {
+/** What the executor reports back, one finished create or removal at a time. */
+export type WindowReport = { type: 'CREATED'; outcome: CreateOutcome } | { type: 'REMOVED'; outcome: RemoveOutcome };
+
+/** Everything one window did, from open to drained (acted on once, after a fresh observation). */
+export interface WindowResult {
   number: number;
   templateHash: string;
-  /** The batch was a probe out of Degraded. */
+  /** The window was a probe out of Degraded (one restore). */
   probe: boolean;
   creates: CreateOutcome[];
   removes: RemoveOutcome[];
   seconds: number;
+}
+
+/** The open window: its spec, what runs now, and what finished so far. */
+export interface WindowState extends WindowInput {
+  number: number;
+  probe: boolean;
+  startedAt: number;
+  /** Creates and removals started and not finished yet. */
+  inFlight: PlannedCreate[];
+  removing: PlannedRemove[];
+  creates: CreateOutcome[];
+  removes: RemoveOutcome[];
+  /** Why no new work starts any more (the first drain reason), or undefined while it refills. */
+  draining: string | undefined;
+  /** Most creates in flight at once in this window (for the closing log and Event). */
+  peak: number;
 }
 
 export interface PrepareInput {
@@ -130,7 +158,7 @@ export interface PrepareInput {
 
 export interface ReconcileContext {
   key: string;
-  /** The latest object seen (specs arriving mid-batch wait here for the batch boundary). */
+  /** The latest object seen (a spec arriving while the window is open closes it; see windowStep). */
   resource: CheckpointReplicaSet | undefined;
   /** The object is gone from the API (deleted without our finalizer, or force-removed). */
   gone: boolean;
@@ -149,11 +177,11 @@ export interface ReconcileContext {
   successes: { templateHash: string; count: number };
   plan: Plan | undefined;
   decision: Decision | undefined;
-  /** The batch in flight (restoring) and the one that just finished (verifying/planning). */
-  batch: (BatchInput & { number: number; probe: boolean }) | undefined;
-  lastBatch: BatchResult | undefined;
-  batchCount: number;
-  /** Consecutive batches (or observations) that failed transiently: drives the backoff delay. */
+  /** The open restore window (restoring) and the result of the one that just closed (verifying/planning). */
+  window: WindowState | undefined;
+  lastWindow: WindowResult | undefined;
+  windowCount: number;
+  /** Consecutive windows (or observations) that failed transiently: drives the backoff delay. */
   failedRounds: number;
   degraded: DegradedState | undefined;
   /** The reason of the last Degraded event sent, so a probe that fails again does not repeat it. */

@@ -41,9 +41,11 @@ interface PolicyRule {
 /** What the agent does, and so exactly what its ClusterRole must grant. */
 const expectedRules: PolicyRule[] = [
   { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets'], verbs: ['get', 'list', 'watch', 'patch'] },
-  { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets/status'], verbs: ['update'] },
+  { apiGroups: ['checkpoint.dev'], resources: ['checkpointreplicasets/status'], verbs: ['patch', 'update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch'] },
+  // EndpointSlices of served replicas (issue 15): created and deleted, never updated.
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'create', 'delete'] },
   // Secure metrics serving (issue 9): the agent asks the apiserver who a scraper's token is and whether it may get /metrics.
   { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
   { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
@@ -262,6 +264,18 @@ describe('real requests with a token of the ServiceAccount', () => {
       body: { ...removed, status: { replicas: 1, readyReplicas: 1, failedReplicas: 0 } },
     })) as CheckpointReplicaSet;
     expect(replaced.status?.readyReplicas).toBe(1);
+    // status: server-side apply of this node's entry under its own field manager, as the writer does.
+    const applied = (await custom.patchNamespacedCustomObjectStatus(
+      {
+        ...crs(),
+        name: 'rbac',
+        fieldManager: 'crs-agent/node-a',
+        force: true,
+        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'CheckpointReplicaSet', metadata: { name: 'rbac', namespace: ns }, status: { nodes: [{ node: 'node-a', replicas: 1, readyReplicas: 1, restoringReplicas: 0, failedReplicas: 0 }] } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+    )) as CheckpointReplicaSet;
+    expect(applied.status?.nodes?.map((n) => n.node)).toEqual(['node-a']);
 
     // core/v1 Events: create, then patch the count as aggregation does.
     const event = await core.createNamespacedEvent({
@@ -299,7 +313,6 @@ describe('real requests with a token of the ServiceAccount', () => {
     ],
     ['list events', () => core.listNamespacedEvent({ namespace: ns })],
     ['update a CheckpointReplicaSet (only patch is granted)', () => custom.replaceNamespacedCustomObject({ ...crs(), name: 'rbac', body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'CheckpointReplicaSet', metadata: { name: 'rbac', namespace: ns } } })],
-    ['patch status (only update is granted)', () => custom.patchNamespacedCustomObjectStatus({ ...crs(), name: 'rbac', body: { status: { replicas: 2 } } }, merge)],
     ['read one Node by name (only list/watch are granted)', () => core.readNode({ name: 'node-a' })],
   ])('is refused: %s (403)', async (_what, request) => {
     const error = await request().then(

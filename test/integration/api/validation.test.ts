@@ -19,6 +19,32 @@ interface BadSpec {
 }
 
 const badSpecs: BadSpec[] = [
+  // Serving (issue 15).
+  {
+    title: 'a port out of range',
+    spec: { checkpoint: source, template: { image, ports: [{ containerPort: 70000 }] } },
+    expect: ['spec.template.ports[0].containerPort: Invalid value', 'must be between 1 and 65535'],
+  },
+  {
+    title: 'an httpGet probe on a port that is not published',
+    spec: { checkpoint: source, template: { image, ports: [{ containerPort: 8080 }], readinessProbe: { httpGet: { port: 9090 } } } },
+    expect: ['spec.template.readinessProbe.httpGet.port: Invalid value', 'must be a TCP containerPort listed in spec.template.ports'],
+  },
+  {
+    title: 'a probe with both exec and httpGet',
+    spec: { checkpoint: source, template: { image, ports: [{ containerPort: 8080 }], readinessProbe: { exec: { command: ['true'] }, httpGet: { port: 8080 } } } },
+    expect: ['spec.template.readinessProbe: Invalid value', 'must set exactly one of exec or httpGet'],
+  },
+  {
+    title: 'a post-restore hook without a program',
+    spec: { checkpoint: source, template: { image, postRestore: { exec: { command: [''] } } } },
+    expect: ['spec.template.postRestore.exec.command: Invalid value', 'must name a program'],
+  },
+  {
+    title: 'a serviceName that is no Service name',
+    spec: { checkpoint: source, template: { image }, serviceName: 'Web_1' },
+    expect: ['spec.serviceName: Invalid value', 'must be a Service name'],
+  },
   {
     title: 'no spec at all',
     spec: undefined,
@@ -83,6 +109,11 @@ const badSpecs: BadSpec[] = [
     title: 'negative replicas',
     spec: { replicas: -1, checkpoint: source, template: { image } },
     expect: ['spec.replicas: Invalid value: -1', 'should be greater than or equal to 0'],
+  },
+  {
+    title: 'negative stop grace',
+    spec: { checkpoint: source, template: { image, stopGracePeriodSeconds: -1 } },
+    expect: ['spec.template.stopGracePeriodSeconds: Invalid value: -1', 'should be greater than or equal to 0'],
   },
   {
     title: 'replicas as a word',

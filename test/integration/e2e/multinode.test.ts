@@ -109,11 +109,13 @@ describe('one CheckpointReplicaSet on 3 real nodes', () => {
     await k.apply(manifest('partial', `${sourceName}-partial`));
     const partialUid = (await get('partial')).metadata.uid;
     const [one, two, three] = nodes.map((n) => n.name);
-    const crs = await eventually('node 2 Degraded and nodes 1 and 3 ready', async () => {
+    // The entries and the summary are separate writes (each node applies its own entry, then the
+    // summary follows): wait for the summary to catch up with the entries, not just the entries.
+    const crs = await eventually('node 2 Degraded, nodes 1 and 3 ready, and the summary caught up', async () => {
       const c = await get('partial');
       const degraded = entry(c, two ?? '')?.conditions?.find((x) => x.type === 'Degraded');
       const fine = [one, three].every((n) => entry(c, n ?? '')?.readyReplicas === REPLICAS);
-      return degraded?.status === 'True' && fine ? c : undefined;
+      return degraded?.status === 'True' && fine && c.status?.readyReplicas === 2 * REPLICAS ? c : undefined;
     }, 480_000);
     expect(entry(crs, two ?? '')?.conditions?.find((x) => x.type === 'Degraded')?.reason).toBe('CheckpointNotFound');
     expect(entry(crs, two ?? '')?.replicas).toBe(0);
@@ -136,7 +138,7 @@ describe('one CheckpointReplicaSet on 3 real nodes', () => {
     }
     const crs = await eventually('the summary without node 3', async () => {
       const c = await get('app');
-      return c.status?.readyReplicas === 2 * REPLICAS && (entry(c, third.name)?.replicas ?? 0) === 0 ? c : undefined;
+      return c.status?.readyReplicas === 2 * REPLICAS && c.status?.replicas === 2 * REPLICAS && (entry(c, third.name)?.replicas ?? 0) === 0 ? c : undefined;
     }, 60_000);
     expect(crs.status?.replicas).toBe(2 * REPLICAS);
   }, 300_000);

@@ -37,7 +37,7 @@ describe('KubeEventRecorder against the real apiserver', () => {
     const obj = await createResource(client, ns.name, 'events');
     const ref = refOf(obj);
     const recorder = new KubeEventRecorder({ sink: createEventSink(kc), node: 'node-a' });
-    recorder.record(ref, 'Normal', 'BatchStarted', 'restoring 10 replicas (batch 1)');
+    recorder.record(ref, 'Normal', 'RestoresStarted', 'restoring 10 replicas (batch 1)');
     for (let i = 0; i < 3; i++) recorder.record(ref, 'Warning', 'RestoreFailed', 'replica r1 attempt 1: RestoreRace');
     await recorder.flush();
     expect(recorder.stats()).toMatchObject({ created: 2, updated: 2, failed: 0, dropped: 0 });
@@ -58,7 +58,7 @@ describe('KubeEventRecorder against the real apiserver', () => {
     const described = await k('describe', 'crs', 'events', '-n', ns.name);
     const eventsSection = described.slice(described.indexOf('Events:'));
     expect(eventsSection).toMatch(/Warning\s+RestoreFailed\s+.*\(x3 over .*\)\s+crs-controller\s+replica r1 attempt 1: RestoreRace/);
-    expect(eventsSection).toMatch(/Normal\s+BatchStarted\s+.*crs-controller\s+restoring 10 replicas \(batch 1\)/);
+    expect(eventsSection).toMatch(/Normal\s+RestoresStarted\s+.*crs-controller\s+restoring 10 replicas \(batch 1\)/);
   });
 
   it('caps a failure storm per resource: 200 failures with distinct messages make at most burst writes', async () => {

@@ -34,7 +34,7 @@ describe('createKubeLayer', () => {
         await layer.finalizer.ensure(ref);
         const entry: NodeStatus = { node: nodeName, replicas: 0, readyReplicas: 0, restoringReplicas: 0, failedReplicas: 0 };
         await layer.status.report(ref, entry);
-        layer.events.record(ref, 'Normal', 'BatchStarted', 'seen by the layer test');
+        layer.events.record(ref, 'Normal', 'RestoresStarted', 'seen by the layer test');
       });
       expect(layer.hasSynced()).toBe(true);
       const key = `${ns.name}/one`;

@@ -1,6 +1,7 @@
 // The status writer against the real apiserver: two agents writing at once never clobber each
-// other, a stale resourceVersion is answered with 409 by the apiserver and retried, bursts are
-// coalesced (counted on a real watch), and kubectl sees the aggregated conditions.
+// other (server-side apply, one field manager per node), a summary derived from a stale view gets a
+// real 409 and is dropped while the later writer's summary is right, bursts are coalesced (counted
+// on a real watch), and kubectl sees the aggregated conditions.
 import { Watch } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointReplicaSet, Condition, NodeStatus } from '../../../controller/api/types.js';
@@ -62,9 +63,9 @@ describe('StatusWriter against the real apiserver', () => {
   it('two nodes reporting concurrently keep both entries, and the sums are over both', async () => {
     const obj = await createResource(client, ns.name, 'two-nodes', { replicas: 12 });
     const ref = refOf(obj);
-    // No debounce and no backoff between conflicts: maximise real races on the apiserver.
-    const a = new StatusWriter({ client, node: 'node-a', debounceMs: 0, conflictBackoff: { initialMs: 1, maxMs: 5, jitter: 1 }, maxConflictRetries: 50 });
-    const b = new StatusWriter({ client, node: 'node-b', debounceMs: 0, conflictBackoff: { initialMs: 1, maxMs: 5, jitter: 1 }, maxConflictRetries: 50 });
+    // No debounce and no pacing: maximise real races on the apiserver.
+    const a = new StatusWriter({ client, node: 'node-a', debounceMs: 0, minIntervalMs: 0 });
+    const b = new StatusWriter({ client, node: 'node-b', debounceMs: 0, minIntervalMs: 0 });
     const reports: Array<Promise<void>> = [];
     for (let i = 0; i <= 12; i++) {
       reports.push(a.report(ref, entry('node-a', i, 12)));
@@ -85,56 +86,71 @@ describe('StatusWriter against the real apiserver', () => {
     expect(stored.status?.selector).toBe(`checkpoint.dev/owner-uid=${obj.metadata.uid}`);
     const stats = [a.stats(), b.stats()];
     expect(stats.every((s) => s.failures === 0)).toBe(true);
-     
+    // Each entry belongs to its node's field manager; the summary to the shared one.
+    const managed = JSON.parse(await k('get', 'crs', 'two-nodes', '-n', ns.name, '-o', 'json', '--show-managed-fields')) as {
+      metadata: { managedFields: Array<{ manager: string; subresource?: string; fieldsV1: { 'f:status'?: Record<string, unknown> } }> };
+    };
+    const owns = (manager: string) => JSON.stringify(managed.metadata.managedFields.find((m) => m.manager === manager && m.subresource === 'status')?.fieldsV1 ?? {});
+    expect(owns('crs-agent/node-a')).toContain('k:{\\"node\\":\\"node-a\\"}');
+    expect(owns('crs-agent/node-a')).not.toContain('node-b');
+    expect(owns('crs-agent/node-b')).toContain('k:{\\"node\\":\\"node-b\\"}');
+    expect(owns('crs-controller')).toContain('f:readyReplicas');
+    expect(owns('crs-controller')).not.toContain('f:nodes');
+    // eslint-disable-next-line no-console -- reported in the helper's report
     console.info('two-node race stats', JSON.stringify(stats));
   });
 
-  it('a write with a stale resourceVersion gets a real 409 and is re-read and retried', async () => {
+  it("a summary derived from a stale view gets a real 409 and is dropped; the later writer's summary is right", async () => {
     const obj = await createResource(client, ns.name, 'stale');
     const ref = refOf(obj);
     const other = new StatusWriter({ client, node: 'node-b', debounceMs: 0 });
     let raced = false;
-    // Between node-a's read and its write, node-b really writes its entry: node-a's object is stale.
+    // Right after node-a's entry is stored, node-b really writes its entry and summary: the
+    // resourceVersion node-a derived its summary from is stale.
     const racing: CrsClient = {
       ...client,
-      get: async (namespace, name) => {
-        const read = await client.get(namespace, name);
-        if (!raced) {
+      applyStatus: async (apply) => {
+        const answer = await client.applyStatus(apply);
+        if (!raced && apply.fieldManager === 'crs-agent/node-a') {
           raced = true;
           await other.report(ref, entry('node-b', 3, 3));
         }
-        return read;
+        return answer;
       },
     };
     const a = new StatusWriter({ client: racing, node: 'node-a', debounceMs: 0 });
     await a.report(ref, entry('node-a', 1, 3));
-    expect(a.stats()).toMatchObject({ conflicts: 1, writes: 1, failures: 0 });
+    expect(a.stats()).toMatchObject({ conflicts: 1, writes: 1, summaryWrites: 0, failures: 0 });
+    expect(other.stats()).toMatchObject({ conflicts: 0, summaryWrites: 1 });
     const stored = await client.get(ns.name, 'stale');
     expect(stored.status?.nodes?.map((n) => n.node).sort()).toEqual(['node-a', 'node-b']);
-    expect(stored.status).toMatchObject({ replicas: 6, readyReplicas: 4 });
+    expect(stored.status).toMatchObject({ replicas: 6, readyReplicas: 4, nodeCount: 2 });
   });
 
-  it('coalesces a burst into one write (counted on a watch) and skips writes that change nothing', async () => {
+  it('coalesces a burst into one round (entry + summary, counted on a watch) and skips writes that change nothing', async () => {
     const obj = await createResource(client, ns.name, 'burst');
     const ref = refOf(obj);
     const watch = await watchModifications(ns.name, 'burst');
     try {
       const writer = new StatusWriter({ client, node: 'node-a', debounceMs: 250 });
       await Promise.all(Array.from({ length: 50 }, (_, i) => writer.report(ref, entry('node-a', Math.floor(i / 5), 10))));
-      expect(writer.stats()).toMatchObject({ writes: 1, failures: 0 });
+      expect(writer.stats()).toMatchObject({ writes: 2, summaryWrites: 1, failures: 0 });
       const afterBurst = (await client.get(ns.name, 'burst')).metadata.resourceVersion ?? '';
       await eventually('the watch to see the write', () => (watch.seen.includes(afterBurst) ? true : undefined));
-      expect(watch.seen).toEqual([afterBurst]);
+      expect(watch.seen).toHaveLength(2);
+      expect(watch.seen[1]).toBe(afterBurst);
       expect((await client.get(ns.name, 'burst')).status?.readyReplicas).toBe(9);
 
       // The same state again: read, compared, not written.
       await writer.report(ref, entry('node-a', 9, 10));
-      expect(writer.stats()).toMatchObject({ writes: 1, unchanged: 1 });
-      // A real change next: the watch sees exactly one more modification, so none came in between.
+      expect(writer.stats()).toMatchObject({ writes: 2, unchanged: 1 });
+      // A real change next: the watch sees exactly one more round (entry + summary), none in between.
       await writer.report(ref, entry('node-a', 10, 10));
       const last = (await client.get(ns.name, 'burst')).metadata.resourceVersion ?? '';
       await eventually('the watch to see the second write', () => (watch.seen.includes(last) ? true : undefined));
-      expect(watch.seen).toEqual([afterBurst, last]);
+      expect(watch.seen).toHaveLength(4);
+      expect(watch.seen.slice(0, 2)[1]).toBe(afterBurst);
+      expect(watch.seen[3]).toBe(last);
     } finally {
       watch.stop();
     }

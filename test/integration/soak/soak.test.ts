@@ -116,6 +116,7 @@ describe('soak: the agent', () => {
       metricsCertFile: undefined,
       metricsKeyFile: undefined,
       replicaProvenSeconds: 60,
+      departedNodeGraceSeconds: 60,
     };
     const stream = logStream;
     agent = await startAgent(config, createLogger('info', (line) => stream.write(line + '\n')));

@@ -10,6 +10,10 @@ export interface SourceOptions {
   /** Namespaces that may restore it ('*' for all). */
   allowNamespaces: string;
   memoryMb?: number;
+  /** Serve HTTP on this container port (APP_HTTP_PORT), quiesced before the checkpoint (docs/serving.md). */
+  httpPort?: number;
+  /** A bridge network to run on (default none); a served replica needs one to publish ports. */
+  network?: string;
 }
 
 export function dockerClient(bed: Testbed): Docker {
@@ -49,9 +53,9 @@ export async function checkpointedSource(bed: Testbed, options: SourceOptions): 
   const source = await docker.createContainer({
     name: options.containerName,
     Image: bed.sampleImage,
-    Env: [`APP_MEMORY_MB=${options.memoryMb ?? 16}`],
+    Env: [`APP_MEMORY_MB=${options.memoryMb ?? 16}`, `APP_HTTP_PORT=${options.httpPort ?? 0}`],
     Labels: { [RESTORE_INTO_NAMESPACES]: options.allowNamespaces },
-    HostConfig: { NetworkMode: 'none' },
+    HostConfig: { NetworkMode: options.network ?? 'none' },
   });
   await source.start();
   const deadline = Date.now() + 30_000;
@@ -59,8 +63,19 @@ export async function checkpointedSource(bed: Testbed, options: SourceOptions): 
     if (Date.now() > deadline) throw new Error(`source ${options.containerName} did not start counting in 30 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
+  if (options.httpPort) await quiesce(source);
   await checkpointContainer(source, options.checkpointName);
   return source.id;
+}
+
+/** SIGUSR1: the sample server closes its listener (CRIU 4.1 cannot dump TCP sockets on Linux >= 6.16). */
+async function quiesce(source: Docker.Container): Promise<void> {
+  await source.kill({ signal: 'SIGUSR1' });
+  const deadline = Date.now() + 10_000;
+  while (!/\bquiesced\b/.test((await source.logs({ stdout: true, stderr: true })).toString())) {
+    if (Date.now() > deadline) throw new Error('the source did not quiesce (close its listener) within 10 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /**

@@ -27,6 +27,10 @@ interface DraftContainerTemplate {
   user?: string;
   labels?: Record<string, string>;
   resources?: { limits?: DraftResourceLimits };
+  ports?: Api.ContainerPort[];
+  readinessProbe?: Api.ReadinessProbe;
+  postRestore?: Api.PostRestoreHook;
+  stopGracePeriodSeconds?: number;
 }
 type DraftRestoreFallback = 'None' | 'ColdStart';
 interface DraftRestorePolicy {
@@ -41,6 +45,7 @@ interface DraftSpec {
   template: DraftContainerTemplate;
   nodeSelector?: Record<string, string>;
   restore: DraftRestorePolicy;
+  serviceName?: string;
   paused?: boolean;
 }
 type DraftConditionType = 'Ready' | 'Reconciling' | 'Stalled' | 'Progressing' | 'Degraded';

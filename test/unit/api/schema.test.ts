@@ -37,7 +37,7 @@ describe('the CheckpointReplicaSet schema', () => {
   it('list-map keys are required or defaulted in their items', () => {
     const listMaps = nodes.filter((v) => v.node['x-kubernetes-list-type'] === 'map');
     expect(listMaps.map((v) => v.path).sort()).toEqual(
-      ['spec.template.env', 'status.conditions', 'status.nodes', 'status.nodes[].conditions'].sort(),
+      ['spec.template.env', 'spec.template.ports', 'status.conditions', 'status.nodes', 'status.nodes[].conditions'].sort(),
     );
     for (const { node, path } of listMaps) {
       for (const key of node['x-kubernetes-list-map-keys'] ?? []) {

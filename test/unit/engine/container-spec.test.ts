@@ -102,6 +102,7 @@ describe('buildCreateOptions', () => {
           user: '1000',
           labels: { team: 'a' },
           resources: { limits: { memory: '64Mi', cpu: '500m' } },
+          stopGracePeriodSeconds: 2,
         },
       }),
       mode: 'restore',
@@ -114,6 +115,7 @@ describe('buildCreateOptions', () => {
     expect(o.Env).toEqual(['A=1', 'EMPTY=']);
     expect(o.WorkingDir).toBe('/w');
     expect(o.User).toBe('1000');
+    expect(o.StopTimeout).toBe(2);
     expect(o.HostConfig).toEqual({ RestartPolicy: { Name: 'no' }, NetworkMode: 'none', Memory: 64 * 2 ** 20, NanoCpus: 5e8 });
     expect(o.Labels).toEqual({
       team: 'a',
@@ -133,6 +135,7 @@ describe('buildCreateOptions', () => {
     expect(o.Labels?.[START_MODE]).toBe('cold');
     expect(o.Entrypoint).toBeUndefined();
     expect(o.Cmd).toBeUndefined();
+    expect(o.StopTimeout).toBeUndefined();
     expect(o.HostConfig).toEqual({ RestartPolicy: { Name: 'no' } });
   });
 });

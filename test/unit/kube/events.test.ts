@@ -46,13 +46,13 @@ function setup(options: { burst?: number; refillMs?: number } = {}) {
 describe('KubeEventRecorder', () => {
   it('creates an Event on the resource with involvedObject uid, reporting component and instance', async () => {
     const { sink, recorder } = setup();
-    recorder.record(ref, 'Normal', 'BatchStarted', 'restoring 10 replicas');
+    recorder.record(ref, 'Normal', 'RestoresStarted', 'restoring 10 replicas');
     await recorder.flush();
     const [e] = sink.all();
     expect(e).toMatchObject({
       involvedObject: { apiVersion: 'checkpoint.dev/v1alpha1', kind: 'CheckpointReplicaSet', name: 'web', namespace: 'ns', uid: 'uid-web' },
       type: 'Normal',
-      reason: 'BatchStarted',
+      reason: 'RestoresStarted',
       message: 'restoring 10 replicas',
       count: 1,
       source: { component: 'crs-controller', host: 'node-a' },
@@ -96,7 +96,7 @@ describe('KubeEventRecorder', () => {
     expect(sink.creates + sink.patches).toBe(5);
     expect(recorder.stats().dropped).toBe(45);
     // Another object has its own bucket.
-    recorder.record({ ...ref, name: 'other', uid: 'uid-other' }, 'Normal', 'BatchStarted', 'x');
+    recorder.record({ ...ref, name: 'other', uid: 'uid-other' }, 'Normal', 'RestoresStarted', 'x');
     await clock.advance(10_000);
     recorder.record(ref, 'Warning', 'RestoreFailed', 'same');
     recorder.record(ref, 'Warning', 'RestoreFailed', 'same');
@@ -107,21 +107,21 @@ describe('KubeEventRecorder', () => {
 
   it('never throws: bad input is logged and counted, apiserver failures are counted', async () => {
     const { sink, recorder } = setup();
-    expect(() => recorder.record(ref, 'Info' as 'Normal', 'BatchStarted', 'x')).not.toThrow();
+    expect(() => recorder.record(ref, 'Info' as 'Normal', 'RestoresStarted', 'x')).not.toThrow();
     expect(() => recorder.record(ref, 'Normal', 'not camel', 'x')).not.toThrow();
     sink.failNext = [new ApiError('Unavailable', 'apiserver unreachable', undefined)];
-    recorder.record(ref, 'Normal', 'BatchStarted', 'x');
-    recorder.record(ref, 'Normal', 'BatchFinished', 'y');
+    recorder.record(ref, 'Normal', 'RestoresStarted', 'x');
+    recorder.record(ref, 'Normal', 'RestoresFinished', 'y');
     await recorder.flush();
     expect(recorder.stats()).toMatchObject({ invalid: 2, failed: 1, created: 1 });
   });
 
   it('creates a new Event when the one being counted has expired on the server', async () => {
     const { sink, recorder } = setup();
-    recorder.record(ref, 'Normal', 'BatchStarted', 'x');
+    recorder.record(ref, 'Normal', 'RestoresStarted', 'x');
     await recorder.flush();
     sink.events.clear();
-    recorder.record(ref, 'Normal', 'BatchStarted', 'x');
+    recorder.record(ref, 'Normal', 'RestoresStarted', 'x');
     await recorder.flush();
     expect(sink.all()).toHaveLength(1);
     expect(sink.all()[0]?.count).toBe(1);

@@ -2,7 +2,7 @@
 // logic around it: resourceVersion bumps on every write, stale writes answer 409 Conflict, and the
 // test can inject failures and a hook that runs between a read and the next write.
 import { ApiError } from '../../../controller/kube/api-error.js';
-import type { CheckpointReplicaSetList, CrsClient, JsonPatchOp } from '../../../controller/kube/client.js';
+import type { CheckpointReplicaSetList, CrsClient, JsonPatchOp, StatusApply } from '../../../controller/kube/client.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 
 export class FakeCrsStore implements CrsClient {
@@ -10,12 +10,18 @@ export class FakeCrsStore implements CrsClient {
   private rv = 1;
   gets = 0;
   statusWrites = 0;
+  /** Status applies, in order, as sent. */
+  applies: StatusApply[] = [];
+  /** Which status.nodes entries each field manager applied last, per object (for removals). */
+  private owned = new Map<string, Set<string>>();
   patches: JsonPatchOp[][] = [];
   /** Errors the next calls throw, in order (undefined = succeed). */
   failNext: Array<ApiError | undefined> = [];
   /** Runs after each get, before the caller can write: simulates another writer racing. */
   afterGet: ((obj: CheckpointReplicaSet) => void) | undefined;
-  /** Holds replaceStatus until resolved, to observe in-flight behaviour. */
+  /** Runs after each status apply is stored: simulates another writer landing right after it. */
+  afterApply: ((apply: StatusApply) => void) | undefined;
+  /** Holds replaceStatus and applyStatus until resolved, to observe in-flight behaviour. */
   gate: Promise<void> | undefined;
 
   put(obj: CheckpointReplicaSet): CheckpointReplicaSet {
@@ -62,6 +68,43 @@ export class FakeCrsStore implements CrsClient {
     if (obj.status) next.status = structuredClone(obj.status);
     else delete next.status;
     return this.put(next);
+  }
+
+  /**
+   * Like the apiserver's server-side apply of /status: status.nodes merges by node (an entry this
+   * manager applied before and omits now is removed), other fields are set; a resourceVersion is a
+   * precondition; a uid is NOT checked (the real apiserver ignores it on a status apply).
+   */
+  async applyStatus(apply: StatusApply): Promise<CheckpointReplicaSet> {
+    if (this.gate) await this.gate;
+    this.applies.push(structuredClone(apply));
+    this.maybeFail();
+    const key = `${apply.namespace}/${apply.name}`;
+    const current = this.objects.get(key);
+    if (!current) throw new ApiError('NotFound', 'not found', 404, 'NotFound');
+    if (apply.resourceVersion && apply.resourceVersion !== current.metadata.resourceVersion) {
+      throw new ApiError('Conflict', 'the object has been modified; please apply your changes to the latest version', 409, 'Conflict');
+    }
+    this.statusWrites++;
+    const next = structuredClone(current);
+    const { nodes, ...fields } = structuredClone(apply.status) as { nodes?: Array<{ node: string }> } & Record<string, unknown>;
+    const status = { ...(next.status ?? {}), ...fields } as Record<string, unknown> & { nodes?: Array<{ node: string }> };
+    if (nodes) {
+      const ownerKey = `${key}#${current.metadata.uid}#${apply.fieldManager}`;
+      const before = this.owned.get(ownerKey) ?? new Set<string>();
+      const applied = new Set(nodes.map((n) => n.node));
+      let list = (status.nodes ?? []).filter((n) => applied.has(n.node) || !before.has(n.node));
+      for (const n of nodes) {
+        const i = list.findIndex((x) => x.node === n.node);
+        list = i === -1 ? [...list, n] : list.map((x, j) => (j === i ? n : x));
+      }
+      status.nodes = list;
+      this.owned.set(ownerKey, applied);
+    }
+    next.status = status as CheckpointReplicaSet['status'];
+    const stored = this.put(next);
+    this.afterApply?.(apply);
+    return stored;
   }
 
   async patch(namespace: string, name: string, ops: JsonPatchOp[]): Promise<CheckpointReplicaSet> {

@@ -26,13 +26,13 @@ describe('kube layer as the reconciler ports', () => {
 
     await finalizer.ensure(ref);
     await status.report(ref, { node: 'n1', replicas: 1, readyReplicas: 1, restoringReplicas: 0, failedReplicas: 0 });
-    events.record(ref, 'Normal', 'BatchFinished', 'done');
+    events.record(ref, 'Normal', 'RestoresFinished', 'done');
     await (events as KubeEventRecorder).flush();
     await finalizer.release(ref);
 
     const stored = store.peek('ns', 'web');
     expect(stored?.status?.nodes?.[0]).toMatchObject({ node: 'n1', readyReplicas: 1 });
     expect(stored?.metadata.finalizers).toEqual([]);
-    expect(created.map((e) => e.reason)).toEqual(['BatchFinished']);
+    expect(created.map((e) => e.reason)).toEqual(['RestoresFinished']);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../../controller/kube/api-error.js';
-import { InvalidNodeStatusError, StatusWriter } from '../../../controller/kube/status-writer.js';
+import { InvalidNodeStatusError, StatusWriter, entryFieldManager } from '../../../controller/kube/status-writer.js';
 import type { Condition, NodeStatus } from '../../../controller/api/types.js';
 import { FakeCrsStore, sampleResource } from './fake-crs-store.js';
 import { ManualClock, flush } from './manual-clock.js';
@@ -30,8 +30,13 @@ function setup(node = 'node-a') {
   return { clock, store, ref, writer };
 }
 
+async function settle(clock: ManualClock, p: Promise<unknown>, ms = 250): Promise<void> {
+  await clock.advance(ms);
+  await p;
+}
+
 describe('StatusWriter', () => {
-  it('coalesces a burst of reports into one write of the latest entry', async () => {
+  it("applies only this node's entry under its own field manager, then the summary under the shared one, conditional on the answer's resourceVersion", async () => {
     const { clock, store, ref, writer } = setup();
     const done: Array<Promise<void>> = [];
     for (let i = 0; i <= 12; i++) done.push(writer.report(ref, entry('node-a', i)));
@@ -39,15 +44,22 @@ describe('StatusWriter', () => {
     expect(store.statusWrites).toBe(0); // still inside the debounce window
     await clock.advance(250);
     await Promise.all(done);
-    expect(store.statusWrites).toBe(1);
+    const [own, summary] = store.applies;
+    expect(store.applies).toHaveLength(2);
+    expect(own).toMatchObject({ fieldManager: 'crs-agent/node-a', status: { nodes: [{ node: 'node-a', readyReplicas: 12 }] } });
+    expect(Object.keys(own!.status)).toEqual(['nodes']);
+    expect(own!.resourceVersion).toBeUndefined(); // entries never conflict
+    expect(summary).toMatchObject({ fieldManager: 'crs-controller', status: { readyReplicas: 12, nodeCount: 1 } });
+    expect(summary!.status.nodes).toBeUndefined(); // the shared manager never owns an entry
+    expect(summary!.resourceVersion).toBeDefined();
     const status = store.peek('ns', 'web')?.status;
     expect(status?.nodes).toHaveLength(1);
     expect(status).toMatchObject({ readyReplicas: 12, replicas: 12, restoringReplicas: 0, observedGeneration: 1 });
     expect(status?.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
-    expect(writer.stats().writes).toBe(1);
+    expect(writer.stats()).toMatchObject({ writes: 2, summaryWrites: 1, conflicts: 0 });
   });
 
-  it('keeps at most one write in flight per resource; reports during it are written once after', async () => {
+  it('writes at most one round per second per resource, one in flight; reports meanwhile are written once, the latest', async () => {
     const { clock, store, ref, writer } = setup();
     let open!: () => void;
     store.gate = new Promise<void>((resolve) => (open = resolve));
@@ -60,54 +72,67 @@ describe('StatusWriter', () => {
     store.gate = undefined;
     open();
     await first;
-    expect(store.statusWrites).toBe(1);
+    expect(store.statusWrites).toBe(2); // entry + summary
     await clock.advance(250);
     await Promise.all(later);
-    expect(store.statusWrites).toBe(2);
+    expect(store.statusWrites).toBe(4);
     expect(store.peek('ns', 'web')?.status?.readyReplicas).toBe(3);
+    // Not in flight now: the next report still waits for a full second after the last round began.
+    const next = writer.report(ref, entry('node-a', 4));
+    await clock.advance(250);
+    expect(store.statusWrites).toBe(4);
+    expect(clock.pendingDelays()).toEqual([750]);
+    await settle(clock, next, 750);
+    expect(store.peek('ns', 'web')?.status?.readyReplicas).toBe(4);
   });
 
-  it('writes nothing when the merged status equals the stored one', async () => {
+  it('writes nothing for an unchanged entry, and checks against the stored object again after refreshMs', async () => {
     const { clock, store, ref, writer } = setup();
-    const p = writer.report(ref, entry('node-a', 12));
-    await clock.advance(250);
-    await p;
-    const again = writer.report(ref, entry('node-a', 12));
+    await settle(clock, writer.report(ref, entry('node-a', 12)));
+    const gets = store.gets;
+    await settle(clock, writer.report(ref, entry('node-a', 12)), 1000);
+    expect(store.gets).toBe(gets); // remembered, not re-read
+    expect(writer.stats()).toMatchObject({ writes: 2, unchanged: 1 });
+    // Someone removed the entry; after refreshMs the writer looks and writes it again.
+    const obj = store.peek('ns', 'web')!;
+    store.put({ ...obj, status: { ...obj.status, nodes: [] } });
     await clock.advance(60_000);
-    await again;
-    expect(store.statusWrites).toBe(1);
-    expect(writer.stats()).toMatchObject({ writes: 1, unchanged: 1 });
+    await settle(clock, writer.report(ref, entry('node-a', 12)));
+    expect(store.peek('ns', 'web')?.status?.nodes?.map((n) => n.node)).toEqual(['node-a']);
+    expect(store.gets).toBe(gets + 1);
   });
 
-  it('on 409 Conflict re-reads and retries, keeping the entry another node wrote meanwhile', async () => {
-    const { clock, store, ref, writer } = setup('node-a');
-    // node-b writes its entry right after node-a has read: node-a's first PUT is stale.
-    let raced = false;
-    store.afterGet = (obj) => {
-      if (raced) return;
-      raced = true;
-      store.put({ ...obj, status: { nodes: [entry('node-b', 5, 5)] } });
+  it('a summary superseded by a later write is dropped; the later writer derives it from both entries', async () => {
+    const clock = new ManualClock();
+    const store = new FakeCrsStore();
+    const obj = store.put(sampleResource());
+    const ref = { namespace: 'ns', name: 'web', uid: obj.metadata.uid, generation: 1 };
+    const a = new StatusWriter({ client: store, node: 'node-a', clock, random: () => 0 });
+    const b = new StatusWriter({ client: store, node: 'node-b', clock, random: () => 0 });
+    // node-b's entry lands between node-a's entry and node-a's summary.
+    store.afterApply = (apply) => {
+      if (apply.fieldManager !== 'crs-agent/node-a') return;
+      store.afterApply = undefined;
+      const current = store.peek('ns', 'web')!;
+      store.put({ ...current, status: { ...current.status, nodes: [...(current.status?.nodes ?? []), entry('node-b', 5, 5)] } });
     };
-    const p = writer.report(ref, entry('node-a', 12));
-    await clock.advance(250);
-    await clock.advance(100); // the conflict backoff
-    await p;
+    await settle(clock, a.report(ref, entry('node-a', 12)));
+    expect(a.stats()).toMatchObject({ conflicts: 1, summaryWrites: 0 });
+    expect(store.peek('ns', 'web')?.status?.readyReplicas).toBeUndefined(); // no summary from node-a's stale view
+    // node-b's writer, reporting that entry, derives the summary from both.
+    await settle(clock, b.report(ref, entry('node-b', 5, 5)));
+    expect(b.stats()).toMatchObject({ conflicts: 0, summaryWrites: 1 });
     const status = store.peek('ns', 'web')?.status;
-    expect(status?.nodes?.map((n) => n.node).sort()).toEqual(['node-a', 'node-b']);
-    expect(status).toMatchObject({ replicas: 17, readyReplicas: 17 });
-    expect(writer.stats()).toMatchObject({ writes: 1, conflicts: 1 });
+    expect(status?.nodes?.map((n) => n.node)).toEqual(['node-a', 'node-b']);
+    expect(status).toMatchObject({ replicas: 17, readyReplicas: 17, nodeCount: 2 });
   });
 
   it('drops a report about a resource that is gone, or was re-created under another uid', async () => {
     const { clock, store, ref, writer } = setup();
     store.delete('ns', 'web');
-    const p1 = writer.report(ref, entry('node-a', 1));
-    await clock.advance(250);
-    await p1;
+    await settle(clock, writer.report(ref, entry('node-a', 1)));
     store.put(sampleResource('web', 'uid-new'));
-    const p2 = writer.report(ref, entry('node-a', 1));
-    await clock.advance(250);
-    await p2;
+    await settle(clock, writer.report(ref, entry('node-a', 1)), 1000);
     expect(store.statusWrites).toBe(0);
     expect(writer.stats().dropped).toBe(2);
     expect(clock.pending).toBe(0); // nothing left to retry
@@ -117,43 +142,45 @@ describe('StatusWriter', () => {
     const { clock, store, ref, writer } = setup();
     const unavailable = new ApiError('Unavailable', 'apiserver unreachable', undefined);
     store.failNext = [unavailable, unavailable];
-    const p = writer.report(ref, entry('node-a', 4));
-    await clock.advance(250);
-    await p; // resolved although nothing is written yet
+    await settle(clock, writer.report(ref, entry('node-a', 4))); // resolved although nothing is written yet
     expect(store.statusWrites).toBe(0);
     expect(clock.pendingDelays()).toEqual([1000]);
     await clock.advance(1000);
     expect(clock.pendingDelays()).toEqual([2000]);
     await clock.advance(2000);
-    expect(store.statusWrites).toBe(1);
+    expect(store.statusWrites).toBe(2);
     expect(store.peek('ns', 'web')?.status?.readyReplicas).toBe(4);
-    expect(writer.stats()).toMatchObject({ failures: 2, writes: 1 });
+    expect(writer.stats()).toMatchObject({ failures: 2, writes: 2 });
     expect(clock.pending).toBe(0);
   });
 
-  it('gives up a round after maxConflictRetries conflicts and retries later', async () => {
+  it('a summary write that fails (not a conflict) is retried from a fresh read', async () => {
+    const { clock, store, ref, writer } = setup();
+    store.afterApply = (apply) => {
+      if (apply.fieldManager === 'crs-agent/node-a') store.failNext = [new ApiError('Unavailable', 'apiserver unreachable', undefined)];
+    };
+    await settle(clock, writer.report(ref, entry('node-a', 12)));
+    store.afterApply = undefined;
+    expect(store.peek('ns', 'web')?.status?.readyReplicas).toBeUndefined();
+    expect(writer.stats()).toMatchObject({ failures: 1 });
+    await clock.advance(1000);
+    await flush();
+    expect(store.peek('ns', 'web')?.status).toMatchObject({ readyReplicas: 12, nodeCount: 1 });
+    expect(store.applies.filter((x) => x.fieldManager === 'crs-agent/node-a')).toHaveLength(1); // the entry was stored already
+  });
+
+  it('remove() deletes only this node entry; a removal gives up after maxConflictRetries conflicts and retries later', async () => {
     const clock = new ManualClock();
     const store = new FakeCrsStore();
-    store.put(sampleResource());
+    const obj = store.put({ ...sampleResource(), status: { nodes: [entry('node-a', 1), entry('node-b', 2)] } });
     const writer = new StatusWriter({ client: store, node: 'node-a', clock, random: () => 0, maxConflictRetries: 2 });
-    store.afterGet = (obj) => store.put(obj); // someone always writes in between
-    const p = writer.report({ namespace: 'ns', name: 'web', uid: 'uid-web', generation: 1 }, entry('node-a', 1));
-    await clock.advance(250 + 50 + 100);
-    await p;
+    store.afterGet = (o) => store.put(o); // someone always writes in between
+    const p = writer.remove({ namespace: 'ns', name: 'web', uid: obj.metadata.uid, generation: 1 });
+    await settle(clock, p, 250 + 50 + 100);
     expect(writer.stats()).toMatchObject({ conflicts: 2, failures: 1, writes: 0 });
     store.afterGet = undefined;
     await clock.advance(1000);
     expect(writer.stats().writes).toBe(1);
-  });
-
-  it('remove() deletes only this node entry', async () => {
-    const { clock, store, ref, writer } = setup('node-a');
-    const obj = store.peek('ns', 'web');
-    if (!obj) throw new Error('missing');
-    store.put({ ...obj, status: { nodes: [entry('node-a', 1), entry('node-b', 2)] } });
-    const p = writer.remove(ref);
-    await clock.advance(250);
-    await p;
     expect(store.peek('ns', 'web')?.status?.nodes?.map((n) => n.node)).toEqual(['node-b']);
     expect(store.peek('ns', 'web')?.status?.replicas).toBe(12);
   });
@@ -163,10 +190,17 @@ describe('StatusWriter', () => {
     const p = writer.report(ref, entry('node-a', 7));
     await writer.flush();
     await p;
-    expect(store.statusWrites).toBe(1);
+    expect(store.statusWrites).toBe(2);
     await writer.stop();
     await writer.report(ref, entry('node-a', 8));
-    expect(store.statusWrites).toBe(1);
+    expect(store.statusWrites).toBe(2);
+  });
+
+  it('names a long node\'s field manager within the apiserver\'s 128 characters, distinctly', () => {
+    const long = 'n'.repeat(200);
+    expect(entryFieldManager('node-a')).toBe('crs-agent/node-a');
+    expect(entryFieldManager(long).length).toBeLessThanOrEqual(128);
+    expect(entryFieldManager(long)).not.toBe(entryFieldManager(`${long}x`));
   });
 
   it('rejects an entry for another node or with bad counts, naming the field', async () => {
@@ -188,7 +222,7 @@ describe('StatusWriter', () => {
     const written = writer.report(ref, { ...entry('node-a', 0), conditions: [...ready('False'), stalled] });
     await writer.flush();
     await written;
-    expect(store.statusWrites).toBe(1);
+    expect(store.statusWrites).toBe(2);
     const stored = await store.get('ns', 'web');
     expect(stored.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'CheckpointNotFound', message: 'node node-a: gone' });
   });

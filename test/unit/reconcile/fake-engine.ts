@@ -61,6 +61,11 @@ export class FakeEngine implements RestoreEngine {
     for (const go of held) go();
   }
 
+  /** Lets the oldest held restore finish, the others stay held. */
+  releaseOne(): void {
+    this.held.shift()?.();
+  }
+
   get heldCount(): number {
     return this.held.length;
   }

@@ -183,9 +183,9 @@ export function resource(o: ResourceOptions = {}): CheckpointReplicaSet {
   };
 }
 
-/** Creates per batch, in order, from the reconciler's structured 'batch started' log lines. */
-export function batchSizes(h: Pick<Harness, 'logs'>): number[] {
-  return h.logs.filter((l) => l.msg === 'batch started').map((l) => (l.fields?.['creates'] as unknown[]).length);
+/** Creates started at once, in order, from the 'window opened' and 'restores started' log lines. */
+export function startSizes(h: Pick<Harness, 'logs'>): number[] {
+  return h.logs.filter((l) => l.msg === 'window opened' || l.msg === 'restores started').map((l) => (l.fields?.['creates'] as unknown[]).length);
 }
 
 export function condition(status: NodeStatus | undefined, type: ConditionType) {

@@ -2,38 +2,51 @@ import { describe, expect, it } from 'vitest';
 import type { Replica } from '../../../controller/engine/types.js';
 import {
   absorbLeftovers,
-  batchLimit,
+  startsAllowed,
+  windowLimit,
   plan,
   type Plan,
   type PlannerInput,
 } from '../../../controller/reconcile/planner.js';
 import { SLOT_ID_PATTERN, allocateSlotIds } from '../../../controller/reconcile/slots.js';
+import { allReady } from '../../../controller/reconcile/status.js';
 import { HASH, OLD_HASH, desired, history, input, readyReplicas, replica } from './fixtures.js';
 
 const ids = (list: { replicaId: string }[]): string[] => list.map((x) => x.replicaId);
 
-describe('batchLimit (slow start and bounds)', () => {
-  it('ramps 1, 2, 4, 8, then the cap of 10 as restores succeed', () => {
+describe('windowLimit and startsAllowed (slow start and bounds)', () => {
+  it('the window is successes + 1: 1, 2, 4, 8, then the cap of 10 at the successes a doubling window reaches', () => {
     const d = desired({ replicas: 45 });
-    const limits = [0, 1, 3, 7, 15, 25].map((successfulRestores) =>
-      batchLimit({ desired: d, successfulRestores, engineInFlight: 0, engineLimit: 10, canary: false }),
-    );
+    const limits = [0, 1, 3, 7, 15, 25].map((successfulRestores) => windowLimit({ desired: d, successfulRestores, canary: false }));
     expect(limits).toEqual([1, 2, 4, 8, 10, 10]);
   });
 
   it('never exceeds maxConcurrent, and never 10 even if maxConcurrent says more', () => {
-    expect(batchLimit({ desired: desired({ maxConcurrent: 3 }), successfulRestores: 100, engineInFlight: 0, engineLimit: 10, canary: false })).toBe(3);
-    expect(batchLimit({ desired: desired({ maxConcurrent: 50 }), successfulRestores: 100, engineInFlight: 0, engineLimit: 50, canary: false })).toBe(10);
-  });
-
-  it('takes only the host slots that are free, but at least one so the resource progresses', () => {
-    const d = desired({ replicas: 20 });
-    expect(batchLimit({ desired: d, successfulRestores: 100, engineInFlight: 7, engineLimit: 10, canary: false })).toBe(3);
-    expect(batchLimit({ desired: d, successfulRestores: 100, engineInFlight: 10, engineLimit: 10, canary: false })).toBe(1);
+    expect(windowLimit({ desired: desired({ maxConcurrent: 3 }), successfulRestores: 100, canary: false })).toBe(3);
+    expect(windowLimit({ desired: desired({ maxConcurrent: 50 }), successfulRestores: 100, canary: false })).toBe(10);
   });
 
   it('is 1 for a canary probe', () => {
-    expect(batchLimit({ desired: desired(), successfulRestores: 100, engineInFlight: 0, engineLimit: 10, canary: true })).toBe(1);
+    expect(windowLimit({ desired: desired(), successfulRestores: 100, canary: true })).toBe(1);
+  });
+
+  it('starts what the window has left, only into free host slots, and at least one when nothing of ours runs', () => {
+    expect(startsAllowed({ engineInFlight: 0, engineLimit: 10, inFlight: 0 }, 10)).toBe(10);
+    expect(startsAllowed({ engineInFlight: 7, engineLimit: 10, inFlight: 0 }, 10)).toBe(3);
+    expect(startsAllowed({ engineInFlight: 10, engineLimit: 10, inFlight: 0 }, 10)).toBe(1);
+    // Ours count against the window; the host's in flight (ours included) against its slots.
+    expect(startsAllowed({ engineInFlight: 9, engineLimit: 10, inFlight: 9 }, 10)).toBe(1);
+    expect(startsAllowed({ engineInFlight: 10, engineLimit: 10, inFlight: 9 }, 10)).toBe(0);
+    expect(startsAllowed({ engineInFlight: 3, engineLimit: 10, inFlight: 3 }, 4)).toBe(1);
+    expect(startsAllowed({ engineInFlight: 4, engineLimit: 10, inFlight: 4 }, 4)).toBe(0);
+  });
+
+  it('a plan with creates in flight (pending in expectations) starts only what the window has left', () => {
+    const d = desired({ replicas: 20 });
+    const pending = ['0', '1', '2'].map((replicaId) => ({ replicaId, templateHash: HASH, containerId: '', since: 0 }));
+    const p = plan(input({ desired: d, successfulRestores: 3, engineInFlight: 3, expectations: { creates: pending, removes: [] }, inFlight: 3 }));
+    expect(p.window).toBe(4);
+    expect(ids(p.creates)).toEqual(['3']);
   });
 });
 
@@ -70,7 +83,7 @@ describe('plan: creating', () => {
 
   it('counts ready restored replicas as proof of the checkpoint (an agent restarted mid-rollout does not slow-start again)', () => {
     const adopted = plan(input({ desired: desired({ replicas: 20 }), observed: readyReplicas(8), successfulRestores: 0 }));
-    expect(adopted.batchLimit).toBe(9);
+    expect(adopted.window).toBe(9);
     expect(adopted.creates).toHaveLength(9);
     expect(ids(adopted.creates)[0]).toBe('8');
     // Cold-started replicas prove nothing about the checkpoint.
@@ -122,6 +135,19 @@ describe('plan: creating', () => {
     expect(p.creates).toHaveLength(1);
     // The removed slot's id is not reused while its removal is unconfirmed.
     expect(p.creates[0]!.replicaId).toBe('3');
+  });
+
+  it('a scale-down is not Ready while a container whose removal is planned is still observed', () => {
+    const observed = readyReplicas(6);
+    const excess = observed[5]!;
+    const input5 = (removes: { replicaId: string; containerId: string; since: number }[]) =>
+      plan(input({ desired: desired({ replicas: 5 }), observed, expectations: { creates: [], removes } }));
+    const during = input5([{ replicaId: excess.replicaId, containerId: excess.containerId, since: 0 }]);
+    expect(during.summary).toMatchObject({ replicas: 5, ready: 5, removing: 1 });
+    expect(allReady(during.summary)).toBe(false);
+    const after = plan(input({ desired: desired({ replicas: 5 }), observed: observed.slice(0, 5) }));
+    expect(after.summary.removing).toBe(0);
+    expect(allReady(after.summary)).toBe(true);
   });
 
   it('skips slot ids already used by any container, history entry or expectation', () => {

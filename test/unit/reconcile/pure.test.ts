@@ -7,7 +7,7 @@ import { classifyFailure } from '../../../controller/reconcile/errors.js';
 import { expectCreated, expectRemoved, settleExpectations } from '../../../controller/reconcile/expectations.js';
 import { decide } from '../../../controller/reconcile/machine/decide.js';
 import { initialContext } from '../../../controller/reconcile/machine/machine.js';
-import type { BatchResult, ReconcileContext } from '../../../controller/reconcile/machine/types.js';
+import type { WindowResult, ReconcileContext } from '../../../controller/reconcile/machine/types.js';
 import { findOrphans } from '../../../controller/reconcile/orphans.js';
 import { plan } from '../../../controller/reconcile/planner.js';
 import { computeNodeStatus, sameNodeStatus, type NodeStatusInput } from '../../../controller/reconcile/status.js';
@@ -26,7 +26,7 @@ function ctx(overrides: Partial<ReconcileContext> = {}): ReconcileContext {
   };
 }
 
-function batch(creates: BatchResult['creates'], probe = false): BatchResult {
+function windowOf(creates: WindowResult['creates'], probe = false): WindowResult {
   return { number: 1, templateHash: HASH, probe, creates, removes: [], seconds: 1 };
 }
 
@@ -48,10 +48,10 @@ describe('decide', () => {
     });
     expect(decide(ctx({ desired: desired({ paused: true }) }), work, undefined).kind).toBe('paused');
     expect(decide(ctx({ observeError: { reason: 'EngineUnavailable', transient: true, message: 'down' } }), work, undefined).kind).toBe('backoff');
-    expect(decide(ctx(), work, batch([failure('ImageNotFound')]))).toMatchObject({ kind: 'degraded', reason: 'ImageNotFound', probe: 'restore' });
-    expect(decide(ctx(), work, batch([failure('RestoreRace')]))).toMatchObject({ kind: 'backoff', reason: 'RestoreRace' });
-    expect(decide(ctx(), work, batch([failure('CriuFailed')]))).toMatchObject({ kind: 'backoff', reason: 'CriuFailed' });
-    expect(decide(ctx(), work, batch([failure('Aborted')])).kind).toBe('batch');
+    expect(decide(ctx(), work, windowOf([failure('ImageNotFound')]))).toMatchObject({ kind: 'degraded', reason: 'ImageNotFound', probe: 'restore' });
+    expect(decide(ctx(), work, windowOf([failure('RestoreRace')]))).toMatchObject({ kind: 'backoff', reason: 'RestoreRace' });
+    expect(decide(ctx(), work, windowOf([failure('CriuFailed')]))).toMatchObject({ kind: 'backoff', reason: 'CriuFailed' });
+    expect(decide(ctx(), work, windowOf([failure('Aborted')])).kind).toBe('restore');
     expect(decide(ctx(), done, undefined).kind).toBe('converged');
   });
 
@@ -60,15 +60,15 @@ describe('decide', () => {
     expect(decide(ctx({ finalizerEnsured: false }), work, undefined)).toEqual({ kind: 'prepare', checkSource: false, ensureFinalizer: true });
     // Removing needs neither.
     const shrink = plan(input({ desired: desired({ replicas: 1 }), observed: readyReplicas(3) }));
-    expect(decide(ctx({ sourceVerifiedFor: undefined, finalizerEnsured: false }), shrink, undefined).kind).toBe('batch');
+    expect(decide(ctx({ sourceVerifiedFor: undefined, finalizerEnsured: false }), shrink, undefined).kind).toBe('restore');
   });
 
   it('stays Degraded until a probe succeeds', () => {
     const degraded = { reason: 'CheckpointNotFound', message: 'gone', probe: 'source' as const, generation: 1, since: 0, probes: 1, lastProbeAt: 0 };
     expect(decide(ctx({ degraded }), work, undefined).kind).toBe('degraded');
-    expect(decide(ctx({ degraded, canary: true }), work, undefined).kind).toBe('batch');
+    expect(decide(ctx({ degraded, canary: true }), work, undefined).kind).toBe('restore');
     const ok = { replicaId: '0', attempt: 2, mode: 'restore', cause: 'probe', ok: true, replica: replica('0'), seconds: 1 } as const;
-    expect(decide(ctx({ degraded }), work, batch([ok], true)).kind).toBe('batch');
+    expect(decide(ctx({ degraded }), work, windowOf([ok], true)).kind).toBe('restore');
   });
 
   it('waits (not converged) while a replica is not ready; Degraded RestoreFailed/CriuFailed when slots are given up', () => {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { templateHash } from '../../../controller/reconcile/template-hash.js';
-import { batchSizes, condition, createHarness, resource } from './harness.js';
+import { startSizes, condition, createHarness, resource } from './harness.js';
 
 describe('reconciler: scaling up from zero', () => {
   it('12 replicas: slow start 1, 2, 4 then the rest, never more than 10 in flight, ends Converged with Ready True', async () => {
     const h = createHarness();
     const result = await h.reconcile(resource({ replicas: 12 }));
     expect(result.outcome).toBe('converged');
-    expect(batchSizes(h)).toEqual([1, 2, 4, 5]);
+    expect(startSizes(h).reduce((a, b) => a + b, 0)).toBe(12);
     expect(h.engine.maxInFlight).toBeLessThanOrEqual(10);
     const live = h.engine.ownedBy('uid-web');
     expect(live).toHaveLength(12);
@@ -18,31 +18,79 @@ describe('reconciler: scaling up from zero', () => {
     expect(condition(status, 'Progressing')).toMatchObject({ status: 'False', reason: 'Converged' });
     expect(condition(status, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
     expect(h.finalizer.ensured).toHaveLength(1);
-    expect(h.eventsOf('BatchStarted')).toHaveLength(4);
+    expect(h.eventsOf('RestoresStarted')).toHaveLength(1);
     expect(h.metrics.converged).toHaveLength(1);
     expect(h.metrics.reconciled).toEqual(['converged']);
   });
 
-  it('30 replicas: batches 1, 2, 4, 8, 10, 5 and the host never sees more than 10 restores at once', async () => {
+  it('30 replicas: a window that grows 1, 2, 4, 8, then 10 with successes, and the host never sees more than 10 restores at once', async () => {
     const h = createHarness();
-    // Restores are held open so that every batch really has all its restores in flight together.
+    // Restores are held open, so each round shows everything in flight together.
     h.engine.hold = true;
     const pending = h.reconciler.reconcile(resource({ replicas: 30 }), 'default/web');
+    const inFlight: number[] = [];
     for (let i = 0; i < 10 && h.engine.ownedBy('uid-web').length < 30; i++) {
       await h.flush();
+      inFlight.push(h.engine.heldCount);
       h.engine.release();
     }
     await h.flush();
     const result = await h.until(pending);
     expect(result.outcome).toBe('converged');
-    expect(batchSizes(h)).toEqual([1, 2, 4, 8, 10, 5]);
+    // Each success widens the window by one and frees its own place: 2 new starts per success.
+    expect(inFlight.slice(0, 5)).toEqual([1, 2, 4, 8, 10]);
     expect(h.engine.maxInFlight).toBe(10);
+    // One window, one pair of Events (aggregated, not one per replica).
+    expect(h.eventsOf('RestoresStarted')).toHaveLength(1);
+    expect(h.eventsOf('RestoresFinished')).toHaveLength(1);
   });
 
-  it('honours maxConcurrent below 10', async () => {
+  it('no barrier: as soon as one restore of a full window finishes, the next starts while the other 9 still run', async () => {
     const h = createHarness();
-    await h.reconcile(resource({ replicas: 12, maxConcurrent: 3 }));
-    expect(batchSizes(h)).toEqual([1, 2, 3, 3, 3]);
+    await h.reconcile(resource({ replicas: 10 }));
+    h.engine.hold = true;
+    h.engine.maxInFlight = 0;
+    const pending = h.reconciler.reconcile(resource({ replicas: 25, generation: 2 }), 'default/web');
+    await h.flush();
+    expect(h.engine.heldCount).toBe(10);
+    const callsBefore = h.engine.restoreCalls.length;
+    h.engine.releaseOne();
+    await h.flush();
+    expect(h.engine.restoreCalls.length).toBe(callsBefore + 1);
+    expect(h.engine.heldCount).toBe(10);
+    h.engine.releaseOne();
+    h.engine.releaseOne();
+    await h.flush();
+    expect(h.engine.restoreCalls.length).toBe(callsBefore + 3);
+    expect(h.engine.heldCount).toBe(10);
+    expect(h.engine.maxInFlight).toBe(10);
+    // Status follows each replica, not each group of 10.
+    expect(h.lastStatus()?.readyReplicas).toBe(13);
+    for (let i = 0; i < 20; i++) {
+      h.engine.release();
+      await h.flush();
+    }
+    expect((await h.until(pending)).outcome).toBe('converged');
+    expect(h.engine.ownedBy('uid-web')).toHaveLength(25);
+  });
+
+  it('a failure stops new starts: what runs finishes, nothing new starts until the backoff', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ replicas: 10 }));
+    h.engine.hold = true;
+    h.engine.outcome = (spec) => (spec.replicaId === 'a' ? 'RestoreRace' : 'ok');
+    const pending = h.reconciler.reconcile(resource({ replicas: 30, generation: 2 }), 'default/web');
+    await h.flush();
+    expect(h.engine.heldCount).toBe(10);
+    const callsBefore = h.engine.restoreCalls.length;
+    // Slot a (the first of the window) fails.
+    h.engine.releaseOne();
+    await h.flush();
+    expect(h.engine.restoreCalls.length).toBe(callsBefore);
+    expect(h.engine.heldCount).toBe(9);
+    h.engine.release();
+    expect((await h.until(pending)).outcome).toBe('backingOff');
+    expect(h.engine.restoreCalls.length).toBe(callsBefore);
   });
 
   it('reports the status only when it changes: resyncs of a converged resource write nothing', async () => {
@@ -84,7 +132,8 @@ describe('reconciler: scaling down and template changes', () => {
     expect(h.engine.maxInFlight).toBeLessThanOrEqual(10);
     expect(condition(h.lastStatus(), 'Ready')).toMatchObject({ status: 'True', observedGeneration: 2 });
     // The new checkpoint starts slow again (it has not proven itself on this node).
-    expect(batchSizes(h).slice(4, 6)).toEqual([1, 2]);
+    const windows = h.logs.filter((l) => l.msg === 'window opened').map((l) => (l.fields?.['creates'] as unknown[]).length);
+    expect(windows[1]).toBe(1);
   });
 });
 
@@ -365,7 +414,7 @@ describe('reconciler: changes mid-batch, restart, shutdown, orphans', () => {
     expect(h.engine.containers.has(leftover.containerId)).toBe(false);
     expect(live.find((x) => x.replicaId === '5')).toMatchObject({ attempt: 2, state: 'running' });
     // Five ready restored replicas prove the checkpoint: no slow start from 1.
-    expect(batchSizes(h)).toEqual([3]);
+    expect(startSizes(h)).toEqual([3]);
   });
 
   it('stop(): a batch that finishes within the grace period is not aborted', async () => {
