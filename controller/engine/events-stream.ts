@@ -15,7 +15,7 @@ import { errorShape } from './errors.js';
 import type { ContainerAction, ContainerWatchEvent, ReplicaChange } from './types.js';
 
 /** The container actions that can change what a replica is: everything else (exec, attach, ...) is noise. */
-export const WATCHED_ACTIONS: readonly ContainerAction[] = ['start', 'die', 'oom', 'destroy', 'health_status'];
+const WATCHED_ACTIONS: readonly ContainerAction[] = ['start', 'die', 'oom', 'destroy', 'health_status'];
 
 export interface ContainerWatchOptions {
   /** Only getEvents is used: the stream's own failure tells whether the engine answers. */
@@ -126,10 +126,10 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
       let why: string;
       try {
         // A label filter without a value matches every container that carries the label at all.
-        const stream = (await options.docker.getEvents({
+        const stream = await options.docker.getEvents({
           filters: { type: ['container'], label: [OWNER_UID] },
           abortSignal: stopping.signal,
-        } as Docker.GetEventsOptions));
+        } as Docker.GetEventsOptions);
         connected = true;
         failures = 0;
         if (lostAt) {

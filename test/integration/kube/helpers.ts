@@ -6,7 +6,7 @@ import { createCrsClient, type CrsClient } from '../../../controller/kube/client
 import { installCrd as installSharedCrd, kubectl, type Kubectl } from '../support/kubectl.js';
 import { testbed } from '../testbed.js';
 
-export const bed = testbed();
+const bed = testbed();
 export const k: Kubectl = kubectl(bed);
 
 export function kubeConfig(): KubeConfig {
@@ -30,9 +30,7 @@ export async function testNamespace(prefix: string): Promise<{ name: string; rem
       const list = await client.list(name).catch(() => ({ items: [] as CheckpointReplicaSet[] }));
       for (const o of list.items) {
         if (o.metadata.finalizers?.length) {
-          await k('patch', 'crs', o.metadata.name, '-n', name, '--type=merge', '-p', '{"metadata":{"finalizers":null}}').catch(
-            () => undefined,
-          );
+          await k('patch', 'crs', o.metadata.name, '-n', name, '--type=merge', '-p', '{"metadata":{"finalizers":null}}').catch(() => undefined);
         }
       }
       await k('delete', 'crs', '--all', '-n', name, '--wait=false').catch(() => undefined);

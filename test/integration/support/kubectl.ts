@@ -44,4 +44,3 @@ export async function installCrd(bed: Testbed): Promise<void> {
   await k('apply', '--server-side', '--force-conflicts', '--field-manager=crs-tests', '-f', file);
   await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
 }
-

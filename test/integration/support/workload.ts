@@ -49,7 +49,10 @@ export function sampleResource(bed: Testbed, o: SampleResourceOptions): string {
 /** Creates (replacing any of that name) and checkpoints a source container; returns its id. */
 export async function checkpointedSource(bed: Testbed, options: SourceOptions): Promise<string> {
   const docker = dockerClient(bed);
-  await docker.getContainer(options.containerName).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(options.containerName)
+    .remove({ force: true })
+    .catch(() => undefined);
   const source = await docker.createContainer({
     name: options.containerName,
     Image: bed.sampleImage,
