@@ -15,7 +15,15 @@ import { DepartedNodeSweeper } from './kube/departed-nodes.js';
 import { createKubeLayer, keyOf, splitKey, type KubeLayer } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
-import { createMetrics, observeEngine, selfSignedCertificate, startMetricsServer, type CrsMetrics, type MetricsServer, type MetricsServerOptions } from './metrics/index.js';
+import {
+  createMetrics,
+  observeEngine,
+  selfSignedCertificate,
+  startMetricsServer,
+  type CrsMetrics,
+  type MetricsServer,
+  type MetricsServerOptions,
+} from './metrics/index.js';
 import { nodeLabels, selectsNode } from './reconcile/node-selection.js';
 import { runPeriodically } from './periodic.js';
 import { createReconciler } from './reconcile/runner.js';
@@ -31,7 +39,6 @@ const ENGINE_RETRY_MAX_MS = 30_000;
 const SWEEP_INTERVAL_MS = 60_000;
 /** EndpointSlices are re-checked this often besides the events that move them (a missed event heals). */
 const ENDPOINTS_RESYNC_MS = 30_000;
-
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   const kc = new k8s.KubeConfig();
@@ -304,9 +311,12 @@ async function warnIfWorldWritable(config: AgentConfig, metrics: CrsMetrics, log
   const worldWritable = await isWorldWritable(config.containerdTmp).catch(() => false);
   metrics.containerdTmpWorldWritable(config.nodeName, worldWritable);
   if (worldWritable)
-    logger.warn('--containerd-tmp is world-writable: any local user can plant folders there; give containerd a root-only XDG_RUNTIME_DIR (0700) and point the flag at it (README: Security model)', {
-      containerdTmp: config.containerdTmp,
-    });
+    logger.warn(
+      '--containerd-tmp is world-writable: any local user can plant folders there; give containerd a root-only XDG_RUNTIME_DIR (0700) and point the flag at it (README: Security model)',
+      {
+        containerdTmp: config.containerdTmp,
+      },
+    );
 }
 
 /**
@@ -328,7 +338,6 @@ async function metricsServing(config: AgentConfig, kc: k8s.KubeConfig, logger: L
 
 /** The first non-loopback IPv4 of this host (the DaemonSet passes status.hostIP as NODE_IP instead). */
 function nodeAddress(): string {
-  for (const list of Object.values(os.networkInterfaces()))
-    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   return '127.0.0.1';
 }

@@ -63,7 +63,7 @@ interface FlagSpec {
   default?: string;
 }
 
-export const FLAGS: Record<string, FlagSpec> = {
+const FLAGS: Record<string, FlagSpec> = {
   kubeconfig: { env: 'KUBECONFIG', help: 'kubeconfig file; in-cluster ServiceAccount when unset' },
   'node-name': { env: 'NODE_NAME', help: 'name of the Node this agent serves (required)' },
   'docker-socket': { env: 'DOCKER_SOCKET', help: 'Docker engine socket', default: '/var/run/docker.sock' },
@@ -125,15 +125,14 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
   'departed-node-grace-seconds': {
     env: 'DEPARTED_NODE_GRACE_SECONDS',
-    help: "a node whose Node object has been missing this long has its status.nodes entry and finalizer removed by the remaining agents (it left for good)",
+    help: 'a node whose Node object has been missing this long has its status.nodes entry and finalizer removed by the remaining agents (it left for good)',
     default: '60',
   },
 };
 
 export function usage(): string {
   const lines = Object.entries(FLAGS).map(
-    ([flag, spec]) =>
-      `  --${flag.padEnd(24)} ${spec.help} [env ${spec.env}]${spec.default !== undefined ? ` (default ${spec.default})` : ''}`,
+    ([flag, spec]) => `  --${flag.padEnd(24)} ${spec.help} [env ${spec.env}]${spec.default !== undefined ? ` (default ${spec.default})` : ''}`,
   );
   return `Usage: crs-controller [flags]\n\nFlags:\n${lines.join('\n')}\n  --help                    this text\n`;
 }
@@ -212,7 +211,10 @@ function metricsServing(get: (flag: string) => string | undefined): Pick<AgentCo
   const metricsCertFile = get('metrics-cert-file') || undefined;
   const metricsKeyFile = get('metrics-key-file') || undefined;
   if ((metricsCertFile === undefined) !== (metricsKeyFile === undefined))
-    throw new ConfigError(metricsCertFile ? 'metrics-key-file' : 'metrics-cert-file', 'is required with the other one: give both the certificate and its key, or neither (self-signed)');
+    throw new ConfigError(
+      metricsCertFile ? 'metrics-key-file' : 'metrics-cert-file',
+      'is required with the other one: give both the certificate and its key, or neither (self-signed)',
+    );
   if (!metricsSecure && metricsCertFile) throw new ConfigError('metrics-cert-file', 'is for --metrics-secure=true; plain HTTP has no certificate');
   return { metricsSecure, metricsCertFile, metricsKeyFile };
 }

@@ -14,7 +14,7 @@
 
 import type { EngineHealth } from './engine/docker-engine.js';
 
-export type Verdict = true | { ok: false; reason: string };
+type Verdict = true | { ok: false; reason: string };
 
 /** The part of the engine health needs. */
 export interface ProbedEngine {

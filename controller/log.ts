@@ -51,10 +51,7 @@ function serialisable(fields: LogFields | undefined): LogFields {
   if (!fields) return {};
   const out: LogFields = {};
   for (const [key, value] of Object.entries(fields)) {
-    out[key] =
-      value instanceof Error
-        ? { name: value.name, message: value.message, ...('code' in value ? { code: value.code } : {}) }
-        : value;
+    out[key] = value instanceof Error ? { name: value.name, message: value.message, ...('code' in value ? { code: value.code } : {}) } : value;
   }
   return out;
 }

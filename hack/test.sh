@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (`npm test`): installs the npm dependencies when needed, type-checks,
-# runs the unit tests, brings up the real test bed and runs the integration tests against it.
+# lints (npm run lint), runs the unit tests, brings up the real test bed and runs the integration tests against it.
 # Needs root for the Docker engine with CRIU. Extra arguments go to vitest.
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -10,6 +10,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 log "type-check"
 npx tsc -p tsconfig.json --noEmit
+log "lint: ESLint (type-aware), Prettier, knip (unused files, exports, dependencies)"
+npm run -s lint
 bash "$HACK_DIR/testbed-up.sh"
 log "vitest (unit + integration)"
 reports=("$CRS_STATE_DIR/vitest-report.json" "$CRS_STATE_DIR/vitest-report-compiled.json")

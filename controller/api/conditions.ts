@@ -22,8 +22,7 @@ export function setCondition(list: readonly Condition[] | undefined, update: Con
   const current = list ?? [];
   const index = current.findIndex((c) => c.type === update.type);
   const existing = index === -1 ? undefined : current[index];
-  const lastTransitionTime =
-    existing !== undefined && existing.status === update.status ? existing.lastTransitionTime : kubeTime(now);
+  const lastTransitionTime = existing !== undefined && existing.status === update.status ? existing.lastTransitionTime : kubeTime(now);
   const next: Condition = { ...update, lastTransitionTime };
   if (update.observedGeneration === undefined) delete next.observedGeneration;
   if (existing !== undefined && sameCondition(existing, next) && list !== undefined) return list as Condition[];

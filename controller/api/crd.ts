@@ -1,18 +1,7 @@
 // The CustomResourceDefinition, built from the schema in ./schema.ts (the single source of truth).
 // Pure data, no YAML dependency, so the agent may use it at run time (e.g. to check the installed CRD);
 // ./generated-files.ts renders it to crds/checkpoint.dev_checkpointreplicasets.yaml.
-import {
-  CRD_NAME,
-  GROUP,
-  KIND,
-  LIST_KIND,
-  PLURAL,
-  SHORT_NAMES,
-  SINGULAR,
-  VERSION,
-  checkpointReplicaSetSchema,
-  type SchemaNode,
-} from './schema.js';
+import { CRD_NAME, GROUP, KIND, LIST_KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, checkpointReplicaSetSchema, type SchemaNode } from './schema.js';
 
 /** The schema without the x-ts-* keys, which only steer the TypeScript generator. */
 export function openApiSchema(node: SchemaNode = checkpointReplicaSetSchema): Record<string, unknown> {
@@ -20,9 +9,7 @@ export function openApiSchema(node: SchemaNode = checkpointReplicaSetSchema): Re
   for (const [key, value] of Object.entries(node)) {
     if (key.startsWith('x-ts-') || value === undefined) continue;
     if (key === 'properties') {
-      out[key] = Object.fromEntries(
-        Object.entries(value as Record<string, SchemaNode>).map(([name, child]) => [name, openApiSchema(child)]),
-      );
+      out[key] = Object.fromEntries(Object.entries(value as Record<string, SchemaNode>).map(([name, child]) => [name, openApiSchema(child)]));
     } else if (key === 'items' || key === 'additionalProperties') {
       out[key] = openApiSchema(value as SchemaNode);
     } else {
@@ -32,7 +19,7 @@ export function openApiSchema(node: SchemaNode = checkpointReplicaSetSchema): Re
   return out;
 }
 
-export const READY_REASON_JSONPATH = '.status.conditions[?(@.type=="Ready")].reason';
+const READY_REASON_JSONPATH = '.status.conditions[?(@.type=="Ready")].reason';
 
 /** The extra columns of `kubectl get crs -o wide`: where it runs and what it restores. */
 export const WIDE_COLUMNS = [

@@ -49,7 +49,7 @@ export function parseQuantity(text: string): Rational {
 }
 
 /** ceil(quantity * scale), exactly. */
-export function ceilScaled(text: string, scale: bigint): bigint {
+function ceilScaled(text: string, scale: bigint): bigint {
   const { numerator, denominator } = parseQuantity(text);
   const scaled = numerator * scale;
   const quotient = scaled / denominator; // truncates toward zero

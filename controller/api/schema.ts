@@ -39,7 +39,7 @@ export const MAX_CONCURRENT_RESTORES = 10;
 export const CONDITION_TYPES = ['Ready', 'Reconciling', 'Stalled', 'Progressing', 'Degraded'] as const;
 
 /** How a CEL rule's failure is reported; mirrors apiextensions.k8s.io/v1 ValidationRule. */
-export interface ValidationRule {
+interface ValidationRule {
   rule: string;
   message: string;
   fieldPath?: string;
@@ -80,8 +80,7 @@ export interface SchemaNode {
 // ---- building blocks -------------------------------------------------------------------------
 
 /** A Kubernetes label key: optional DNS-subdomain prefix and `/`, then a name of at most 63 characters. */
-const LABEL_KEY_PATTERN =
-  '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
+const LABEL_KEY_PATTERN = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$';
 /** A Kubernetes label value: empty, or alphanumeric at both ends with -_. between (length is capped by maxLength). */
 const LABEL_VALUE_PATTERN = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
 
@@ -152,8 +151,7 @@ const servingProperties: Record<string, SchemaNode> = {
     maxItems: 64,
     'x-kubernetes-list-type': 'map',
     'x-kubernetes-list-map-keys': ['containerPort', 'protocol'],
-    description:
-      "Container ports to publish: each replica gets its own host port from Docker's ephemeral range (the EndpointSlice and docker port show it).",
+    description: "Container ports to publish: each replica gets its own host port from Docker's ephemeral range (the EndpointSlice and docker port show it).",
     items: {
       type: 'object',
       'x-ts-name': 'ContainerPort',
@@ -179,7 +177,7 @@ const servingProperties: Record<string, SchemaNode> = {
     type: 'object',
     'x-ts-name': 'ReadinessProbe',
     description:
-      "Run by the agent after each start: a replica is Ready only once it passes; one that does not pass within initialDelaySeconds + failureThreshold x periodSeconds is a failed restore (ReadinessTimeout).",
+      'Run by the agent after each start: a replica is Ready only once it passes; one that does not pass within initialDelaySeconds + failureThreshold x periodSeconds is a failed restore (ReadinessTimeout).',
     properties: {
       exec: execAction('spec.template.readinessProbe.exec'),
       httpGet: {
@@ -188,7 +186,13 @@ const servingProperties: Record<string, SchemaNode> = {
         required: ['port'],
         description: "GET from the agent to the replica's host port; a status 200-399 is success.",
         properties: {
-          path: { type: 'string', maxLength: 2048, default: '/', description: 'Default /.', 'x-kubernetes-validations': [{ rule: "self.startsWith('/')", message: 'spec.template.readinessProbe.httpGet.path must start with /' }] },
+          path: {
+            type: 'string',
+            maxLength: 2048,
+            default: '/',
+            description: 'Default /.',
+            'x-kubernetes-validations': [{ rule: "self.startsWith('/')", message: 'spec.template.readinessProbe.httpGet.path must start with /' }],
+          },
           port: intRange('spec.template.readinessProbe.httpGet.port', 1, 65535, 'A containerPort listed in spec.template.ports (TCP).'),
         },
       },
@@ -196,7 +200,13 @@ const servingProperties: Record<string, SchemaNode> = {
       periodSeconds: intRange('spec.template.readinessProbe.periodSeconds', 1, 3600, 'Between probes. Default 10.', 10),
       timeoutSeconds: intRange('spec.template.readinessProbe.timeoutSeconds', 1, 3600, 'For one probe. Default 1.', 1),
       successThreshold: intRange('spec.template.readinessProbe.successThreshold', 1, 100, 'Passes in a row that make it Ready. Default 1.', 1),
-      failureThreshold: intRange('spec.template.readinessProbe.failureThreshold', 1, 100, 'Failures in a row (after the initial delay) that fail the restore. Default 3.', 3),
+      failureThreshold: intRange(
+        'spec.template.readinessProbe.failureThreshold',
+        1,
+        100,
+        'Failures in a row (after the initial delay) that fail the restore. Default 3.',
+        3,
+      ),
     },
     'x-kubernetes-validations': [
       {
@@ -244,11 +254,7 @@ function rejected(field: string, node: SchemaNode, why: string): { node: SchemaN
 
 const unsafe = {
   privileged: rejected('spec.template.privileged', { type: 'boolean' }, 'replicas never run privileged'),
-  hostNetwork: rejected(
-    'spec.template.hostNetwork',
-    { type: 'boolean' },
-    "replicas never share the host's network namespace",
-  ),
+  hostNetwork: rejected('spec.template.hostNetwork', { type: 'boolean' }, "replicas never share the host's network namespace"),
   hostPID: rejected('spec.template.hostPID', { type: 'boolean' }, "replicas never share the host's PID namespace"),
   capabilities: rejected(
     'spec.template.capabilities',
@@ -321,8 +327,7 @@ function replicaCount(description: string): SchemaNode {
 export const checkpointReplicaSetSchema: SchemaNode = {
   type: 'object',
   'x-ts-name': 'CheckpointReplicaSet',
-  description:
-    'CheckpointReplicaSet runs, on each selected Docker host, a number of containers restored from one CRIU checkpoint.',
+  description: 'CheckpointReplicaSet runs, on each selected Docker host, a number of containers restored from one CRIU checkpoint.',
   required: ['spec'],
   properties: {
     apiVersion: {
@@ -446,8 +451,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                     'x-kubernetes-validations': [
                       {
                         rule: "self.matches('^[A-Za-z_][A-Za-z0-9_]*$')",
-                        message:
-                          'spec.template.env[].name must be a C identifier: letters, digits and _, not starting with a digit',
+                        message: 'spec.template.env[].name must be a C identifier: letters, digits and _, not starting with a digit',
                       },
                     ],
                   },
@@ -483,12 +487,11 @@ export const checkpointReplicaSetSchema: SchemaNode = {
               type: 'object',
               maxProperties: 256,
               additionalProperties: { type: 'string' },
-              description: 'Docker labels added to each replica. Keys under checkpoint.dev/ are the controller\'s own.',
+              description: "Docker labels added to each replica. Keys under checkpoint.dev/ are the controller's own.",
               'x-kubernetes-validations': [
                 {
                   rule: "self.all(k, !k.startsWith('checkpoint.dev/'))",
-                  message:
-                    'spec.template.labels must not use the prefix checkpoint.dev/: the controller sets those labels to track ownership',
+                  message: 'spec.template.labels must not use the prefix checkpoint.dev/: the controller sets those labels to track ownership',
                 },
               ],
             },
@@ -569,9 +572,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
               format: 'int32',
               default: 5,
               description: 'Attempts per replica before it counts as failed. Default 5.',
-              'x-kubernetes-validations': [
-                { rule: 'self >= 1 && self <= 100', message: 'spec.restore.maxAttempts must be between 1 and 100' },
-              ],
+              'x-kubernetes-validations': [{ rule: 'self >= 1 && self <= 100', message: 'spec.restore.maxAttempts must be between 1 and 100' }],
             },
             fallback: {
               type: 'string',
@@ -618,8 +619,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
           minimum: 0,
           default: 0,
           'x-ts-optional': true,
-          description:
-            'The metadata.generation every reporting node has acted on (the smallest); 0 until a node has reported.',
+          description: 'The metadata.generation every reporting node has acted on (the smallest); 0 until a node has reported.',
         },
         replicas: { type: 'integer', format: 'int32', minimum: 0, description: 'Replicas that exist, summed over the nodes.' },
         readyReplicas: { type: 'integer', format: 'int32', minimum: 0, description: 'Replicas running, summed over the nodes.' },
@@ -650,8 +650,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
           items: {
             type: 'object',
             'x-ts-name': 'NodeStatus',
-            description:
-              "One node's part of the status; a list-map keyed by `node` so agents never clobber each other.",
+            description: "One node's part of the status; a list-map keyed by `node` so agents never clobber each other.",
             required: ['node'],
             properties: {
               node: { type: 'string', minLength: 1, maxLength: 253, description: 'The Node this entry is about.' },

@@ -84,9 +84,7 @@ export function renderTypes(root: SchemaNode = checkpointReplicaSetSchema): stri
     for (const [key, child] of Object.entries(node.properties ?? {})) {
       if (child['x-ts-omit'] === true) continue;
       const present =
-        node.required?.includes(key) === true ||
-        child['x-ts-required'] === true ||
-        (child.default !== undefined && child['x-ts-optional'] !== true);
+        node.required?.includes(key) === true || child['x-ts-required'] === true || (child.default !== undefined && child['x-ts-optional'] !== true);
       // A named child carries its description on its own declaration.
       const doc = child['x-ts-name'] === undefined ? jsDoc(child.description, inner) : '';
       members.push({ doc, line: `${key}${present ? '' : '?'}: ${typeOf(child, inner)};` });

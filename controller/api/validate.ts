@@ -12,7 +12,7 @@ import { QuantityError, memoryBytes, nanoCpus } from './quantity.js';
 import { MAX_CONCURRENT_RESTORES } from './schema.js';
 import type { CheckpointReplicaSetSpec } from './types.js';
 
-export type SpecProblemCode = 'Required' | 'Invalid' | 'Forbidden' | 'OutOfRange';
+type SpecProblemCode = 'Required' | 'Invalid' | 'Forbidden' | 'OutOfRange';
 
 /** One thing wrong with a spec: which field, a code a program can branch on, words a person can act on. */
 export interface SpecProblem {
@@ -36,9 +36,9 @@ export interface AgentLimits {
 }
 
 /** Docker refuses a memory limit under 6 MiB ("Minimum memory limit allowed is 6MB"). */
-export const DOCKER_MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+const DOCKER_MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 /** Docker's smallest CPU limit is 0.01 CPU. */
-export const DOCKER_MIN_NANO_CPUS = 10_000_000;
+const DOCKER_MIN_NANO_CPUS = 10_000_000;
 
 export class InvalidSpecError extends Error {
   readonly code = 'InvalidSpec';
@@ -47,17 +47,13 @@ export class InvalidSpecError extends Error {
   }
 }
 
-export function formatSpecProblems(problems: readonly SpecProblem[]): string {
+function formatSpecProblems(problems: readonly SpecProblem[]): string {
   return problems.map((p) => `${p.field}: ${p.message}`).join('; ');
 }
 
 /** Every problem found (empty when the spec is fine for this agent). */
 export function validateSpec(spec: CheckpointReplicaSetSpec, agent: AgentLimits = {}): SpecProblem[] {
-  return [
-    ...checkCheckpointSource(spec, agent),
-    ...checkTemplate(spec, agent),
-    ...checkRestorePolicy(spec),
-  ];
+  return [...checkCheckpointSource(spec, agent), ...checkTemplate(spec, agent), ...checkRestorePolicy(spec)];
 }
 
 /** Throws InvalidSpecError when validateSpec finds anything. */
@@ -77,9 +73,7 @@ function checkCheckpointSource(spec: CheckpointReplicaSetSpec, agent: AgentLimit
     return [problem('spec.checkpoint', 'Required', 'name a source: container and name, or path')];
   }
   if (hasContainer) {
-    return name === undefined || name === ''
-      ? [problem('spec.checkpoint.name', 'Required', 'the checkpoint to restore from the container must be named')]
-      : [];
+    return name === undefined || name === '' ? [problem('spec.checkpoint.name', 'Required', 'the checkpoint to restore from the container must be named')] : [];
   }
   return checkCheckpointPath(source ?? '', agent.checkpointRoot);
 }
@@ -89,9 +83,7 @@ function checkCheckpointPath(source: string, checkpointRoot: string | undefined)
   if (!path.posix.isAbsolute(source)) return [problem(field, 'Invalid', 'must be an absolute path (start with /)')];
   if (source.split('/').includes('..')) return [problem(field, 'Invalid', "must not contain '..' segments")];
   if (checkpointRoot === undefined || checkpointRoot === '') {
-    return [
-      problem(field, 'Forbidden', 'this agent has no checkpoint root (--checkpoint-root), so it restores only from containers'),
-    ];
+    return [problem(field, 'Forbidden', 'this agent has no checkpoint root (--checkpoint-root), so it restores only from containers')];
   }
   const root = path.posix.resolve(checkpointRoot);
   const relative = path.posix.relative(root, path.posix.resolve(source));
@@ -122,7 +114,9 @@ function checkTemplate(spec: CheckpointReplicaSetSpec, agent: AgentLimits): Spec
   const limits = template.resources?.limits;
   if (limits?.memory !== undefined) problems.push(...checkMemory(limits.memory));
   else if (agent.requireMemoryLimit)
-    problems.push(problem('spec.template.resources.limits.memory', 'Required', "this node's operator requires a memory limit in every template (--require-memory-limit)"));
+    problems.push(
+      problem('spec.template.resources.limits.memory', 'Required', "this node's operator requires a memory limit in every template (--require-memory-limit)"),
+    );
   if (limits?.cpu !== undefined) problems.push(...checkCpu(limits.cpu, agent.hostCpus));
   return problems;
 }
@@ -154,9 +148,7 @@ function checkRestorePolicy(spec: CheckpointReplicaSetSpec): SpecProblem[] {
   const problems: SpecProblem[] = [];
   const { maxConcurrent, timeoutSeconds, maxAttempts } = spec.restore ?? {};
   if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1 || maxConcurrent > MAX_CONCURRENT_RESTORES) {
-    problems.push(
-      problem('spec.restore.maxConcurrent', 'OutOfRange', `must be an integer from 1 to ${MAX_CONCURRENT_RESTORES}`),
-    );
+    problems.push(problem('spec.restore.maxConcurrent', 'OutOfRange', `must be an integer from 1 to ${MAX_CONCURRENT_RESTORES}`));
   }
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
     problems.push(problem('spec.restore.timeoutSeconds', 'OutOfRange', 'must be a whole number of seconds, at least 1'));
@@ -200,7 +192,7 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** Length of templateHash's result: 10 hex characters, 40 bits, ample for telling generations apart. */
-export const TEMPLATE_HASH_LENGTH = 10;
+const TEMPLATE_HASH_LENGTH = 10;
 
 /**
  * A stable short hash of what a replica is made from (spec.template + spec.checkpoint), for the

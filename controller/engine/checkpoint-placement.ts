@@ -18,8 +18,8 @@ import { readSmallRegularFile } from './safe-read.js';
 
 /** Docker's rule for checkpoint names; also keeps a name from walking out of the checkpoints folder. */
 const CHECKPOINT_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-export const MARKER_PREFIX = 'crs-replica-';
-export const MARKER_SUFFIX = '.json';
+const MARKER_PREFIX = 'crs-replica-';
+const MARKER_SUFFIX = '.json';
 /** The checkpoint name every replica copy is placed and started under. */
 export const REPLICA_CHECKPOINT_NAME = 'crs-restore';
 
@@ -88,7 +88,9 @@ export async function resolvePathSource(requested: string, checkpointRoot: strin
   try {
     realAllowed = await fs.realpath(allowed);
   } catch (err) {
-    throw new EngineError('CheckpointNotFound', `${field}: ${requested} does not exist on this node (there is no ${allowed}/ for namespace ${namespace})`, { cause: err });
+    throw new EngineError('CheckpointNotFound', `${field}: ${requested} does not exist on this node (there is no ${allowed}/ for namespace ${namespace})`, {
+      cause: err,
+    });
   }
   let real: string;
   try {
@@ -104,7 +106,7 @@ export async function resolvePathSource(requested: string, checkpointRoot: strin
 }
 
 /** The only folder path sources of a namespace may name: <checkpoint root>/<namespace>. */
-export function namespaceCheckpointDir(checkpointRoot: string, namespace: string): string {
+function namespaceCheckpointDir(checkpointRoot: string, namespace: string): string {
   // A Kubernetes namespace is a DNS label: it can be neither '..' nor contain '/'. Checked anyway.
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(namespace))
     throw new EngineError('InvalidSpec', `namespace: ${JSON.stringify(namespace)} is not a Kubernetes namespace name`);
@@ -126,11 +128,14 @@ export async function recordedSourceImage(dir: string, requested: string): Promi
   if (read === undefined) return undefined;
   const id = 'text' in read ? read.text.trim() : '';
   if (!IMAGE_ID_PATTERN.test(id))
-    throw new EngineError('CheckpointNotAllowed', `checkpoint.path: ${requested}/${SOURCE_IMAGE_FILE} must be a regular file holding one image id (sha256:<64 hex digits>)`);
+    throw new EngineError(
+      'CheckpointNotAllowed',
+      `checkpoint.path: ${requested}/${SOURCE_IMAGE_FILE} must be a regular file holding one image id (sha256:<64 hex digits>)`,
+    );
   return id;
 }
 
-export function isInside(candidate: string, root: string): boolean {
+function isInside(candidate: string, root: string): boolean {
   const rel = path.relative(root, candidate);
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
@@ -153,7 +158,9 @@ export async function listCheckpointFiles(dir: string, label: string): Promise<C
     entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
   } catch (err) {
     // The code only: the message would name a host path (for a container source, in Docker's data root).
-    throw new EngineError('CheckpointNotFound', `${label}: cannot read the checkpoint folder (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+    throw new EngineError('CheckpointNotFound', `${label}: cannot read the checkpoint folder (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+      cause: err,
+    });
   }
   for (const entry of entries) {
     const rel = path.relative(dir, path.join(entry.parentPath, entry.name));
@@ -217,7 +224,10 @@ function under(dir: FileHandle, name: string): string {
 
 /** Names only the file inside the checkpoint folder: the folder may be a host path in Docker's data root. */
 function notRegular(rel: string): EngineError {
-  return new EngineError('CheckpointNotAllowed', `checkpoint: ${rel} in the checkpoint folder changed into something other than a regular file or folder while it was being placed (symlinks and devices are refused)`);
+  return new EngineError(
+    'CheckpointNotAllowed',
+    `checkpoint: ${rel} in the checkpoint folder changed into something other than a regular file or folder while it was being placed (symlinks and devices are refused)`,
+  );
 }
 
 /** Handles of the source folder and its subfolders (keyed '.' and by relative path), each opened without following a link. */

@@ -11,12 +11,12 @@ export const systemClock: Clock = {
   sleep: (ms, signal) =>
     new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {
-        reject(signal.reason);
+        reject(abortReason(signal));
         return;
       }
       const onAbort = (): void => {
         clearTimeout(timer);
-        reject(signal?.reason);
+        reject(abortReason(signal));
       };
       const timer = setTimeout(() => {
         signal?.removeEventListener('abort', onAbort);
@@ -102,4 +102,10 @@ export function withDeadline(clock: Clock, ms: number, onTimeout: () => Error, p
       unlink();
     },
   };
+}
+
+/** The signal's reason as an Error (AbortSignal.reason is typed `any`; abort() without one gives a DOMException). */
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new Error(reason === undefined ? 'aborted' : String(reason));
 }

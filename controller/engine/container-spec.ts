@@ -3,18 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
-import {
-  ATTEMPT,
-  LABEL_PREFIX,
-  NODE,
-  OWNER_NAME,
-  OWNER_NAMESPACE,
-  OWNER_UID,
-  REPLICA_ID,
-  START_MODE,
-  TEMPLATE_HASH,
-  type StartMode,
-} from '../api/labels.js';
+import { ATTEMPT, LABEL_PREFIX, NODE, OWNER_NAME, OWNER_NAMESPACE, OWNER_UID, REPLICA_ID, START_MODE, TEMPLATE_HASH, type StartMode } from '../api/labels.js';
 import { EngineError } from './errors.js';
 import type { ContainerPort } from '../api/types.js';
 import type { ReplicaSpec } from './types.js';
@@ -29,13 +18,17 @@ function invalid(field: string, reason: string): EngineError {
   return new EngineError('InvalidSpec', `${field}: ${reason}`);
 }
 
-export function shortHash(text: string, length = 8): string {
+function shortHash(text: string, length = 8): string {
   return createHash('sha256').update(text).digest('hex').slice(0, length);
 }
 
 /** Lower-case, Docker-name-safe, and bounded; never empty. */
 function namePart(text: string): string {
-  const cleaned = text.toLowerCase().replace(/[^a-z0-9.-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, MAX_NAME_PART);
+  const cleaned = text
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, MAX_NAME_PART);
   return cleaned.replace(/[.-]+$/, '') || 'x';
 }
 
@@ -49,7 +42,7 @@ export function replicaContainerName(spec: Pick<ReplicaSpec, 'owner' | 'replicaI
   return name;
 }
 
-export function replicaLabels(spec: ReplicaSpec, mode: StartMode): Record<string, string> {
+function replicaLabels(spec: ReplicaSpec, mode: StartMode): Record<string, string> {
   return {
     ...(spec.template.labels ?? {}),
     [OWNER_UID]: spec.owner.uid,
@@ -85,15 +78,12 @@ export function validateReplicaSpec(spec: ReplicaSpec): void {
   if (!spec.owner.namespace) throw invalid('owner.namespace', 'is empty');
   if (!spec.owner.name) throw invalid('owner.name', 'is empty');
   if (!spec.node) throw invalid('node', 'is empty');
-  if (!REPLICA_ID_PATTERN.test(spec.replicaId))
-    throw invalid('replicaId', `${JSON.stringify(spec.replicaId)} must match [a-z0-9]{1,12}`);
-  if (!Number.isInteger(spec.attempt) || spec.attempt < 1)
-    throw invalid('attempt', `${String(spec.attempt)} must be a whole number >= 1`);
+  if (!REPLICA_ID_PATTERN.test(spec.replicaId)) throw invalid('replicaId', `${JSON.stringify(spec.replicaId)} must match [a-z0-9]{1,12}`);
+  if (!Number.isInteger(spec.attempt) || spec.attempt < 1) throw invalid('attempt', `${String(spec.attempt)} must be a whole number >= 1`);
   const t = spec.template;
   if (!t.image?.trim()) throw invalid('template.image', 'is empty');
   for (const [key] of Object.entries(t.labels ?? {})) {
-    if (key.startsWith(LABEL_PREFIX))
-      throw invalid(`template.labels[${key}]`, `the prefix ${LABEL_PREFIX} is reserved for the controller's own labels`);
+    if (key.startsWith(LABEL_PREFIX)) throw invalid(`template.labels[${key}]`, `the prefix ${LABEL_PREFIX} is reserved for the controller's own labels`);
   }
   for (const [i, env] of (t.env ?? []).entries()) {
     if (!ENV_NAME_PATTERN.test(env.name)) throw invalid(`template.env[${i}].name`, `${JSON.stringify(env.name)} is not a valid variable name`);
@@ -151,17 +141,24 @@ export function buildCreateOptions({ spec, mode, networkMode }: CreateOptionsInp
  * container (docker port, the EndpointSlice). Needs a bridge network: the replica inherits the
  * checkpointed container's network, and 'none' or 'host' cannot publish.
  */
-function publishPorts(options: Docker.ContainerCreateOptions, hostConfig: Docker.HostConfig, ports: readonly ContainerPort[], networkMode: string | undefined): void {
+function publishPorts(
+  options: Docker.ContainerCreateOptions,
+  hostConfig: Docker.HostConfig,
+  ports: readonly ContainerPort[],
+  networkMode: string | undefined,
+): void {
   if (networkMode === 'none' || networkMode === 'host' || networkMode?.startsWith('container:'))
     throw invalid(
       'template.ports',
       `cannot be published on network ${JSON.stringify(networkMode ?? 'none')}: checkpoint the source container on a bridge network (docker network create; docs/serving.md)`,
     );
-  options.ExposedPorts = {};
-  hostConfig.PortBindings = {};
+  const exposed: Record<string, object> = {};
+  const bindings: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   for (const p of ports) {
     const key = `${p.containerPort}/${p.protocol.toLowerCase()}`;
-    options.ExposedPorts[key] = {};
-    hostConfig.PortBindings[key] = [{ HostIp: '', HostPort: '' }];
+    exposed[key] = {};
+    bindings[key] = [{ HostIp: '', HostPort: '' }];
   }
+  options.ExposedPorts = exposed;
+  hostConfig.PortBindings = bindings;
 }

@@ -34,7 +34,7 @@ import { FairLimiter, abortedError } from './limiter.js';
 import type { ContainerWatchEvent, EngineEvent, HygieneIgnoredReason, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
 
 /** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
-export const MAX_CONCURRENCY = 10;
+const MAX_CONCURRENCY = 10;
 
 export interface DockerEngineOptions {
   /** Path of the Docker engine's unix socket, e.g. /run/crs-docker/docker.sock. */
@@ -220,7 +220,12 @@ export class DockerEngine implements RestoreEngine {
    * Docker's own errors (HTTP answers) are rethrown as they are, for the caller to classify. Records
    * whether Docker answered, for /healthz and /readyz.
    */
-  private async call<T>(what: string, signal: AbortSignal | undefined, fn: (signal: AbortSignal) => Promise<T>, timeoutMs: number | 'caller' = this.callTimeoutMs): Promise<T> {
+  private async call<T>(
+    what: string,
+    signal: AbortSignal | undefined,
+    fn: (signal: AbortSignal) => Promise<T>,
+    timeoutMs: number | 'caller' = this.callTimeoutMs,
+  ): Promise<T> {
     const deadline =
       timeoutMs === 'caller'
         ? { signal: signal ?? this.closing.signal, dispose: () => undefined }
@@ -297,8 +302,8 @@ export class DockerEngine implements RestoreEngine {
   async ping(signal?: AbortSignal): Promise<void> {
     try {
       // dockerode's ping accepts options at run time (docker-modem reads abortSignal); its types do not say so.
-      const ping = this.docker.ping as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<unknown>;
-      await this.call('ping of the Docker engine', signal, (s) => ping.call(this.docker, { abortSignal: s }));
+      const ping = this.docker.ping.bind(this.docker) as unknown as (opts: { abortSignal?: AbortSignal }) => Promise<unknown>;
+      await this.call('ping of the Docker engine', signal, (s) => ping({ abortSignal: s }));
     } catch (err) {
       throw this.toEngineError(err, { operation: 'ping of the Docker engine' }, signal);
     }
@@ -364,7 +369,11 @@ export class DockerEngine implements RestoreEngine {
     const dir = dockerCheckpointDir(this.options.dockerRoot, info.Id, name);
     const files = await listCheckpointFiles(dir, `checkpoint ${name} of container ${containerRef}`).catch((err: unknown) => {
       if (err instanceof EngineError && err.code === 'CheckpointNotFound')
-        throw new EngineError('CheckpointNotFound', `checkpoint.name: container ${containerRef} has no checkpoint ${name} on node ${this.options.node} (${err.message}); take it with docker checkpoint create`, { cause: err });
+        throw new EngineError(
+          'CheckpointNotFound',
+          `checkpoint.name: container ${containerRef} has no checkpoint ${name} on node ${this.options.node} (${err.message}); take it with docker checkpoint create`,
+          { cause: err },
+        );
       throw err;
     });
     const resolved: ResolvedSource = { dir, files, imageId: info.Image, description: `container ${containerRef} checkpoint ${name}` };
@@ -381,7 +390,11 @@ export class DockerEngine implements RestoreEngine {
       info = await this.call(`inspecting source container ${containerRef}`, signal, (s) => this.docker.getContainer(containerRef).inspect({ abortSignal: s }));
     } catch (err) {
       if (isNoSuchContainer(err))
-        throw new EngineError('CheckpointNotFound', `checkpoint.container: no container ${containerRef} on node ${this.options.node}; create the source container and its checkpoint on this node`, { cause: err });
+        throw new EngineError(
+          'CheckpointNotFound',
+          `checkpoint.container: no container ${containerRef} on node ${this.options.node}; create the source container and its checkpoint on this node`,
+          { cause: err },
+        );
       throw this.toEngineError(err, { operation: `inspecting source container ${containerRef}` }, signal);
     }
     await this.requireRestoreAllowed(owner, containerRef, info, signal);
@@ -419,13 +432,17 @@ export class DockerEngine implements RestoreEngine {
     let inherited: string | undefined;
     if (own !== undefined) {
       try {
-        inherited = (await this.call(`inspecting the image of source container ${containerRef}`, signal, (s) => this.inspectImage(info.Image, s))).Config.Labels?.[RESTORE_INTO_NAMESPACES];
+        inherited = (await this.call(`inspecting the image of source container ${containerRef}`, signal, (s) => this.inspectImage(info.Image, s))).Config
+          .Labels?.[RESTORE_INTO_NAMESPACES];
       } catch (err) {
         throw this.toEngineError(err, { operation: `inspecting the image of source container ${containerRef}` }, signal);
       }
     }
     const value = own !== undefined && own !== inherited ? own : '';
-    const allowed = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    const allowed = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
     if (allowed.includes('*') || allowed.includes(owner.namespace)) return;
     throw new EngineError(
       'CheckpointNotAllowed',
@@ -623,7 +640,12 @@ export class DockerEngine implements RestoreEngine {
         }
         try {
           // Bounded by the restore's timeoutMs (the signal): uploading a large checkpoint takes a while.
-          await this.call(`${what}: starting from the checkpoint`, signal, (s) => container.start(checkpointStartOptions(REPLICA_CHECKPOINT_NAME, s)), 'caller');
+          await this.call(
+            `${what}: starting from the checkpoint`,
+            signal,
+            (s) => container.start(checkpointStartOptions(REPLICA_CHECKPOINT_NAME, s)),
+            'caller',
+          );
           await this.options.afterRestoreStart?.(containerId);
         } finally {
           // The copy served its purpose once Docker answered; the leaked unpacked copy too.
@@ -642,7 +664,9 @@ export class DockerEngine implements RestoreEngine {
         );
       await this.proveServing(spec, mode, info, signal, release);
       const id = containerId;
-      const listed = await this.call(`${what}: listing the started container`, signal, (s) => this.docker.listContainers({ all: true, filters: { id: [id] }, abortSignal: s }));
+      const listed = await this.call(`${what}: listing the started container`, signal, (s) =>
+        this.docker.listContainers({ all: true, filters: { id: [id] }, abortSignal: s }),
+      );
       const replica = listed[0] ? replicaFromContainer(listed[0]) : undefined;
       if (!replica) throw new EngineError('Unknown', `${what}: the container ${containerId.slice(0, 12)} vanished right after its start`);
       return replica;
@@ -681,7 +705,10 @@ export class DockerEngine implements RestoreEngine {
     if (!get) throw new EngineError('InvalidSpec', 'template.readinessProbe: set exactly one of exec or httpGet');
     const hostPort = hostPortFor(publishedPorts(inspectPorts(info)).ports, get.port);
     if (hostPort === undefined)
-      throw new EngineError('InvalidSpec', `template.readinessProbe.httpGet.port: ${get.port} is not a published TCP port of the replica (list it in template.ports)`);
+      throw new EngineError(
+        'InvalidSpec',
+        `template.readinessProbe.httpGet.port: ${get.port} is not a published TCP port of the replica (list it in template.ports)`,
+      );
     const address = this.options.probeAddress ?? '127.0.0.1';
     return (timeoutMs, signal) => httpGetOnce(address, hostPort, get.path, timeoutMs, signal);
   }
@@ -742,8 +769,8 @@ export class DockerEngine implements RestoreEngine {
   private inspectImage(name: string, signal: AbortSignal): Promise<Docker.ImageInspectInfo> {
     return new Promise((resolve, reject) => {
       this.docker.modem.dial(
-        { path: `/images/${name}/json`, method: 'GET', abortSignal: signal, statusCodes: { 200: true, 404: 'no such image', 500: 'server error' } } as Parameters<Docker['modem']['dial']>[0],
-        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as Docker.ImageInspectInfo)),
+        { path: `/images/${name}/json`, method: 'GET', abortSignal: signal, statusCodes: { 200: true, 404: 'no such image', 500: 'server error' } },
+        (err: unknown, data: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(data as Docker.ImageInspectInfo)),
       );
     });
   }
@@ -763,7 +790,9 @@ export class DockerEngine implements RestoreEngine {
     try {
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.call('removing a half-made container', deadline.signal, (s) => this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: s }));
+          await this.call('removing a half-made container', deadline.signal, (s) =>
+            this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: s }),
+          );
           break;
         } catch (err) {
           if (isNoSuchContainer(err)) break;
@@ -785,7 +814,9 @@ export class DockerEngine implements RestoreEngine {
   private async removeIfOurs(name: string, ownerUid: string): Promise<void> {
     const deadline = this.cleanupDeadline(`looking for the container ${name} of a create cut short`);
     try {
-      const info = await this.call('inspecting a container of a create cut short', deadline.signal, (s) => this.docker.getContainer(name).inspect({ abortSignal: s }));
+      const info = await this.call('inspecting a container of a create cut short', deadline.signal, (s) =>
+        this.docker.getContainer(name).inspect({ abortSignal: s }),
+      );
       if (info.Config.Labels?.[OWNER_UID] === ownerUid) await this.discard(info.Id);
     } catch {
       // Not there (the create never happened) or Docker unreachable (the reconciler's inventory finds it later).
@@ -833,7 +864,12 @@ export class DockerEngine implements RestoreEngine {
     // (dockerode's inspect type lacks StopTimeout, which Docker returns when it was set.)
     const grace = (info.Config as { StopTimeout?: number }).StopTimeout ?? this.options.stopTimeoutSeconds ?? 10;
     try {
-      await this.call(`stopping replica container ${info.Id.slice(0, 12)}`, signal, (s) => container.stop({ t: grace, abortSignal: s }), grace * 1000 + this.callTimeoutMs);
+      await this.call(
+        `stopping replica container ${info.Id.slice(0, 12)}`,
+        signal,
+        (s) => container.stop({ t: grace, abortSignal: s }),
+        grace * 1000 + this.callTimeoutMs,
+      );
     } catch (err) {
       if (!isNotModified(err) && !isNoSuchContainer(err)) {
         const e = this.toEngineError(err, { operation: `stopping replica container ${info.Id.slice(0, 12)}` }, signal);
@@ -864,7 +900,9 @@ export class DockerEngine implements RestoreEngine {
   async sweep(signal?: AbortSignal): Promise<number> {
     for (const containerId of [...this.pendingRemovals.keys()]) {
       try {
-        await this.call('removing a container a failed restore left', signal, (s) => this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: s }));
+        await this.call('removing a container a failed restore left', signal, (s) =>
+          this.docker.getContainer(containerId).remove({ force: true, v: true, abortSignal: s }),
+        );
         this.pendingRemovals.delete(containerId);
       } catch (err) {
         if (isNoSuchContainer(err)) this.pendingRemovals.delete(containerId);
@@ -925,8 +963,8 @@ export class DockerEngine implements RestoreEngine {
  * The dockerode types do not know `_query`/`_body`, hence the cast.
  */
 export function checkpointStartOptions(checkpoint: string, signal?: AbortSignal): Docker.ContainerStartOptions {
-  const options = { _query: { checkpoint }, _body: {}, ...(signal ? { abortSignal: signal } : {}) };
-  return options as unknown as Docker.ContainerStartOptions;
+  const options: Record<string, unknown> = { _query: { checkpoint }, _body: {}, ...(signal ? { abortSignal: signal } : {}) };
+  return options as Docker.ContainerStartOptions;
 }
 
 function mib(bytes: number): string {
@@ -940,10 +978,20 @@ function mib(bytes: number): string {
 function placementError(err: unknown, what: string): EngineError {
   if (err instanceof EngineError) return err;
   const code = (err as NodeJS.ErrnoException).code ?? 'error';
-  if (code === 'ENOSPC') return new EngineError('DiskFull', `${what}: no space left to place the replica's checkpoint copy (${code}); free disk on the Docker data root`, { cause: err });
+  if (code === 'ENOSPC')
+    return new EngineError('DiskFull', `${what}: no space left to place the replica's checkpoint copy (${code}); free disk on the Docker data root`, {
+      cause: err,
+    });
   if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
-    return new EngineError('InvalidSpec', `${what}: cannot write the replica's checkpoint copy (${code}); the agent needs write access to Docker's data root (run it as root, on the right --docker-root)`, { cause: err });
-  if (code === 'ENOENT') return new EngineError('CheckpointNotFound', `${what}: a checkpoint file vanished while it was being placed (${code}); was the checkpoint deleted?`, { cause: err });
+    return new EngineError(
+      'InvalidSpec',
+      `${what}: cannot write the replica's checkpoint copy (${code}); the agent needs write access to Docker's data root (run it as root, on the right --docker-root)`,
+      { cause: err },
+    );
+  if (code === 'ENOENT')
+    return new EngineError('CheckpointNotFound', `${what}: a checkpoint file vanished while it was being placed (${code}); was the checkpoint deleted?`, {
+      cause: err,
+    });
   return new EngineError('Unknown', `${what}: placing the replica's checkpoint copy failed (${code})`, { cause: err });
 }
 

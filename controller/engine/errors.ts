@@ -17,10 +17,6 @@ export class EngineError extends Error {
   }
 }
 
-export function isEngineError(err: unknown): err is EngineError {
-  return err instanceof EngineError;
-}
-
 /** The fields of a dockerode / Node error that carry meaning; everything else is ignored. */
 export interface ErrorShape {
   statusCode?: number;
@@ -42,7 +38,7 @@ export function errorShape(err: unknown): ErrorShape {
     typeof json === 'object' && json !== null && typeof (json as Record<string, unknown>)['message'] === 'string'
       ? ((json as Record<string, unknown>)['message'] as string)
       : undefined;
-  const shape: ErrorShape = { message: typeof e['message'] === 'string' ? e['message'] : String(err) };
+  const shape: ErrorShape = { message: typeof e['message'] === 'string' ? e['message'] : JSON.stringify(err) };
   if (typeof e['statusCode'] === 'number') shape.statusCode = e['statusCode'];
   if (typeof e['code'] === 'string') shape.code = e['code'];
   if (typeof e['name'] === 'string') shape.name = e['name'];
@@ -95,17 +91,14 @@ const RULES: Rule[] = [
   },
   {
     reason: 'EngineUnavailable',
-    test: (s, t) =>
-      isTransportError(s) ||
-      /socket hang up|connect ECONNREFUSED|Cannot connect to the Docker daemon/i.test(t),
+    test: (s, t) => isTransportError(s) || /socket hang up|connect ECONNREFUSED|Cannot connect to the Docker daemon/i.test(t),
     advice: (c) =>
       `the Docker engine${c.dockerHost ? ` at ${c.dockerHost}` : ''} is not reachable or went away mid-request; check that dockerd runs (hack/engine-up.sh)`,
   },
   {
     reason: 'ImageNotFound',
     test: (s, t) => /No such image/i.test(t) || (s.statusCode === 404 && /image/i.test(t) && !/container/i.test(t)),
-    advice: (c) =>
-      `the image${c.image ? ` ${c.image}` : ''} is not on this node; load it first (docker load / docker import), the engine never pulls`,
+    advice: (c) => `the image${c.image ? ` ${c.image}` : ''} is not on this node; load it first (docker load / docker import), the engine never pulls`,
   },
   {
     reason: 'CheckpointNotFound',
@@ -114,8 +107,7 @@ const RULES: Rule[] = [
   },
   {
     reason: 'CriuFailed',
-    test: (_s, t) =>
-      /criu failed|OCI runtime restore failed/i.test(t),
+    test: (_s, t) => /criu failed|OCI runtime restore failed/i.test(t),
     advice: () =>
       'CRIU could not restore the checkpoint (corrupt or incomplete images, or a template that differs from the checkpointed container); see the restore.log named in the message, and take a new checkpoint',
   },

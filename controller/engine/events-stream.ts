@@ -15,7 +15,7 @@ import { errorShape } from './errors.js';
 import type { ContainerAction, ContainerWatchEvent, ReplicaChange } from './types.js';
 
 /** The container actions that can change what a replica is: everything else (exec, attach, ...) is noise. */
-export const WATCHED_ACTIONS: readonly ContainerAction[] = ['start', 'die', 'oom', 'destroy', 'health_status'];
+const WATCHED_ACTIONS: readonly ContainerAction[] = ['start', 'die', 'oom', 'destroy', 'health_status'];
 
 export interface ContainerWatchOptions {
   /** Only getEvents is used: the stream's own failure tells whether the engine answers. */
@@ -55,7 +55,7 @@ export function parseEventLine(line: string): ReplicaChange | undefined {
   const uid = attributes[OWNER_UID];
   const id = e.Actor?.ID;
   if (!action || typeof uid !== 'string' || uid === '' || typeof id !== 'string') return undefined;
-  const text = (key: string): string | undefined => (typeof attributes[key] === 'string' && attributes[key] !== '' ? (attributes[key] as string) : undefined);
+  const text = (key: string): string | undefined => (typeof attributes[key] === 'string' && attributes[key] !== '' ? attributes[key] : undefined);
   const at = typeof e.timeNano === 'number' ? new Date(e.timeNano / 1e6) : typeof e.time === 'number' ? new Date(e.time * 1000) : new Date(0);
   const detail = action === 'health_status' ? rest.join(':').trim() : action === 'die' ? text('exitCode') : undefined;
   const namespace = text(OWNER_NAMESPACE);
@@ -126,10 +126,10 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
       let why: string;
       try {
         // A label filter without a value matches every container that carries the label at all.
-        const stream = (await options.docker.getEvents({
+        const stream = await options.docker.getEvents({
           filters: { type: ['container'], label: [OWNER_UID] },
           abortSignal: stopping.signal,
-        } as Docker.GetEventsOptions)) as NodeJS.ReadableStream;
+        } as Docker.GetEventsOptions);
         connected = true;
         failures = 0;
         if (lostAt) {

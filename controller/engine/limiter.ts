@@ -125,6 +125,6 @@ export class FairLimiter {
 export function abortedError(signal?: AbortSignal): EngineError {
   const reason: unknown = signal?.reason;
   if (reason instanceof EngineError) return reason;
-  const detail = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : String(reason);
+  const detail = reason instanceof Error ? reason.message : reason === undefined ? 'aborted' : typeof reason === 'string' ? reason : JSON.stringify(reason);
   return new EngineError('Aborted', `the operation was cancelled before it finished: ${detail}`);
 }

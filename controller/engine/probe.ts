@@ -16,7 +16,7 @@ import { EngineError } from './errors.js';
 import type { PublishedPort } from './types.js';
 
 /** Output kept from a hook or probe: enough for an Event, never a flood. */
-export const MAX_OUTPUT_CHARS = 2048;
+const MAX_OUTPUT_CHARS = 2048;
 
 export interface ProbeResult {
   ok: boolean;
@@ -62,7 +62,7 @@ export async function awaitReadiness(probe: ReadinessProbe, once: ProbeOnce, clo
   }
 }
 
-export interface ExecResult {
+interface ExecResult {
   exitCode: number;
   output: string;
 }
@@ -76,8 +76,10 @@ function clip(text: string): string {
  * ends the wait (the caller's deadline); a process that outlives it keeps running in the container,
  * which is then removed by the failed restore anyway.
  */
-export async function execInContainer(docker: Docker, containerId: string, command: string[], signal: AbortSignal): Promise<ExecResult> {
-  const exec = await docker.getContainer(containerId).exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal: signal } as Docker.ExecCreateOptions);
+async function execInContainer(docker: Docker, containerId: string, command: string[], signal: AbortSignal): Promise<ExecResult> {
+  const exec = await docker
+    .getContainer(containerId)
+    .exec({ Cmd: command, AttachStdout: true, AttachStderr: true, abortSignal: signal } as Docker.ExecCreateOptions);
   const stream = await exec.start({ hijack: true, stdin: false, abortSignal: signal } as Docker.ExecStartOptions);
   let output = '';
   const sink = { write: (chunk: Buffer) => void (output.length < MAX_OUTPUT_CHARS * 2 && (output += chunk.toString())) } as unknown as NodeJS.WritableStream;
@@ -135,7 +137,10 @@ export async function execProbeOnce(docker: Docker, containerId: string, action:
     return { ok: r.exitCode === 0, detail: `exec ${JSON.stringify(action.command)} exited ${r.exitCode}${r.output ? `: ${r.output}` : ''}` };
   } catch (err) {
     if (signal.aborted) throw err;
-    return { ok: false, detail: `exec ${JSON.stringify(action.command)}: ${limit.aborted ? `no exit within ${timeoutMs} ms` : err instanceof Error ? err.message : String(err)}` };
+    return {
+      ok: false,
+      detail: `exec ${JSON.stringify(action.command)}: ${limit.aborted ? `no exit within ${timeoutMs} ms` : err instanceof Error ? err.message : String(err)}`,
+    };
   }
 }
 
@@ -147,8 +152,12 @@ export async function runPostRestore(docker: Docker, containerId: string, hook: 
     result = await execInContainer(docker, containerId, hook.exec.command, limit);
   } catch (err) {
     if (signal.aborted) throw err;
-    const why = limit.aborted ? `did not exit within timeoutSeconds ${hook.timeoutSeconds}` : `could not run: ${err instanceof Error ? err.message : String(err)}`;
-    throw new EngineError('PostRestoreFailed', `${what}: spec.template.postRestore ${JSON.stringify(hook.exec.command)} ${why}; the replica was removed`, { cause: err });
+    const why = limit.aborted
+      ? `did not exit within timeoutSeconds ${hook.timeoutSeconds}`
+      : `could not run: ${err instanceof Error ? err.message : String(err)}`;
+    throw new EngineError('PostRestoreFailed', `${what}: spec.template.postRestore ${JSON.stringify(hook.exec.command)} ${why}; the replica was removed`, {
+      cause: err,
+    });
   }
   if (result.exitCode !== 0)
     throw new EngineError(

@@ -85,8 +85,7 @@ export const TRANSIENT_REASONS: ReadonlySet<FailureReason> = new Set<FailureReas
 ]);
 
 /** Why host hygiene left an entry named like a leaked copy alone (a bounded metric label). */
-export const HYGIENE_IGNORED_REASONS = ['marker_not_regular_file', 'marker_too_large', 'folder_not_trusted', 'folder_too_deep'] as const;
-export type HygieneIgnoredReason = (typeof HYGIENE_IGNORED_REASONS)[number];
+export type HygieneIgnoredReason = 'marker_not_regular_file' | 'marker_too_large' | 'folder_not_trusted' | 'folder_too_deep';
 
 export type EngineEvent =
   | { type: 'restore.queued'; owner: ReplicaOwner; replicaId: string; attempt: number; at: Date }
@@ -143,9 +142,7 @@ export interface ReplicaChange {
  * that happens until `resumed` is seen); subscribed again (`resumed`: re-list everything once).
  */
 export type ContainerWatchEvent =
-  | { type: 'replica'; change: ReplicaChange }
-  | { type: 'lost'; at: Date; reason: string }
-  | { type: 'resumed'; at: Date; lostAt: Date };
+  { type: 'replica'; change: ReplicaChange } | { type: 'lost'; at: Date; reason: string } | { type: 'resumed'; at: Date; lostAt: Date };
 
 export interface RestoreOptions {
   /** For the restore itself, counted from when it holds one of the host's slots. */

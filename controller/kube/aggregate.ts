@@ -36,12 +36,7 @@ export function mergeNodeStatus(
 }
 
 /** The status without `node`'s entry (e.g. the node no longer matches spec.nodeSelector). */
-export function removeNodeStatus(
-  current: CheckpointReplicaSetStatus | undefined,
-  node: string,
-  object: ObjectIdentity,
-  now: Date,
-): CheckpointReplicaSetStatus {
+export function removeNodeStatus(current: CheckpointReplicaSetStatus | undefined, node: string, object: ObjectIdentity, now: Date): CheckpointReplicaSetStatus {
   const nodes = (current?.nodes ?? []).filter((n) => n.node !== node);
   return aggregate(current, nodes, object, now);
 }
@@ -53,12 +48,7 @@ export function summaryFields(status: CheckpointReplicaSetStatus): Omit<Checkpoi
 }
 
 /** Sums, observedGeneration, selector and conditions over `nodes`; keeps fields it does not own. */
-export function aggregate(
-  current: CheckpointReplicaSetStatus | undefined,
-  nodes: NodeStatus[],
-  object: ObjectIdentity,
-  now: Date,
-): CheckpointReplicaSetStatus {
+export function aggregate(current: CheckpointReplicaSetStatus | undefined, nodes: NodeStatus[], object: ObjectIdentity, now: Date): CheckpointReplicaSetStatus {
   const sum = (pick: (n: NodeStatus) => number | undefined) => nodes.reduce((acc, n) => acc + (pick(n) ?? 0), 0);
   const status: CheckpointReplicaSetStatus = {
     ...current,
@@ -90,17 +80,11 @@ export function aggregate(
  *  - Otherwise Reconciling (kstatus: InProgress) is present, True, when an entry says Reconciling
  *    or has not observed `generation` yet, or no node has reported. Neither is present at rest.
  */
-export function aggregateConditions(
-  previous: Condition[] | undefined,
-  nodes: readonly NodeStatus[],
-  generation: number,
-  now: Date,
-): Condition[] {
+export function aggregateConditions(previous: Condition[] | undefined, nodes: readonly NodeStatus[], generation: number, now: Date): Condition[] {
   const sorted = [...nodes].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   const stale = sorted.filter((n) => (n.observedGeneration ?? 0) < generation);
   const cond = (n: NodeStatus, type: ConditionType) => n.conditions?.find((c) => c.type === type);
-  const staleMessage = (n: NodeStatus) =>
-    `node ${n.node}: generation ${generation} not observed yet (last observed ${n.observedGeneration ?? 'none'})`;
+  const staleMessage = (n: NodeStatus) => `node ${n.node}: generation ${generation} not observed yet (last observed ${n.observedGeneration ?? 'none'})`;
 
   let ready: Omit<Condition, 'lastTransitionTime'>;
   const notReady = sorted.find((n) => (n.observedGeneration ?? 0) < generation || cond(n, 'Ready')?.status !== 'True');

@@ -66,16 +66,10 @@ export function toApiError(err: unknown, what: string): ApiError {
   const e = (typeof err === 'object' && err !== null ? err : {}) as Record<string, unknown>;
   // client-node ApiException: numeric `code` = HTTP status, `body` = the apiserver's Status (parsed
   // JSON, or a string). The Watch's errors carry `statusCode` instead.
-  const status =
-    typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  const status = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
   if (status !== undefined) {
     const body = parseBody(e.body);
-    const detail =
-      typeof body?.message === 'string' && body.message !== ''
-        ? body.message
-        : err instanceof Error
-          ? firstLine(err.message)
-          : `HTTP ${status}`;
+    const detail = typeof body?.message === 'string' && body.message !== '' ? body.message : err instanceof Error ? firstLine(err.message) : `HTTP ${status}`;
     const reason = typeof body?.reason === 'string' ? body.reason : undefined;
     return new ApiError(codeForStatus(status), `${what}: ${detail} (HTTP ${status})`, status, reason, { cause: err });
   }
@@ -98,12 +92,12 @@ function parseBody(body: unknown): StatusBody | undefined {
   if (typeof body === 'string') {
     try {
       const parsed: unknown = JSON.parse(body);
-      return typeof parsed === 'object' && parsed !== null ? (parsed as StatusBody) : { message: body };
+      return typeof parsed === 'object' && parsed !== null ? parsed : { message: body };
     } catch {
       return { message: body };
     }
   }
-  return typeof body === 'object' && body !== null ? (body as StatusBody) : undefined;
+  return typeof body === 'object' && body !== null ? body : undefined;
 }
 
 function nestedCode(cause: unknown): string | undefined {

@@ -5,12 +5,10 @@ import { CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } fr
 import { GROUP, KIND, PLURAL, VERSION, type CheckpointReplicaSet } from '../api/types.js';
 import { ApiError, toApiError } from './api-error.js';
 
-export { ApiError, isApiError, type ApiErrorCode } from './api-error.js';
+export { isApiError } from './api-error.js';
 
 /** One RFC 6902 operation; `value` is any JSON. */
-export type JsonPatchOp =
-  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
-  | { op: 'remove'; path: string };
+export type JsonPatchOp = { op: 'add' | 'replace' | 'test'; path: string; value: unknown } | { op: 'remove'; path: string };
 
 export interface CheckpointReplicaSetList {
   apiVersion?: string;
@@ -53,9 +51,7 @@ export interface StatusApply {
 export const FIELD_MANAGER = 'crs-controller';
 
 export function crsPath(namespace?: string): string {
-  return namespace
-    ? `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}`
-    : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
+  return namespace ? `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`;
 }
 
 export function createCrsClient(kc: KubeConfig): CrsClient {
@@ -73,9 +69,7 @@ export function createCrsClient(kc: KubeConfig): CrsClient {
     async list(namespace) {
       const what = `list ${PLURAL}${namespace ? ` in ${namespace}` : ''}`;
       try {
-        const raw: unknown = namespace
-          ? await api.listNamespacedCustomObject({ ...base, namespace })
-          : await api.listClusterCustomObject(base);
+        const raw: unknown = namespace ? await api.listNamespacedCustomObject({ ...base, namespace }) : await api.listClusterCustomObject(base);
         return asList(raw, what);
       } catch (err) {
         throw toApiError(err, what);
@@ -89,10 +83,7 @@ export function createCrsClient(kc: KubeConfig): CrsClient {
         throw new ApiError('Invalid', `${what}: metadata.resourceVersion is required for a conflict-safe write`, undefined);
       }
       try {
-        return asResource(
-          await api.replaceNamespacedCustomObjectStatus({ ...base, namespace, name, body: obj, fieldManager: FIELD_MANAGER }),
-          what,
-        );
+        return asResource(await api.replaceNamespacedCustomObjectStatus({ ...base, namespace, name, body: obj, fieldManager: FIELD_MANAGER }), what);
       } catch (err) {
         throw toApiError(err, what);
       }

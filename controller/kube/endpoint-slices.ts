@@ -9,17 +9,26 @@
 // cluster the ownerReference also lets Kubernetes collect them).
 
 import { createHash } from 'node:crypto';
-import { DiscoveryV1Api, Observable, type ConfigurationOptions, type KubeConfig, type ObservableMiddleware, type RequestContext, type ResponseContext, type V1EndpointSlice } from '@kubernetes/client-node';
+import {
+  DiscoveryV1Api,
+  Observable,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type ObservableMiddleware,
+  type RequestContext,
+  type ResponseContext,
+  type V1EndpointSlice,
+} from '@kubernetes/client-node';
 import { NODE, OWNER_UID, REPLICA_ID } from '../api/labels.js';
 import { API_VERSION, KIND, type CheckpointReplicaSet } from '../api/types.js';
 import type { Replica } from '../engine/types.js';
 import { toApiError } from './api-error.js';
 import type { Logger } from './logger.js';
 
-export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
-export const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
+const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+const MANAGED_BY_LABEL = 'endpointslice.kubernetes.io/managed-by';
 /** Who manages these slices (the EndpointSlice controller leaves slices of other managers alone). */
-export const MANAGED_BY = 'crs-controller.checkpoint.dev';
+const MANAGED_BY = 'crs-controller.checkpoint.dev';
 
 /** The calls on EndpointSlices (a port: unit tests pass a fake). Each is bounded by `signal`. */
 export interface EndpointSliceClient {
@@ -76,11 +85,11 @@ function hash(text: string, length: number): string {
 }
 
 /** `<resource>-<replicaId>-<hash>`: stable for a replica's container, unique across nodes and attempts. */
-export function sliceName(resource: CheckpointReplicaSet, node: string, replica: Replica): string {
+function sliceName(resource: CheckpointReplicaSet, node: string, replica: Replica): string {
   return `${resource.metadata.name.slice(0, 200)}-${replica.replicaId}-${hash(`${node}/${replica.containerId}`, 10)}`;
 }
 
-export function ownSelector(uid: string, node: string): string {
+function ownSelector(uid: string, node: string): string {
   return `${MANAGED_BY_LABEL}=${MANAGED_BY},${OWNER_UID}=${uid},${NODE}=${node}`;
 }
 

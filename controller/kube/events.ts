@@ -13,19 +13,15 @@ import { realClock, type Clock } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
 import type { EventRecorder, EventType, ResourceRef } from './ports.js';
 
-export const REPORTING_COMPONENT = 'crs-controller';
+const REPORTING_COMPONENT = 'crs-controller';
 /** Longest message written; longer ones are cut (events.k8s.io's limit). */
-export const MAX_EVENT_MESSAGE = 1024;
+const MAX_EVENT_MESSAGE = 1024;
 
 /** The two calls the recorder makes (a port: unit tests pass a fake). */
 export interface EventSink {
   create(namespace: string, event: CoreV1Event): Promise<CoreV1Event>;
   /** JSON merge patch of count / lastTimestamp / message. */
-  patch(
-    namespace: string,
-    name: string,
-    patch: { count: number; lastTimestamp: string; message: string },
-  ): Promise<CoreV1Event>;
+  patch(namespace: string, name: string, patch: { count: number; lastTimestamp: string; message: string }): Promise<CoreV1Event>;
 }
 
 export function createEventSink(kc: KubeConfig): EventSink {

@@ -143,10 +143,7 @@ export class NodeFinalizer implements FinalizerManager {
       if (!rv) throw new Error(`${action} finalizer: ${what} has no metadata.resourceVersion`);
       try {
         // Setting resourceVersion to the one read makes the patch conditional: 409 if it moved.
-        await this.client.patch(ref.namespace, ref.name, [
-          { op: 'replace', path: '/metadata/resourceVersion', value: rv },
-          ...ops,
-        ]);
+        await this.client.patch(ref.namespace, ref.name, [{ op: 'replace', path: '/metadata/resourceVersion', value: rv }, ...ops]);
         this.logger.info(action === 'ensure' ? 'finalizer added' : 'finalizer removed', {
           resource: what,
           finalizer,

@@ -22,8 +22,6 @@ export * from './informer.js';
 export * from './ports.js';
 export * from './status-writer.js';
 export * from './workqueue.js';
-export type { Logger } from './logger.js';
-
 export interface KubeLayerOptions {
   /** This agent's node name (finalizer, status.nodes entry, Event source). */
   node: string;

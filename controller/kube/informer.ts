@@ -8,15 +8,7 @@
 //  - re-emits every cached object every resyncPeriodMs, so a missed or failed reconcile is retried;
 //  - tells when the first list has been delivered (hasSynced / waitForSync, for /readyz).
 
-import {
-  CoreV1Api,
-  ListWatch,
-  Watch,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1Node,
-} from '@kubernetes/client-node';
+import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
 import type { CheckpointReplicaSet } from '../api/types.js';
 import { toApiError } from './api-error.js';
 import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
@@ -73,9 +65,9 @@ export interface InformerOptions<T extends WatchedObject> {
   random?: () => number;
 }
 
-export const DEFAULT_RESYNC_PERIOD_MS = 5 * 60_000;
-export const DEFAULT_RESTART_BACKOFF: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, factor: 2, jitter: 0.2 };
-export const DEFAULT_WATCH_TIMEOUT_SECONDS = 300;
+const DEFAULT_RESYNC_PERIOD_MS = 5 * 60_000;
+const DEFAULT_RESTART_BACKOFF: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, factor: 2, jitter: 0.2 };
+const DEFAULT_WATCH_TIMEOUT_SECONDS = 300;
 /** How long past the server-side timeout a watch may stay open before it is deemed dead. */
 const WATCH_DEADLINE_GRACE_MS = 30_000;
 
@@ -132,23 +124,14 @@ export class ResilientInformer<T extends WatchedObject> {
     }
     this.watchTimeoutSeconds = options.watchTimeoutSeconds ?? DEFAULT_WATCH_TIMEOUT_SECONDS;
     if (!(Number.isInteger(this.watchTimeoutSeconds) && this.watchTimeoutSeconds > 0)) {
-      throw new RangeError(
-        `informer ${options.name}: watchTimeoutSeconds must be a positive integer, got ${this.watchTimeoutSeconds}`,
-      );
+      throw new RangeError(`informer ${options.name}: watchTimeoutSeconds must be a positive integer, got ${this.watchTimeoutSeconds}`);
     }
 
     // ListWatch calls the Watch it is given only through watch(); our wrapper adds the timeout,
     // bookmarks, the dead-connection deadline and the sync signal. The cast is needed because
     // ListWatch's constructor names the Watch class, not an interface.
     const watch = { watch: this.watchThrough.bind(this) } as unknown as Watch;
-    this.listWatch = new ListWatch<KubernetesObject>(
-      options.path,
-      watch,
-      this.listThrough.bind(this),
-      false,
-      options.labelSelector,
-      options.fieldSelector,
-    );
+    this.listWatch = new ListWatch<KubernetesObject>(options.path, watch, this.listThrough.bind(this), false, options.labelSelector, options.fieldSelector);
     this.listWatch.on('add', (obj) => this.emit('add', obj as T));
     this.listWatch.on('update', (obj) => this.emit('update', obj as T));
     this.listWatch.on('delete', (obj) => this.emit('delete', obj as T));
@@ -216,7 +199,7 @@ export class ResilientInformer<T extends WatchedObject> {
     const list = await this.options.list();
     this.listedSinceSync = true;
     this.consecutiveErrors = 0;
-    return list as KubernetesListObject<KubernetesObject>;
+    return list;
   }
 
   private async watchThrough(
@@ -346,11 +329,7 @@ export function createCrsInformer(
 }
 
 /** The agent's own Node object (its labels decide which resources select this node). */
-export function createNodeInformer(
-  kc: KubeConfig,
-  nodeName: string,
-  options: CommonInformerOptions & { watch?: WatchLike } = {},
-): ResilientInformer<V1Node> {
+export function createNodeInformer(kc: KubeConfig, nodeName: string, options: CommonInformerOptions & { watch?: WatchLike } = {}): ResilientInformer<V1Node> {
   if (!nodeName) throw new RangeError('node informer: nodeName must not be empty');
   const core = kc.makeApiClient(CoreV1Api);
   const fieldSelector = `metadata.name=${nodeName}`;

@@ -12,7 +12,7 @@ import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApiError, codeForStatus } from './api-error.js';
 
-export type MetricsAccess =
+type MetricsAccess =
   | { allowed: true; user: string }
   /** 401: no or unknown token; 403: a known user without the grant; 503: the apiserver could not tell. */
   | { allowed: false; status: 401 | 403 | 503; reason: string };
@@ -40,7 +40,7 @@ interface UserInfo {
 }
 
 /** The non-resource request every scrape must be allowed. */
-export const METRICS_PATH = '/metrics';
+const METRICS_PATH = '/metrics';
 
 export function createMetricsAuthorizer(kc: KubeConfig, options: MetricsAuthorizerOptions = {}): MetricsAuthorizer {
   const timeoutMs = options.timeoutMs ?? 5_000;
@@ -57,7 +57,8 @@ export function createMetricsAuthorizer(kc: KubeConfig, options: MetricsAuthoriz
       timeoutMs,
     );
     const user = tokenReview.status?.user;
-    if (!tokenReview.status?.authenticated || !user?.username) return { allowed: false, status: 401, reason: 'Unauthorized: the bearer token was not accepted' };
+    if (!tokenReview.status?.authenticated || !user?.username)
+      return { allowed: false, status: 401, reason: 'Unauthorized: the bearer token was not accepted' };
     const sar = await post<{ status?: { allowed?: boolean } }>(
       kc,
       '/apis/authorization.k8s.io/v1/subjectaccessreviews',

@@ -20,7 +20,7 @@
 // write failed and a background retry is scheduled); it never rejects for API errors.
 
 import { CONDITION_TYPES } from '../api/schema.js';
-import type { CheckpointReplicaSet, CheckpointReplicaSetStatus, NodeStatus } from '../api/types.js';
+import type { CheckpointReplicaSet, NodeStatus } from '../api/types.js';
 import { aggregate, canonicalJson, normaliseEntry, removeNodeStatus, sameStatus, summaryFields } from './aggregate.js';
 import { ApiError, isApiError } from './api-error.js';
 import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
@@ -103,10 +103,10 @@ interface KeyState {
   written?: Written;
 }
 
-export const DEFAULT_STATUS_DEBOUNCE_MS = 250;
-export const DEFAULT_STATUS_MIN_INTERVAL_MS = 1000;
+const DEFAULT_STATUS_DEBOUNCE_MS = 250;
+const DEFAULT_STATUS_MIN_INTERVAL_MS = 1000;
 /** The one field manager of the summary fields, shared by every agent. */
-export const SUMMARY_FIELD_MANAGER = 'crs-controller';
+const SUMMARY_FIELD_MANAGER = 'crs-controller';
 
 /**
  * The field manager of `node`'s entry: `crs-agent/<node>`, or (the apiserver allows 128
@@ -163,7 +163,7 @@ export class StatusWriter implements StatusReporter {
       validateRef(ref);
       validateEntry(entry, this.node);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err as Error);
     }
     const normalised: NodeStatus = { ...entry, observedGeneration: entry.observedGeneration ?? ref.generation };
     return this.enqueue(ref, { kind: 'set', entry: normalised });
@@ -174,7 +174,7 @@ export class StatusWriter implements StatusReporter {
     try {
       validateRef(ref);
     } catch (err) {
-      return Promise.reject(err);
+      return Promise.reject(err as Error);
     }
     return this.enqueue(ref, { kind: 'remove' });
   }

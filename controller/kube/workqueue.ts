@@ -32,9 +32,9 @@ export interface WorkQueueOptions {
   logger?: Logger;
 }
 
-export const DEFAULT_QUEUE_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 5 * 60_000, factor: 2 };
+const DEFAULT_QUEUE_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 5 * 60_000, factor: 2 };
 
-export class WorkQueueShutDownError extends Error {
+class WorkQueueShutDownError extends Error {
   readonly code = 'QueueShutDown';
   constructor(name: string) {
     super(`work queue ${name} is shut down; it accepts no new work`);

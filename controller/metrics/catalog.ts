@@ -8,7 +8,7 @@
 import { FAILURE_REASONS, type FailureReason } from '../engine/types.js';
 import type { ReconcileOutcome } from '../reconcile/ports.js';
 
-export type MetricKind = 'counter' | 'gauge' | 'histogram';
+type MetricKind = 'counter' | 'gauge' | 'histogram';
 
 export interface MetricDefinition {
   readonly name: string;
@@ -27,7 +27,6 @@ export { FAILURE_REASONS };
 
 /** The `reason` label: a FailureReason for failures, 'none' for successes. */
 export type RestoreReasonLabel = FailureReason | 'none';
-export type RestoreResult = 'success' | 'failure';
 /**
  * The `result` label of crs_reconcile_total: the resting state a reconcile ended in, as the
  * reconciler reports it (controller/reconcile/ports.ts ReconcileOutcome), checked exhaustive below.
@@ -49,15 +48,13 @@ const outcomesAreExhaustive: [MissingOutcome] extends [never] ? true : MissingOu
 void outcomesAreExhaustive;
 
 /** 0.1 s .. 10 min: a small checkpoint restores in well under a second, a large one in minutes. */
-export const RESTORE_DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600] as const;
+const RESTORE_DURATION_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60, 120, 300, 600] as const;
 /** 1 s .. 1 h: a rollout of many replicas takes minutes. */
-export const CONVERGE_DURATION_BUCKETS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600] as const;
+const CONVERGE_DURATION_BUCKETS = [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600] as const;
 /** 5 ms .. 10 min: one reconcile may wait for a whole batch of restores. */
-export const RECONCILE_DURATION_BUCKETS = [
-  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600,
-] as const;
+const RECONCILE_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600] as const;
 /** The buckets client-go's work queue uses (10 ns .. 10 s, times 10), so existing dashboards fit. */
-export const WORKQUEUE_DURATION_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10] as const;
+const WORKQUEUE_DURATION_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10] as const;
 
 const RESOURCE_NODE = ['namespace', 'name', 'node'] as const;
 
@@ -67,14 +64,15 @@ export const CATALOG = {
     kind: 'gauge',
     help: 'Replicas a CheckpointReplicaSet asks for on this node.',
     labels: RESOURCE_NODE,
-    meaning: 'spec.replicas of the resource as this node\'s agent last observed it (replicas are per node).',
+    meaning: "spec.replicas of the resource as this node's agent last observed it (replicas are per node).",
   },
   replicasReady: {
     name: 'crs_replicas_ready',
     kind: 'gauge',
     help: 'Replicas of a CheckpointReplicaSet running and ready on this node.',
     labels: RESOURCE_NODE,
-    meaning: 'Containers owned by the resource (by owner-uid label) that run, restored from the checkpoint or cold-started by the fallback. Compare with crs_replicas_desired.',
+    meaning:
+      'Containers owned by the resource (by owner-uid label) that run, restored from the checkpoint or cold-started by the fallback. Compare with crs_replicas_desired.',
   },
   replicasRestoring: {
     name: 'crs_replicas_restoring',
@@ -95,7 +93,8 @@ export const CATALOG = {
     kind: 'counter',
     help: 'Restore attempts finished, by result and failure reason.',
     labels: ['namespace', 'name', 'result', 'reason'],
-    meaning: 'One increment per finished restore attempt (a retried replica counts once per attempt). result is success or failure; reason is the engine\'s FailureReason for failures and none for successes. The failure ratio is rate(crs_restores_total{result="failure"}[10m]) / rate(crs_restores_total[10m]).',
+    meaning:
+      'One increment per finished restore attempt (a retried replica counts once per attempt). result is success or failure; reason is the engine\'s FailureReason for failures and none for successes. The failure ratio is rate(crs_restores_total{result="failure"}[10m]) / rate(crs_restores_total[10m]).',
   },
   restoreDuration: {
     name: 'crs_restore_duration_seconds',
@@ -103,21 +102,22 @@ export const CATALOG = {
     help: 'Time one restore attempt took, from a limiter slot to a running container or a failure.',
     labels: [],
     buckets: RESTORE_DURATION_BUCKETS,
-    meaning: 'Observed for successes and failures alike, without the time spent waiting for a limiter slot (an attempt cancelled while waiting, reason Aborted, observes its wait). histogram_quantile(0.9, rate(crs_restore_duration_seconds_bucket[5m])) is the p90.',
+    meaning:
+      'Observed for successes and failures alike, without the time spent waiting for a limiter slot (an attempt cancelled while waiting, reason Aborted, observes its wait). histogram_quantile(0.9, rate(crs_restore_duration_seconds_bucket[5m])) is the p90.',
   },
   restoresInFlight: {
     name: 'crs_restores_in_flight',
     kind: 'gauge',
-    help: 'Restores running right now on this node\'s Docker host.',
+    help: "Restores running right now on this node's Docker host.",
     labels: ['node'],
     meaning: 'Never above crs_restore_concurrency_limit: the per-host limiter holds the rest back.',
   },
   restoreConcurrencyLimit: {
     name: 'crs_restore_concurrency_limit',
     kind: 'gauge',
-    help: 'Most restores this node\'s agent runs at once on its Docker host.',
+    help: "Most restores this node's agent runs at once on its Docker host.",
     labels: ['node'],
-    meaning: 'The agent\'s per-host cap (at most 10, where containerd\'s own limit begins).',
+    meaning: "The agent's per-host cap (at most 10, where containerd's own limit begins).",
   },
   convergeDuration: {
     name: 'crs_converge_duration_seconds',
@@ -132,7 +132,8 @@ export const CATALOG = {
     kind: 'counter',
     help: 'Reconciles of CheckpointReplicaSets finished, by result.',
     labels: ['result'],
-    meaning: 'result is the state the reconcile ended in: converged, waiting (restores still running), backingOff (retrying after transient failures), degraded (a permanent failure, e.g. CheckpointNotFound), paused, deleted, stopped (agent shutting down) or error (the reconcile itself failed; the work queue retries the key with backoff). Alerts use result="error".',
+    meaning:
+      'result is the state the reconcile ended in: converged, waiting (restores still running), backingOff (retrying after transient failures), degraded (a permanent failure, e.g. CheckpointNotFound), paused, deleted, stopped (agent shutting down) or error (the reconcile itself failed; the work queue retries the key with backoff). Alerts use result="error".',
   },
   reconcileDuration: {
     name: 'crs_reconcile_duration_seconds',
@@ -184,35 +185,40 @@ export const CATALOG = {
     kind: 'counter',
     help: 'Bytes of leaked checkpoint copies (containerd ctrd-checkpoint* directories) removed on this node.',
     labels: ['node'],
-    meaning: 'containerd leaves a full copy of the checkpoint on disk for every restore (containerd issue 10166); the agent removes them. Grows by about the checkpoint size per restore.',
+    meaning:
+      'containerd leaves a full copy of the checkpoint on disk for every restore (containerd issue 10166); the agent removes them. Grows by about the checkpoint size per restore.',
   },
   diskHeadroom: {
     name: 'crs_disk_headroom_bytes',
     kind: 'gauge',
     help: 'Free bytes on the disks restores write to on this node.',
     labels: ['node'],
-    meaning: 'Polled from the engine. A batch briefly needs about 3 times the checkpoint size per concurrent restore; below that, restores wait or fail with DiskFull.',
+    meaning:
+      'Polled from the engine. A batch briefly needs about 3 times the checkpoint size per concurrent restore; below that, restores wait or fail with DiskFull.',
   },
   hygieneIgnored: {
     name: 'crs_hygiene_ignored_total',
     kind: 'counter',
     help: 'Entries named like a leaked checkpoint copy that host hygiene left alone, by reason.',
     labels: ['node', 'reason'],
-    meaning: 'reason is marker_not_regular_file (a FIFO, device or symlink named like a marker), marker_too_large, folder_not_trusted (not owned by the agent\'s user or writable by group/other) or folder_too_deep. containerd never makes such entries: a rise means someone planted them under --containerd-tmp (see README Security model); the agent logs each at debug level.',
+    meaning:
+      "reason is marker_not_regular_file (a FIFO, device or symlink named like a marker), marker_too_large, folder_not_trusted (not owned by the agent's user or writable by group/other) or folder_too_deep. containerd never makes such entries: a rise means someone planted them under --containerd-tmp (see README Security model); the agent logs each at debug level.",
   },
   containerdTmpWorldWritable: {
     name: 'crs_containerd_tmp_world_writable',
     kind: 'gauge',
     help: '1 when the --containerd-tmp folder is writable by every user of the host, else 0.',
     labels: ['node'],
-    meaning: 'Checked at start. A world-writable folder (the host /tmp) lets any local user plant folders the agent must then refuse; give containerd a root-only XDG_RUNTIME_DIR (0700) and point --containerd-tmp there (README Security model).',
+    meaning:
+      'Checked at start. A world-writable folder (the host /tmp) lets any local user plant folders the agent must then refuse; give containerd a root-only XDG_RUNTIME_DIR (0700) and point --containerd-tmp there (README Security model).',
   },
   checkpointSize: {
     name: 'crs_checkpoint_size_bytes',
     kind: 'gauge',
     help: 'Size on disk of the checkpoint a CheckpointReplicaSet restores from on this node.',
     labels: RESOURCE_NODE,
-    meaning: 'Read whenever the agent checks the source or restores from it. Each concurrent restore briefly needs about 3 times this much free disk; the CrsDiskHeadroomLow alert compares crs_disk_headroom_bytes with crs_restore_concurrency_limit x 3 x the largest checkpoint on the node.',
+    meaning:
+      'Read whenever the agent checks the source or restores from it. Each concurrent restore briefly needs about 3 times this much free disk; the CrsDiskHeadroomLow alert compares crs_disk_headroom_bytes with crs_restore_concurrency_limit x 3 x the largest checkpoint on the node.',
   },
   buildInfo: {
     name: 'crs_build_info',
@@ -230,5 +236,3 @@ export const CATALOG = {
       'While 0, resources with a nodeSelector cannot be matched: the agent keeps their replicas as they are and creates or removes none (status: Progressing False, reason NodeUnknown) until the Node is back.',
   },
 } as const satisfies Record<string, MetricDefinition>;
-
-export type CatalogKey = keyof typeof CATALOG;

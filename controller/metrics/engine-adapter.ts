@@ -21,10 +21,10 @@ export interface EngineObservation {
   pollHeadroom(): Promise<void>;
 }
 
-export const DEFAULT_HEADROOM_INTERVAL_MS = 15_000;
+const DEFAULT_HEADROOM_INTERVAL_MS = 15_000;
 
 /** Applies one engine event to the metrics (pure with respect to everything but `metrics`). */
-export function recordEngineEvent(metrics: CrsMetrics, node: string, event: EngineEvent): void {
+function recordEngineEvent(metrics: CrsMetrics, node: string, event: EngineEvent): void {
   switch (event.type) {
     case 'restore.started':
       metrics.restoresInFlight(node, event.inFlight);
@@ -60,12 +60,7 @@ export function recordEngineEvent(metrics: CrsMetrics, node: string, event: Engi
   }
 }
 
-export function observeEngine(
-  engine: RestoreEngine,
-  metrics: CrsMetrics,
-  node: string,
-  options: ObserveEngineOptions = {},
-): EngineObservation {
+export function observeEngine(engine: RestoreEngine, metrics: CrsMetrics, node: string, options: ObserveEngineOptions = {}): EngineObservation {
   const intervalMs = options.headroomIntervalMs ?? DEFAULT_HEADROOM_INTERVAL_MS;
   if (!Number.isFinite(intervalMs) || intervalMs <= 0) {
     throw new RangeError(`headroomIntervalMs: must be a positive number of milliseconds, got ${String(intervalMs)}`);

@@ -11,14 +11,17 @@ export interface ListenAddress {
   port: number;
 }
 
-export const DEFAULT_METRICS_ADDRESS = ':9464';
+const DEFAULT_METRICS_ADDRESS = ':9464';
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /** `field` names the flag or setting in error messages, e.g. "--metrics-address". */
 export function parseListenAddress(value: string, field = '--metrics-address'): ListenAddress {
   const fail = (reason: string): never => {
-    throw new MetricsError('InvalidAddress', `${field}: ${JSON.stringify(value)} ${reason} (expected host:port, :port or [ipv6]:port, e.g. ${DEFAULT_METRICS_ADDRESS})`);
+    throw new MetricsError(
+      'InvalidAddress',
+      `${field}: ${JSON.stringify(value)} ${reason} (expected host:port, :port or [ipv6]:port, e.g. ${DEFAULT_METRICS_ADDRESS})`,
+    );
   };
   if (typeof value !== 'string' || value.trim() === '') return fail('is empty');
   if (value !== value.trim()) return fail('has surrounding spaces');

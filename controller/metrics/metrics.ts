@@ -4,18 +4,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { FailureReason, HygieneIgnoredReason } from '../engine/types.js';
 import type { WorkQueueMetricsSink } from '../kube/workqueue-metrics.js';
-import {
-  CATALOG,
-  FAILURE_REASONS,
-  RECONCILE_RESULTS,
-  type MetricDefinition,
-  type ReconcileResult,
-  type RestoreReasonLabel,
-} from './catalog.js';
+import { CATALOG, FAILURE_REASONS, RECONCILE_RESULTS, type MetricDefinition, type ReconcileResult, type RestoreReasonLabel } from './catalog.js';
 import { MetricsError } from './errors.js';
 
 /** Which resource a series belongs to; any ResourceRef / ReplicaOwner fits. */
-export interface NamedResource {
+interface NamedResource {
   namespace: string;
   name: string;
   /** The resource's uid when known: after forget(), late reports carrying it are ignored. */
@@ -26,14 +19,14 @@ export interface NamedResource {
 const FORGOTTEN_UIDS_KEPT = 4096;
 
 /** This node's replica counts for one resource. */
-export interface ReplicaCounts {
+interface ReplicaCounts {
   desired: number;
   ready: number;
   restoring: number;
   failed: number;
 }
 
-export type RestoreOutcome = { result: 'success' } | { result: 'failure'; reason: FailureReason };
+type RestoreOutcome = { result: 'success' } | { result: 'failure'; reason: FailureReason };
 
 export interface CreateMetricsOptions {
   /** The agent's version, for crs_build_info. */
@@ -71,10 +64,8 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
 
-  const gauge = (def: MetricDefinition) =>
-    new Gauge({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
-  const counter = (def: MetricDefinition) =>
-    new Counter({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
+  const gauge = (def: MetricDefinition) => new Gauge({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
+  const counter = (def: MetricDefinition) => new Counter({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
   const histogram = (def: MetricDefinition) =>
     new Histogram({
       name: def.name,

@@ -14,11 +14,11 @@ import { MetricsError } from './errors.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 
 /** A probe answers "ok" or why not; a plain boolean is accepted for convenience. */
-export type ProbeResult = boolean | { ok: true } | { ok: false; reason: string };
-export type Probe = () => ProbeResult | Promise<ProbeResult>;
+type ProbeResult = boolean | { ok: true } | { ok: false; reason: string };
+type Probe = () => ProbeResult | Promise<ProbeResult>;
 
 /** The answer to "may the holder of this bearer token read /metrics?". */
-export type MetricsGuard = (token: string | undefined) => Promise<{ allowed: true } | { allowed: false; status: number; reason: string }>;
+type MetricsGuard = (token: string | undefined) => Promise<{ allowed: true } | { allowed: false; status: number; reason: string }>;
 
 export interface MetricsServerOptions {
   registry: Registry;

@@ -70,12 +70,7 @@ export function formatFieldErrors(errors: readonly FieldError[]): string {
 }
 
 /** Desired state for the planner; when `errors` is not empty, only `deleting`/`paused` are usable. */
-export function desiredState(
-  resource: CheckpointReplicaSet | undefined,
-  gone: boolean,
-  agent: AgentLimits = {},
-  selected = true,
-): DesiredResult {
+export function desiredState(resource: CheckpointReplicaSet | undefined, gone: boolean, agent: AgentLimits = {}, selected = true): DesiredResult {
   if (!resource) {
     return {
       desired: { replicas: 0, templateHash: '', maxConcurrent: MAX_IN_FLIGHT, maxAttempts: 1, fallback: 'None', paused: false, deleting: true },
@@ -109,8 +104,4 @@ export function refOf(resource: CheckpointReplicaSet): ResourceRef {
     uid: resource.metadata.uid,
     generation: resource.metadata.generation ?? 0,
   };
-}
-
-export function keyOf(resource: Pick<CheckpointReplicaSet, 'metadata'>): string {
-  return `${resource.metadata.namespace}/${resource.metadata.name}`;
 }

@@ -23,7 +23,7 @@ export class ReconcileError extends Error {
 
 const FAILURE_REASON_SET: ReadonlySet<string> = new Set<string>(FAILURE_REASONS);
 
-export function isFailureReason(value: unknown): value is FailureReason {
+function isFailureReason(value: unknown): value is FailureReason {
   return typeof value === 'string' && FAILURE_REASON_SET.has(value);
 }
 
@@ -66,7 +66,4 @@ export const PERMANENT_NOW: ReadonlySet<FailureReason> = new Set<FailureReason>(
 ]);
 
 /** Reasons about the checkpoint source: a probe re-checks the source before spending a restore. */
-export const SOURCE_REASONS: ReadonlySet<FailureReason> = new Set<FailureReason>([
-  'CheckpointNotFound',
-  'CheckpointNotAllowed',
-]);
+export const SOURCE_REASONS: ReadonlySet<FailureReason> = new Set<FailureReason>(['CheckpointNotFound', 'CheckpointNotAllowed']);

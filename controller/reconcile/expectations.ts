@@ -5,12 +5,7 @@
 import type { Replica } from '../engine/types.js';
 import type { Expectations, PendingCreate, PendingRemove } from './planner.js';
 
-export function settleExpectations(
-  expectations: Expectations,
-  observed: readonly Replica[],
-  now: number,
-  ttlMs: number,
-): Expectations {
+export function settleExpectations(expectations: Expectations, observed: readonly Replica[], now: number, ttlMs: number): Expectations {
   const seen = new Set(observed.map((r) => r.containerId));
   return {
     creates: expectations.creates.filter((c) => !seen.has(c.containerId) && now - c.since < ttlMs),

@@ -20,10 +20,6 @@ export interface OrphanInput {
 
 export function findOrphans(input: OrphanInput): Replica[] {
   return input.replicas.filter(
-    (r) =>
-      r.ownerUid !== '' &&
-      !input.knownUids.has(r.ownerUid) &&
-      !input.activeUids.has(r.ownerUid) &&
-      input.now - r.createdAt.getTime() >= input.minAgeMs,
+    (r) => r.ownerUid !== '' && !input.knownUids.has(r.ownerUid) && !input.activeUids.has(r.ownerUid) && input.now - r.createdAt.getTime() >= input.minAgeMs,
   );
 }

@@ -43,7 +43,7 @@ export interface DesiredState {
   deleting: boolean;
 }
 
-export interface SlotFailure {
+interface SlotFailure {
   reason: FailureReason;
   message: string;
   /** No retry can fix it (see PERMANENT_NOW); blocks creates until a spec change or a probe. */
@@ -107,8 +107,8 @@ export interface PlannerInput {
   inFlight?: number;
 }
 
-export type CreateCause = 'new' | 'retry' | 'replace' | 'fallback' | 'probe';
-export type RemoveCause = 'deleting' | 'leftover' | 'duplicate' | 'scale-down' | 'outdated';
+type CreateCause = 'new' | 'retry' | 'replace' | 'fallback' | 'probe';
+type RemoveCause = 'deleting' | 'leftover' | 'duplicate' | 'scale-down' | 'outdated';
 
 export interface PlannedCreate {
   replicaId: string;
@@ -223,9 +223,7 @@ export function plan(input: PlannerInput): Plan {
   const { desired, observed, expectations, history } = input;
   // Ready replicas restored from this template's checkpoint prove it on this node, so an agent
   // restarted mid-rollout (its counter lost) does not slow-start again.
-  const provenByObservation = observed.filter(
-    (r) => r.ready && r.startMode === 'restore' && r.templateHash === desired.templateHash,
-  ).length;
+  const provenByObservation = observed.filter((r) => r.ready && r.startMode === 'restore' && r.templateHash === desired.templateHash).length;
   const window = windowLimit({ ...input, successfulRestores: Math.max(input.successfulRestores, provenByObservation) });
   const removingIds = new Set(expectations.removes.map((r) => r.containerId));
   const visible = observed.filter((r) => r.state !== 'removing' && !removingIds.has(r.containerId));
@@ -280,9 +278,7 @@ export function plan(input: PlannerInput): Plan {
   }
   const keptSlots = new Set(kept.map((r) => r.replicaId));
   const observedIds = new Set(observed.map((r) => r.containerId));
-  const pending = expectations.creates.filter(
-    (c) => c.templateHash === desired.templateHash && !observedIds.has(c.containerId) && !keptSlots.has(c.replicaId),
-  );
+  const pending = expectations.creates.filter((c) => c.templateHash === desired.templateHash && !observedIds.has(c.containerId) && !keptSlots.has(c.replicaId));
   const pendingSlots = new Set(pending.map((c) => c.replicaId));
 
   // Slots of the current template that have no container: failed restores and leftovers.
@@ -309,9 +305,7 @@ export function plan(input: PlannerInput): Plan {
   let keptAfter = [...kept];
   if (slotCount > desired.replicas) {
     let excess = slotCount - desired.replicas;
-    const dropOrder = [...waiting].sort(
-      (a, b) => WAITING_DROP_ORDER[a.kind] - WAITING_DROP_ORDER[b.kind] || -compareSlotIds(a.replicaId, b.replicaId),
-    );
+    const dropOrder = [...waiting].sort((a, b) => WAITING_DROP_ORDER[a.kind] - WAITING_DROP_ORDER[b.kind] || -compareSlotIds(a.replicaId, b.replicaId));
     const dropped = new Set<string>();
     for (const w of dropOrder) {
       if (excess === 0) break;
@@ -382,10 +376,17 @@ export function plan(input: PlannerInput): Plan {
 
   const createdIds = new Set(creates.map((c) => c.replicaId));
   const failedSlots = [...blocked, ...exhausted].map((w) => w.replicaId).filter((id) => !createdIds.has(id));
-  const waitingSlots = waiting
-    .filter((w) => (w.kind === 'retry' || w.kind === 'cold') && !createdIds.has(w.replicaId))
-    .map((w) => w.replicaId);
-  const summary = summarize(desired, live, keptAfter, pending, failedSlots, blocked.map((w) => w.replicaId), waitingSlots, observed.length - visible.length);
+  const waitingSlots = waiting.filter((w) => (w.kind === 'retry' || w.kind === 'cold') && !createdIds.has(w.replicaId)).map((w) => w.replicaId);
+  const summary = summarize(
+    desired,
+    live,
+    keptAfter,
+    pending,
+    failedSlots,
+    blocked.map((w) => w.replicaId),
+    waitingSlots,
+    observed.length - visible.length,
+  );
   const converged =
     creates.length === 0 &&
     removes.length === 0 &&

@@ -28,13 +28,7 @@ export interface EventsPort {
 /** The few Event reasons the reconciler emits (CamelCase, stable: people grep for them). */
 export type EventReason =
   /** A restore window opened (once per window, not per replica). */
-  | 'RestoresStarted'
-  | 'RestoresFinished'
-  | 'RestoreFailed'
-  | 'FallbackUsed'
-  | 'RemoveFailed'
-  | 'Degraded'
-  | 'Recovered';
+  'RestoresStarted' | 'RestoresFinished' | 'RestoreFailed' | 'FallbackUsed' | 'RemoveFailed' | 'Degraded' | 'Recovered';
 
 /** The per-node finalizer; the kube layer owns the finalizer string. */
 export interface FinalizerPort {
@@ -44,19 +38,11 @@ export interface FinalizerPort {
   release(ref: ResourceRef): Promise<void>;
 }
 
-export type { LogFields, LogSink as Logger } from '../log.js';
+export type { LogFields } from '../log.js';
 import type { LogSink as Logger } from '../log.js';
 
 /** The resting state a reconcile call ended in (also the label value of the reconcile metric). */
-export type ReconcileOutcome =
-  | 'converged'
-  | 'waiting'
-  | 'backingOff'
-  | 'degraded'
-  | 'paused'
-  | 'deleted'
-  | 'stopped'
-  | 'error';
+export type ReconcileOutcome = 'converged' | 'waiting' | 'backingOff' | 'degraded' | 'paused' | 'deleted' | 'stopped' | 'error';
 
 export interface ReplicaCounts {
   desired: number;
@@ -90,5 +76,3 @@ export interface ReconcilePorts {
   logger: Logger;
   metrics?: ReconcileMetricsPort;
 }
-
-export { noopLogger as silentLogger } from '../log.js';

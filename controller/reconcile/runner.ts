@@ -17,14 +17,7 @@ import type { AgentLimits } from '../api/validate.js';
 import { backoffDelay } from './backoff.js';
 import { ReconcileError } from './errors.js';
 import { DEFAULT_MACHINE_OPTIONS, type MachineOptions } from './machine/types.js';
-import {
-  createReconcileMachine,
-  isResting,
-  outcomeOf,
-  stateName,
-  type ReconcileActor,
-  type ReconcileSnapshot,
-} from './machine/machine.js';
+import { createReconcileMachine, isResting, outcomeOf, stateName, type ReconcileActor, type ReconcileSnapshot } from './machine/machine.js';
 import type { NodeSelection } from './node-selection.js';
 import { findOrphans } from './orphans.js';
 import type { Clock, ReconcileOutcome, ReconcilePorts } from './ports.js';
@@ -33,7 +26,7 @@ import type { Clock, ReconcileOutcome, ReconcilePorts } from './ports.js';
  * Wall clock plus timers, the shape of xstate's own Clock (whose ids are `any`: a timer id is a
  * number in browsers and a Timeout object in Node), so xstate's SimulatedClock fits as is.
  */
-export interface RunnerClock extends Clock {
+interface RunnerClock extends Clock {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors xstate's Clock
   setTimeout(fn: (...args: any[]) => void, timeout: number): any;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- mirrors xstate's Clock
@@ -65,7 +58,7 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
-export interface OrphanCollection {
+interface OrphanCollection {
   removed: number;
   failed: number;
 }
@@ -119,7 +112,10 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
   const { logger } = ports;
   let stopping = false;
 
-  const sleep = (ms: number): Promise<void> => new Promise((resolve) => clock.setTimeout(resolve, ms));
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      clock.setTimeout(resolve, ms);
+    });
 
   function create(key: string, resource: CheckpointReplicaSet): Entry {
     const machine = createReconcileMachine({
@@ -265,10 +261,10 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
     engineChanged(event) {
       if (stopping) return [];
       const at = clock.now();
-      const targets =
-        event.type === 'replica' ? [...entries.values()].filter((e) => e.uid === event.change.ownerUid) : [...entries.values()];
+      const targets = event.type === 'replica' ? [...entries.values()].filter((e) => e.uid === event.change.ownerUid) : [...entries.values()];
       const change = event.type === 'replica' ? 'replica' : event.type;
-      const died = event.type === 'replica' && event.change.action !== 'start' && event.change.action !== 'health_status' ? event.change.containerId : undefined;
+      const died =
+        event.type === 'replica' && event.change.action !== 'start' && event.change.action !== 'health_status' ? event.change.containerId : undefined;
       for (const entry of targets) entry.actor.send({ type: 'ENGINE', change, at, ...(died ? { died } : {}) });
       return targets.map((e) => e.key);
     },
@@ -322,7 +318,8 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
       const finished = Promise.all(all.map((e) => waitResting(e.actor)));
       await Promise.race([finished, sleep(stopGraceMs)]);
       for (const entry of all) {
-        if (!isResting(entry.actor.getSnapshot())) logger.warn('aborting in-flight work on shutdown', { key: entry.key, state: stateName(entry.actor.getSnapshot()) });
+        if (!isResting(entry.actor.getSnapshot()))
+          logger.warn('aborting in-flight work on shutdown', { key: entry.key, state: stateName(entry.actor.getSnapshot()) });
         dispose(entry);
       }
       if (inFlightWork.size > 0) await Promise.race([Promise.allSettled([...inFlightWork]), sleep(abortGraceMs)]);

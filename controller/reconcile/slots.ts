@@ -4,7 +4,7 @@
 
 export const SLOT_ID_PATTERN = /^[a-z0-9]{1,12}$/;
 
-export function slotIdFor(index: number): string {
+function slotIdFor(index: number): string {
   return index.toString(36);
 }
 

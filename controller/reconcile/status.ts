@@ -8,16 +8,7 @@ import type { PlanSummary } from './planner.js';
 import type { ReplicaCounts } from './ports.js';
 
 /** Progressing reasons (Progressing is True while work remains, False at rest). */
-export type ProgressReason =
-  | 'Restoring'
-  | 'ScalingDown'
-  | 'RollingUpdate'
-  | 'WaitingForReplicas'
-  | 'BackingOff'
-  | 'Converged'
-  | 'Paused'
-  | 'Stalled'
-  | 'NodeUnknown';
+type ProgressReason = 'Restoring' | 'ScalingDown' | 'RollingUpdate' | 'WaitingForReplicas' | 'BackingOff' | 'Converged' | 'Paused' | 'Stalled' | 'NodeUnknown';
 
 export interface Progress {
   status: ConditionStatus;
@@ -25,7 +16,7 @@ export interface Progress {
   message: string;
 }
 
-export interface DegradedCause {
+interface DegradedCause {
   /** A FailureReason (CheckpointNotFound, ImageNotFound, CriuFailed, ...), RestoreFailed or InvalidSpec. */
   reason: string;
   message: string;
@@ -89,9 +80,10 @@ function condition(
  *  - Stalled when nothing will change without a change of spec or host: a permanent failure or
  *    spent attempts (Degraded, the machine's `Stalled` progress), or paused short of Ready.
  */
-function kstatusCondition(input: Pick<NodeStatusInput, 'progress' | 'degraded' | 'paused' | 'summary'>, ready: boolean):
-  | { type: 'Reconciling' | 'Stalled'; reason: string; message: string }
-  | undefined {
+function kstatusCondition(
+  input: Pick<NodeStatusInput, 'progress' | 'degraded' | 'paused' | 'summary'>,
+  ready: boolean,
+): { type: 'Reconciling' | 'Stalled'; reason: string; message: string } | undefined {
   const { progress, degraded, summary } = input;
   if (progress.status === 'True') return { type: 'Reconciling', reason: progress.reason, message: progress.message };
   if (progress.reason === 'Stalled') {

@@ -38,7 +38,10 @@ export async function processUsage(pid: number): Promise<Usage> {
 export function sampleRss(pid: number, everyMs = 500): { stop(): number } {
   let peak = 0;
   const timer = setInterval(() => {
-    processUsage(pid).then((u) => (peak = Math.max(peak, u.rssMb)), () => undefined);
+    processUsage(pid).then(
+      (u) => (peak = Math.max(peak, u.rssMb)),
+      () => undefined,
+    );
   }, everyMs);
   return {
     stop() {
@@ -69,13 +72,22 @@ export async function restoreCopiesSince(containerdTmp: string, sinceMs: number,
 
 function firstLine(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): string {
   try {
-    return execFileSync(cmd, args, { env, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim().split('\n')[0] ?? 'unknown';
+    return (
+      execFileSync(cmd, args, { env, stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim()
+        .split('\n')[0] ?? 'unknown'
+    );
   } catch {
     return 'unknown';
   }
 }
 
-export const loadAverage = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' / ');
+export const loadAverage = (): string =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ');
 
 /** The machine as a markdown list: CPU, memory, kernel, OS, engine versions, disk, Node.js. */
 export function machine(bed: Testbed): string {

@@ -31,7 +31,11 @@ const replicas = Number(values.replicas);
 const memoryMb = Number(values['memory-mb']);
 const limit = Number(values.limit);
 const order = values.order.split(',');
-for (const [name, v] of [['replicas', replicas], ['memory-mb', memoryMb], ['limit', limit]] as const) {
+for (const [name, v] of [
+  ['replicas', replicas],
+  ['memory-mb', memoryMb],
+  ['limit', limit],
+] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: ${v} must be a whole number >= 1`);
 }
 
@@ -48,7 +52,7 @@ const benchLabel = 'checkpoint.dev/bench';
 
 function readEnv(file: string): Record<string, string> {
   const out: Record<string, string> = {};
-  let text = '';
+  let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch {
@@ -119,7 +123,7 @@ async function viaEngine(source: { name: string; imageId: string }): Promise<Row
   const results = await Promise.allSettled(Array.from({ length: replicas }, (_, i) => engine.restoreReplica(spec(i), { timeoutMs: 300_000 })));
   const wallSeconds = (performance.now() - t0) / 1000;
   const failures = results.filter((r) => r.status === 'rejected');
-  for (const f of failures.slice(0, 3)) log(`engine failure: ${String((f as PromiseRejectedResult).reason)}`);
+  for (const f of failures.slice(0, 3)) log(`engine failure: ${String(f.reason)}`);
   const running = await runningWithLabel(`${OWNER_UID}=${owner.uid}`);
   const leaked = (await findMarkedCopies(containerdTmp)).filter((c) => c.marker?.ownerUid === owner.uid);
   let leakedBytes = 0;
@@ -161,7 +165,10 @@ seq ${replicas} | xargs -P ${limit} -I{} bash -c one
 
 async function cleanUp(): Promise<void> {
   for (const c of await docker.listContainers({ all: true, filters: { label: [`${benchLabel}=${runId}`] } })) {
-    await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
   for (const name of await fs.readdir(containerdTmp)) {
     const dir = path.join(containerdTmp, name);
@@ -173,7 +180,8 @@ async function main(): Promise<void> {
   const free = await freeBytes([dockerRoot, containerdTmp]);
   const worst = replicas * memoryMb * 2 ** 20 * 2.5;
   log(`free disk ${gb(free.bytes)} on ${free.path}; this run needs up to ${gb(worst)}`);
-  if (free.bytes < worst) throw new Error(`not enough free disk: ${gb(free.bytes)} free on ${free.path}, need about ${gb(worst)}; lower --replicas or --memory-mb`);
+  if (free.bytes < worst)
+    throw new Error(`not enough free disk: ${gb(free.bytes)} free on ${free.path}, need about ${gb(worst)}; lower --replicas or --memory-mb`);
   const source = await makeSource();
   const rows: Row[] = [];
   try {
@@ -189,7 +197,9 @@ async function main(): Promise<void> {
   }
   const du = await folderBytes(source.dir);
   await docker.getContainer(source.id).remove({ force: true });
-  console.log(`\n${replicas} restores of one ${memoryMb} MB checkpoint (${(du / 2 ** 20).toFixed(0)} MiB of CRIU images), ${limit} at a time, same run, same engine`);
+  console.log(
+    `\n${replicas} restores of one ${memoryMb} MB checkpoint (${(du / 2 ** 20).toFixed(0)} MiB of CRIU images), ${limit} at a time, same run, same engine`,
+  );
   console.log(`(Docker ${(await docker.version()).Version}, ${os.cpus().length} cores, ${os.hostname()}, order: ${order.join(' then ')})\n`);
   console.log('| method | wall time | restores failed | running at end | checkpoint copies left on disk | notes |');
   console.log('| --- | --- | --- | --- | --- | --- |');

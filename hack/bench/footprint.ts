@@ -36,7 +36,12 @@ const replicas = Number(values.replicas);
 const memoryMb = Number(values['memory-mb']);
 const idleSeconds = Number(values['idle-seconds']);
 const resources = Number(values.resources);
-for (const [name, v] of [['replicas', replicas], ['memory-mb', memoryMb], ['idle-seconds', idleSeconds], ['resources', resources]] as const) {
+for (const [name, v] of [
+  ['replicas', replicas],
+  ['memory-mb', memoryMb],
+  ['idle-seconds', idleSeconds],
+  ['resources', resources],
+] as const) {
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: ${v} must be a whole number >= 1`);
 }
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -53,7 +58,14 @@ async function agentFor(namespace: string, nodeName: string, extra: string[] = [
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } }));
   // resync 300 s and log level info are the shipped defaults (startAgent's test defaults differ).
   const nodeOptions = values['agent-node-options'];
-  const agent = await startAgent(bed, { nodeName, namespace, logLevel: 'info', resyncSeconds: 300, args: extra, ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}) });
+  const agent = await startAgent(bed, {
+    nodeName,
+    namespace,
+    logLevel: 'info',
+    resyncSeconds: 300,
+    args: extra,
+    ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}),
+  });
   await agent.ready();
   return agent;
 }
@@ -122,7 +134,13 @@ async function statusWrites(): Promise<number> {
   const text = await k('get', '--raw', '/metrics');
   return text
     .split('\n')
-    .filter((l) => l.startsWith('apiserver_request_total{') && l.includes('resource="checkpointreplicasets"') && l.includes('subresource="status"') && /verb="(PUT|PATCH|APPLY|POST)"/.test(l))
+    .filter(
+      (l) =>
+        l.startsWith('apiserver_request_total{') &&
+        l.includes('resource="checkpointreplicasets"') &&
+        l.includes('subresource="status"') &&
+        /verb="(PUT|PATCH|APPLY|POST)"/.test(l),
+    )
     .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 }
 

@@ -45,10 +45,15 @@ const memoryMb = Number(values['memory-mb'] ?? (quick ? 32 : 200));
 const runs = Number(values.runs ?? (quick ? 1 : 3));
 const limit = Number(values.limit);
 const modes = values.modes.split(',') as Mode[];
-for (const [name, v] of [['replicas', replicas], ['memory-mb', memoryMb], ['runs', runs], ['limit', limit]] as const) {
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: ${v} must be a whole number >= 1`);
+for (const [name, v] of [
+  ['replicas', replicas],
+  ['memory-mb', memoryMb],
+  ['runs', runs],
+  ['limit', limit],
+] as const) {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: ${String(v)} must be a whole number >= 1`);
 }
-for (const m of modes) if (m !== 'hand' && m !== 'controller') throw new Error(`--modes: "${m}" is neither hand nor controller`);
+for (const m of modes) if (m !== 'hand' && m !== 'controller') throw new Error(`--modes: "${String(m)}" is neither hand nor controller`);
 type Mode = 'hand' | 'controller';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -303,7 +308,8 @@ async function main(): Promise<void> {
   const loadStart = loadAverage();
   const free = await freeBytes([bed.dockerRoot, bed.containerdTmp]);
   const need = limit * memoryMb * 2 ** 20 * 3 + (modes.includes('hand') ? replicas * memoryMb * 2 ** 20 : 0);
-  if (free.bytes < need) throw new Error(`not enough free disk on ${free.path}: ${mb(free.bytes)} MB free, this run needs about ${mb(need)} MB; lower --replicas or --memory-mb`);
+  if (free.bytes < need)
+    throw new Error(`not enough free disk on ${free.path}: ${mb(free.bytes)} MB free, this run needs about ${mb(need)} MB; lower --replicas or --memory-mb`);
   if (modes.includes('controller') && !values['no-build']) {
     log('npm run build (the controller runs compiled, as shipped)');
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
@@ -320,12 +326,17 @@ async function main(): Promise<void> {
       for (const mode of modes) {
         log(`run ${i + 1}/${runs}: ${mode}, ${replicas} x ${memoryMb} MB (load ${loadAverage()})`);
         const m = mode === 'hand' ? await handLoop(i, { id: sourceId, imageId }) : await controller(i, sourceName);
-        log(`  ${f1(m.wallSeconds)} s, first ready ${f1(m.firstReadySeconds)} s, ${m.running}/${replicas} running, ${m.failedRestores} failed, peak in flight ${m.peakInFlight}, copies left ${mb(m.copiesLeftBytes)} MB${m.agent ? `, agent peak ${m.agent.peakRssMb.toFixed(0)} MB, ${f1(m.agent.cpuSeconds)} s CPU, delete ${f1(m.deleteSeconds)} s` : ''}`);
+        log(
+          `  ${f1(m.wallSeconds)} s, first ready ${f1(m.firstReadySeconds)} s, ${m.running}/${replicas} running, ${m.failedRestores} failed, peak in flight ${m.peakInFlight}, copies left ${mb(m.copiesLeftBytes)} MB${m.agent ? `, agent peak ${m.agent.peakRssMb.toFixed(0)} MB, ${f1(m.agent.cpuSeconds)} s CPU, delete ${f1(m.deleteSeconds)} s` : ''}`,
+        );
         all.push(m);
       }
     }
   } finally {
-    await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(sourceName)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
   // The picture shows the median run of each method.
   const pick = (mode: Mode) => {
@@ -336,7 +347,12 @@ async function main(): Promise<void> {
     .filter((m, i) => modes.indexOf(m) === i)
     .map((mode) => ({ mode, m: pick(mode) }))
     .filter((x): x is { mode: Mode; m: Measurement } => x.m !== undefined)
-    .map(({ mode, m }) => ({ name: mode === 'hand' ? `hand loop (run ${m.index + 1})` : `controller (run ${m.index + 1})`, ready: m.ready, inFlight: m.inFlight, end: m.wallSeconds }));
+    .map(({ mode, m }) => ({
+      name: mode === 'hand' ? `hand loop (run ${m.index + 1})` : `controller (run ${m.index + 1})`,
+      ready: m.ready,
+      inFlight: m.inFlight,
+      end: m.wallSeconds,
+    }));
   const svg = rolloutSvg(lines, { replicas, limit, title: `${replicas} restores of one ${memoryMb} MB checkpoint, at most ${limit} in flight` });
   const text = report(all, command, loadStart, outFile ? svgName : undefined);
   if (outFile) {

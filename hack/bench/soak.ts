@@ -69,7 +69,8 @@ const file = path.join(repoRoot, values.out);
 const doc = await readFile(file, 'utf8');
 const start = doc.indexOf(SOAK_BEGIN);
 const end = doc.indexOf(SOAK_END);
-const next = start >= 0 && end > start ? doc.slice(0, start) + section + doc.slice(end + SOAK_END.length) : `${doc.trimEnd()}\n\n${section}\n<!-- soak:end -->\n`;
+const next =
+  start >= 0 && end > start ? doc.slice(0, start) + section + doc.slice(end + SOAK_END.length) : `${doc.trimEnd()}\n\n${section}\n<!-- soak:end -->\n`;
 await writeFile(file, next);
 console.log(section);
 process.exit(warnings.length === 0 ? 0 : 1);

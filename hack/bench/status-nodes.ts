@@ -13,7 +13,9 @@ import { createCrsClient, type CrsClient } from '../../controller/kube/client.js
 import { StatusWriter } from '../../controller/kube/status-writer.js';
 import { parseEnvFile } from '../../test/integration/support/testbed-env.js';
 
-const { values } = parseArgs({ options: { nodes: { type: 'string', default: '100' }, seconds: { type: 'string', default: '120' }, replicas: { type: 'string', default: '45' } } });
+const { values } = parseArgs({
+  options: { nodes: { type: 'string', default: '100' }, seconds: { type: 'string', default: '120' }, replicas: { type: 'string', default: '45' } },
+});
 const nodes = Number(values.nodes);
 const seconds = Number(values.seconds);
 const desired = Number(values.replicas);
@@ -24,7 +26,12 @@ const kubectl = (...args: string[]) => execFileSync(env.KUBECTL ?? 'kubectl', ar
 const namespace = `bench-status-${Date.now().toString(36)}`;
 kubectl('apply', '-f', path.join(repoRoot, 'crds/checkpoint.dev_checkpointreplicasets.yaml'));
 kubectl('create', 'namespace', namespace);
-const manifest = { apiVersion: 'checkpoint.dev/v1alpha1', kind: 'CheckpointReplicaSet', metadata: { name: 'many', namespace }, spec: { replicas: desired, checkpoint: { container: 'app-template', name: 'warm' }, template: { image: env.SAMPLE_IMAGE } } };
+const manifest = {
+  apiVersion: 'checkpoint.dev/v1alpha1',
+  kind: 'CheckpointReplicaSet',
+  metadata: { name: 'many', namespace },
+  spec: { replicas: desired, checkpoint: { container: 'app-template', name: 'warm' }, template: { image: env.SAMPLE_IMAGE } },
+};
 execFileSync(env.KUBECTL ?? 'kubectl', ['apply', '-f', '-'], { input: JSON.stringify(manifest), env: { ...process.env, KUBECONFIG: env.KUBECONFIG } });
 
 const kc = new KubeConfig();
@@ -54,9 +61,21 @@ function entry(node: string, ready: number): NodeStatus {
   const done = ready === desired;
   const t = '1970-01-01T00:00:00Z';
   return {
-    node, observedGeneration: ref.generation, replicas: desired, readyReplicas: ready, restoringReplicas: desired - ready, failedReplicas: 0,
+    node,
+    observedGeneration: ref.generation,
+    replicas: desired,
+    readyReplicas: ready,
+    restoringReplicas: desired - ready,
+    failedReplicas: 0,
     conditions: [
-      { type: 'Ready', status: done ? 'True' : 'False', reason: done ? 'AllReplicasReady' : 'ReplicasNotReady', message: `${ready}/${desired} ready`, lastTransitionTime: t, observedGeneration: ref.generation },
+      {
+        type: 'Ready',
+        status: done ? 'True' : 'False',
+        reason: done ? 'AllReplicasReady' : 'ReplicasNotReady',
+        message: `${ready}/${desired} ready`,
+        lastTransitionTime: t,
+        observedGeneration: ref.generation,
+      },
       { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'ok', lastTransitionTime: t, observedGeneration: ref.generation },
     ],
   };
@@ -65,13 +84,15 @@ function entry(node: string, ready: number): NodeStatus {
 // Every node reports a new figure every second, each on its own phase within the second.
 const started = performance.now();
 const errors: unknown[] = [];
-await Promise.all(writers.map(async (w, i) => {
-  await new Promise((r) => setTimeout(r, (i * 1000) / nodes));
-  for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
-    w.report(ref, entry(w.node, tick % desired)).catch((err: unknown) => errors.push(err));
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}));
+await Promise.all(
+  writers.map(async (w, i) => {
+    await new Promise((r) => setTimeout(r, (i * 1000) / nodes));
+    for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
+      w.report(ref, entry(w.node, tick % desired)).catch((err: unknown) => errors.push(err));
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }),
+);
 // The last change: every node is done. Then: how long until the stored summary says so?
 const lastChange = performance.now();
 for (const w of writers) w.report(ref, entry(w.node, desired)).catch((err: unknown) => errors.push(err));
@@ -80,27 +101,58 @@ let stored: CheckpointReplicaSet | undefined;
 for (;;) {
   stored = await real.get(namespace, 'many');
   const entries = stored.status?.nodes ?? [];
-  const right = entries.length === nodes && entries.every((e) => e.readyReplicas === desired) && stored.status?.readyReplicas === nodes * desired
-    && stored.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-  if (right) { delayMs = performance.now() - lastChange; break; }
+  const right =
+    entries.length === nodes &&
+    entries.every((e) => e.readyReplicas === desired) &&
+    stored.status?.readyReplicas === nodes * desired &&
+    stored.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  if (right) {
+    delayMs = performance.now() - lastChange;
+    break;
+  }
   if (performance.now() - lastChange > 120_000) break;
   await new Promise((r) => setTimeout(r, 100));
 }
 const wall = (lastChange - started) / 1000;
-const totals = writers.map((w) => w.stats()).reduce((a, s) => ({ writes: a.writes + s.writes, summaryWrites: a.summaryWrites + s.summaryWrites, conflicts: a.conflicts + s.conflicts, failures: a.failures + s.failures, unchanged: a.unchanged + s.unchanged, dropped: a.dropped + s.dropped }));
+const totals = writers
+  .map((w) => w.stats())
+  .reduce((a, s) => ({
+    writes: a.writes + s.writes,
+    summaryWrites: a.summaryWrites + s.summaryWrites,
+    conflicts: a.conflicts + s.conflicts,
+    failures: a.failures + s.failures,
+    unchanged: a.unchanged + s.unchanged,
+    dropped: a.dropped + s.dropped,
+  }));
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]?.toFixed(0) ?? '';
 const maxWriterConflicts = Math.max(...writers.map((w) => w.stats().conflicts));
-console.log(JSON.stringify({
-  nodes, seconds: Number(wall.toFixed(1)), reportsPerNodePerSecond: 1,
-  writes: totals.writes, entryWrites: totals.writes - totals.summaryWrites, summaryWrites: totals.summaryWrites, writesPerSecond: Number((totals.writes / wall).toFixed(1)), writesPerNodePerSecond: Number((totals.writes / wall / nodes).toFixed(2)),
-  conflicts: totals.conflicts, conflictsPerWrite: Number((totals.conflicts / Math.max(1, totals.writes)).toFixed(2)), maxConflictsOneWriter: maxWriterConflicts,
-  failures: totals.failures, dropped: totals.dropped, reportErrors: errors.length,
-  getMs: { p50: pct(latency.get, 50), p99: pct(latency.get, 99), n: latency.get.length },
-  putMs: { p50: pct(latency.put, 50), p99: pct(latency.put, 99), n: latency.put.length },
-  applyMs: { p50: pct(latency.apply, 50), p99: pct(latency.apply, 99), n: latency.apply.length },
-  summaryRightAfterMs: Number.isNaN(delayMs) ? 'not within 120 s' : Math.round(delayMs),
-  entriesStored: stored?.status?.nodes?.length ?? 0,
-}, null, 1));
+console.log(
+  JSON.stringify(
+    {
+      nodes,
+      seconds: Number(wall.toFixed(1)),
+      reportsPerNodePerSecond: 1,
+      writes: totals.writes,
+      entryWrites: totals.writes - totals.summaryWrites,
+      summaryWrites: totals.summaryWrites,
+      writesPerSecond: Number((totals.writes / wall).toFixed(1)),
+      writesPerNodePerSecond: Number((totals.writes / wall / nodes).toFixed(2)),
+      conflicts: totals.conflicts,
+      conflictsPerWrite: Number((totals.conflicts / Math.max(1, totals.writes)).toFixed(2)),
+      maxConflictsOneWriter: maxWriterConflicts,
+      failures: totals.failures,
+      dropped: totals.dropped,
+      reportErrors: errors.length,
+      getMs: { p50: pct(latency.get, 50), p99: pct(latency.get, 99), n: latency.get.length },
+      putMs: { p50: pct(latency.put, 50), p99: pct(latency.put, 99), n: latency.put.length },
+      applyMs: { p50: pct(latency.apply, 50), p99: pct(latency.apply, 99), n: latency.apply.length },
+      summaryRightAfterMs: Number.isNaN(delayMs) ? 'not within 120 s' : Math.round(delayMs),
+      entriesStored: stored?.status?.nodes?.length ?? 0,
+    },
+    null,
+    1,
+  ),
+);
 await Promise.all(writers.map((w) => w.stop()));
 kubectl('delete', 'namespace', namespace, '--wait=false');
 process.exit(0);

@@ -64,7 +64,10 @@ export function rolloutSvg(lines: Line[], o: { replicas: number; limit: number; 
   const top2 = top1 + CHART_H + GAP;
   const h = top2 + CHART_H + PAD.bottom + 10;
   const legend = lines
-    .map((l, i) => `<rect x="${PAD.left + i * 260}" y="${PAD.top - 6}" width="14" height="4" fill="${COLORS[i % COLORS.length]}"/><text x="${PAD.left + 20 + i * 260}" y="${PAD.top}">${esc(l.name)}</text>`)
+    .map(
+      (l, i) =>
+        `<rect x="${PAD.left + i * 260}" y="${PAD.top - 6}" width="14" height="4" fill="${COLORS[i % COLORS.length]}"/><text x="${PAD.left + 20 + i * 260}" y="${PAD.top}">${esc(l.name)}</text>`,
+    )
     .join('\n');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${h}" viewBox="0 0 ${W} ${h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>

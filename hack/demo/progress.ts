@@ -30,7 +30,10 @@ interface Counters {
 }
 
 async function scrape(): Promise<Counters | undefined> {
-  const text = await fetch(`${values.metrics}/metrics`).then((r) => r.text(), () => undefined);
+  const text = await fetch(`${values.metrics}/metrics`).then(
+    (r) => r.text(),
+    () => undefined,
+  );
   if (!text) return undefined;
   const counters: Counters = { inFlight: 0, succeeded: 0, failed: 0, failedByReason: new Map() };
   for (const line of text.split('\n')) {
@@ -87,13 +90,16 @@ for (;;) {
   else if (state !== lastState) console.log(line);
   lastState = state;
 
-  const isReady =
-    readyCondition?.status === 'True' && readyCondition.observedGeneration === crs?.metadata.generation && ready === desired;
+  const isReady = readyCondition?.status === 'True' && readyCondition.observedGeneration === crs?.metadata.generation && ready === desired;
   if (isReady || Date.now() - watchStarted > timeoutMs) {
     if (tty) process.stdout.write('\n');
     const reasons = [...(counters?.failedByReason ?? new Map<string, number>())].map(([r, n]) => `${r} ${n}`).join(', ');
     console.log('');
-    console.log(isReady ? `Ready: ${desired} replicas in ${elapsed.toFixed(1)} s` : `NOT Ready after ${elapsed.toFixed(0)} s: ${readyCondition?.reason ?? 'no status'} ${readyCondition?.message ?? ''}`);
+    console.log(
+      isReady
+        ? `Ready: ${desired} replicas in ${elapsed.toFixed(1)} s`
+        : `NOT Ready after ${elapsed.toFixed(0)} s: ${readyCondition?.reason ?? 'no status'} ${readyCondition?.message ?? ''}`,
+    );
     console.log(`  restores: ${counters?.succeeded ?? '?'} succeeded, ${counters?.failed ?? '?'} failed${reasons ? ` (${reasons})` : ''}`);
     console.log(`  retries:  ${Math.max(0, (counters?.succeeded ?? 0) + (counters?.failed ?? 0) - ready)} (restore attempts beyond one per ready replica)`);
     process.exit(isReady ? 0 : 1);

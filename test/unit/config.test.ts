@@ -29,14 +29,17 @@ describe('parseConfig', () => {
   });
 
   it('reads the Docker deadline and the wedge time from flags or env', () => {
-    expect(parseConfig(['--docker-timeout-seconds', '5'], { ...env, WEDGED_AFTER_SECONDS: '20' })).toMatchObject({ dockerTimeoutSeconds: 5, wedgedAfterSeconds: 20 });
+    expect(parseConfig(['--docker-timeout-seconds', '5'], { ...env, WEDGED_AFTER_SECONDS: '20' })).toMatchObject({
+      dockerTimeoutSeconds: 5,
+      wedgedAfterSeconds: 20,
+    });
   });
 
   it('prefers flags (both --flag value and --flag=value) over env', () => {
-    const config = parseConfig(
-      ['--node-name', 'node-b', '--max-concurrent-restores=3', '--metrics-address', '127.0.0.1:9000', '--namespace=team-a'],
-      { ...env, MAX_CONCURRENT_RESTORES: '7' },
-    );
+    const config = parseConfig(['--node-name', 'node-b', '--max-concurrent-restores=3', '--metrics-address', '127.0.0.1:9000', '--namespace=team-a'], {
+      ...env,
+      MAX_CONCURRENT_RESTORES: '7',
+    });
     expect(config).toMatchObject({ nodeName: 'node-b', maxConcurrentRestores: 3, metricsHost: '127.0.0.1', metricsPort: 9000, namespace: 'team-a' });
   });
 

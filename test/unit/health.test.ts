@@ -70,7 +70,12 @@ describe('/healthz: wedged', () => {
     expect(s.h.health()).toBe(true);
     s.advance(1_000);
     const verdict = s.h.health();
-    expect(verdict).toMatchObject({ ok: false, reason: expect.stringMatching(/^wedged: 2 work item\(s\) pending and no progress for 60 s \(Docker last answered 660 s ago; last reconcile that did not back off never\)/) });
+    expect(verdict).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(
+        /^wedged: 2 work item\(s\) pending and no progress for 60 s \(Docker last answered 660 s ago; last reconcile that did not back off never\)/,
+      ),
+    });
   });
 
   it('counts engine busy (calls outstanding, restores held or queued) as pending work', () => {

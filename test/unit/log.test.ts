@@ -4,7 +4,12 @@ import { createLogger } from '../../controller/log.js';
 describe('createLogger', () => {
   it('writes one JSON object a line with base fields and drops lines below the level', () => {
     const lines: string[] = [];
-    const log = createLogger('info', (l) => lines.push(l), { node: 'n1' }, () => new Date('2026-01-01T00:00:00Z'));
+    const log = createLogger(
+      'info',
+      (l) => lines.push(l),
+      { node: 'n1' },
+      () => new Date('2026-01-01T00:00:00Z'),
+    );
     log.debug('hidden');
     log.with({ resource: 'ns/x' }).warn('restore failed', { reason: 'RestoreRace', err: Object.assign(new Error('boom'), { code: 'E1' }) });
     expect(lines).toHaveLength(1);

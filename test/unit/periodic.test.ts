@@ -67,6 +67,12 @@ describe('runPeriodically', () => {
   });
 
   it('refuses a bad interval', () => {
-    expect(() => runPeriodically(async () => undefined, 0, () => undefined)).toThrow(/intervalMs/);
+    expect(() =>
+      runPeriodically(
+        async () => undefined,
+        0,
+        () => undefined,
+      ),
+    ).toThrow(/intervalMs/);
   });
 });

@@ -56,11 +56,7 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
     }
     if (input.checkSource) {
       try {
-        await engine.checkSource(
-          { uid: input.ref.uid, namespace: input.ref.namespace, name: input.ref.name },
-          input.checkpoint,
-          signal,
-        );
+        await engine.checkSource({ uid: input.ref.uid, namespace: input.ref.namespace, name: input.ref.name }, input.checkpoint, signal);
       } catch (error) {
         throw new PrepareFailure('source', error);
       }
@@ -172,5 +168,3 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
 
   return { observe, prepare, runWindow, removeAll, release };
 }
-
-export type ReconcileActors = ReturnType<typeof createActors>;

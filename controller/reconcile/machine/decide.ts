@@ -70,8 +70,7 @@ export function decide(ctx: ReconcileContext, plan: Plan, window: WindowResult |
     return { kind: 'degraded', reason: ctx.degraded.reason, message: ctx.degraded.message, probe: ctx.degraded.probe };
   }
   const transient =
-    last?.creates.find((c) => !c.ok && c.failure.reason !== 'Aborted') ??
-    last?.removes.find((r) => !r.ok && TRANSIENT_REASONS.has(r.failure.reason));
+    last?.creates.find((c) => !c.ok && c.failure.reason !== 'Aborted') ?? last?.removes.find((r) => !r.ok && TRANSIENT_REASONS.has(r.failure.reason));
   if (transient && !transient.ok) return { kind: 'backoff', reason: transient.failure.reason, message: transient.failure.message };
 
   if (plan.creates.length === 0 && plan.removes.length === 0) {

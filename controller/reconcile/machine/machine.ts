@@ -20,7 +20,7 @@
 // hot: backingOff (1 s doubling to 60 s), degraded (probes 30 s doubling to
 // 10 min; a RESYNC may trigger a cheap source probe, at most one per 30 s), waiting (a fixed recheck).
 
-import { assign, enqueueActions, sendTo, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
+import { assign, enqueueActions, setup, type ActorRefFrom, type SnapshotFrom } from 'xstate';
 import type { CheckpointReplicaSet } from '../../api/types.js';
 import { TRANSIENT_REASONS, type Replica } from '../../engine/types.js';
 import { backoffDelay } from '../backoff.js';
@@ -44,7 +44,19 @@ const EMPTY_PLAN: Plan = {
   removes: [],
   forget: [],
   window: 1,
-  summary: { desired: 0, replicas: 0, ready: 0, coldStarted: 0, outdated: 0, pending: 0, failedSlots: [], blockedSlots: [], waitingSlots: [], notReady: 0, removing: 0 },
+  summary: {
+    desired: 0,
+    replicas: 0,
+    ready: 0,
+    coldStarted: 0,
+    outdated: 0,
+    pending: 0,
+    failedSlots: [],
+    blockedSlots: [],
+    waitingSlots: [],
+    notReady: 0,
+    removing: 0,
+  },
   converged: false,
 };
 
@@ -172,14 +184,22 @@ function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Prog
       };
     case 'backingOff': {
       const d = ctx.decision?.kind === 'backoff' ? ctx.decision : undefined;
-      return { status: 'True', reason: 'BackingOff', message: `retrying in ${Math.round(retryMs / 1000)}s after ${d?.reason ?? 'a failure'}: ${d?.message ?? ''}` };
+      return {
+        status: 'True',
+        reason: 'BackingOff',
+        message: `retrying in ${Math.round(retryMs / 1000)}s after ${d?.reason ?? 'a failure'}: ${d?.message ?? ''}`,
+      };
     }
     case 'degraded':
       return { status: 'False', reason: 'Stalled', message: `stopped until the cause is fixed: ${ctx.degraded?.reason ?? ''}` };
     case 'paused':
       return { status: 'False', reason: 'Paused', message: 'spec.paused is true: no changes are made' };
     case 'nodeUnknown':
-      return { status: 'False', reason: 'NodeUnknown', message: "this agent's Node object is missing, so spec.nodeSelector cannot be judged: replicas are kept as they are until it is back" };
+      return {
+        status: 'False',
+        reason: 'NodeUnknown',
+        message: "this agent's Node object is missing, so spec.nodeSelector cannot be judged: replicas are kept as they are until it is back",
+      };
   }
 }
 
@@ -187,7 +207,7 @@ function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Prog
  * The window's creates in flight that the latest spec no longer wants: with `live` current replicas
  * (observed, or started by this window), only replicas - live more are still needed (lowest slot ids kept).
  */
-export function unwantedCreates(ctx: Pick<ReconcileContext, 'window' | 'desired' | 'observed' | 'expectations'>): string[] {
+function unwantedCreates(ctx: Pick<ReconcileContext, 'window' | 'desired' | 'observed' | 'expectations'>): string[] {
   const { window, desired } = ctx;
   if (!window || !desired || desired.paused || desired.templateHash !== window.templateHash) return [];
   const removed = new Set([...window.removing, ...ctx.expectations.removes].map((r) => r.containerId));
@@ -219,7 +239,9 @@ export function createReconcileMachine(deps: MachineDeps) {
   const afterObservation = (ctx: ReconcileContext, observed: Replica[], window: WindowResult | undefined): Partial<ReconcileContext> => {
     const desired = ctx.desired ?? desiredState(undefined, true).desired;
     const expectations = settleExpectations(ctx.expectations, observed, now(), options.expectationsTtlMs);
-    let history: ReadonlyMap<string, SlotHistory> = desired.deleting ? ctx.history : absorbLeftovers(ctx.history, observed, desired.templateHash, counting(ctx));
+    let history: ReadonlyMap<string, SlotHistory> = desired.deleting
+      ? ctx.history
+      : absorbLeftovers(ctx.history, observed, desired.templateHash, counting(ctx));
     const successes = ctx.successes.templateHash === desired.templateHash ? ctx.successes : { templateHash: desired.templateHash, count: 0 };
     const plan = planWork({
       desired,
@@ -261,7 +283,10 @@ export function createReconcileMachine(deps: MachineDeps) {
       desired,
       observed: ctx.observed,
       expectations: {
-        creates: [...ctx.expectations.creates, ...w.inFlight.map((c) => ({ replicaId: c.replicaId, templateHash: w.templateHash, containerId: '', since: w.startedAt }))],
+        creates: [
+          ...ctx.expectations.creates,
+          ...w.inFlight.map((c) => ({ replicaId: c.replicaId, templateHash: w.templateHash, containerId: '', since: w.startedAt })),
+        ],
         removes: [...ctx.expectations.removes, ...w.removing.map((r) => ({ replicaId: r.replicaId, containerId: r.containerId, since: w.startedAt }))],
       },
       history: ctx.history,
@@ -290,8 +315,12 @@ export function createReconcileMachine(deps: MachineDeps) {
     const history = historyAfter(ctx.history, w.templateHash, [c], counting(ctx));
     const restored = c.ok && c.mode === 'restore' ? 1 : 0;
     const successes =
-      ctx.successes.templateHash === w.templateHash ? { templateHash: w.templateHash, count: ctx.successes.count + restored } : { templateHash: w.templateHash, count: restored };
-    const expectations = c.ok ? expectCreated(ctx.expectations, [{ replicaId: c.replicaId, templateHash: w.templateHash, containerId: c.replica.containerId, since: at }]) : ctx.expectations;
+      ctx.successes.templateHash === w.templateHash
+        ? { templateHash: w.templateHash, count: ctx.successes.count + restored }
+        : { templateHash: w.templateHash, count: restored };
+    const expectations = c.ok
+      ? expectCreated(ctx.expectations, [{ replicaId: c.replicaId, templateHash: w.templateHash, containerId: c.replica.containerId, since: at }])
+      : ctx.expectations;
     // Only a running replica counts now; one that died at once is judged at the fresh observation.
     const observed = c.ok && c.replica.ready ? withReplica(ctx.observed, c.replica) : ctx.observed;
     const next = { ...ctx, window, history, successes, expectations, observed };
@@ -533,7 +562,12 @@ export function createReconcileMachine(deps: MachineDeps) {
         // what was in flight then (10) fail with it.
         for (const c of failed) {
           if (c.ok) continue;
-          events.record(ref, 'Warning', 'RestoreFailed', `replica ${c.replicaId} attempt ${c.attempt}${c.mode === 'cold' ? ' (cold start)' : ''}: ${c.failure.reason}: ${c.failure.message}`);
+          events.record(
+            ref,
+            'Warning',
+            'RestoreFailed',
+            `replica ${c.replicaId} attempt ${c.attempt}${c.mode === 'cold' ? ' (cold start)' : ''}: ${c.failure.reason}: ${c.failure.message}`,
+          );
         }
         for (const r of removeFailed) {
           if (r.ok) continue;
@@ -573,9 +607,11 @@ export function createReconcileMachine(deps: MachineDeps) {
         enqueue.assign({ lastStatus: status });
         enqueue(() => {
           ports.metrics?.replicaCounts(ref, node, replicaCounts(plan.summary, restoringNow));
-          ports.status.report(ref, status).catch((error: unknown) =>
-            logger.warn('status report failed', { key: context.key, error: error instanceof Error ? error.message : String(error) }),
-          );
+          ports.status
+            .report(ref, status)
+            .catch((error: unknown) =>
+              logger.warn('status report failed', { key: context.key, error: error instanceof Error ? error.message : String(error) }),
+            );
         });
       }),
       noteConverged: enqueueActions(({ context, enqueue }) => {
@@ -595,8 +631,7 @@ export function createReconcileMachine(deps: MachineDeps) {
       // Only a SOURCE probe (one cheap inspect of the source container) may be triggered by a
       // resync; a restore probe costs a restore (and a leaked checkpoint copy in containerd), so it
       // waits for its own exponential timer however often resyncs arrive.
-      probeDue: ({ context }) =>
-        context.degraded?.probe === 'source' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
+      probeDue: ({ context }) => context.degraded?.probe === 'source' && now() - context.degraded.lastProbeAt >= options.minProbeIntervalMs,
       isGone: ({ context }) => context.gone,
       windowDrained: ({ context }) => context.window !== undefined && context.window.inFlight.length === 0 && context.window.removing.length === 0,
       /** An engine event came in while observing: the plan may rest on a list taken before it. */
@@ -682,7 +717,11 @@ export function createReconcileMachine(deps: MachineDeps) {
               const permanent = step === 'source' && PERMANENT_NOW.has(failure.reason);
               const decision: Decision = permanent
                 ? { kind: 'degraded', reason: failure.reason, message: failure.message, probe: SOURCE_REASONS.has(failure.reason) ? 'source' : 'restore' }
-                : { kind: 'backoff', reason: failure.reason, message: `${step === 'finalizer' ? 'adding the finalizer' : 'checking the checkpoint source'}: ${failure.message}` };
+                : {
+                    kind: 'backoff',
+                    reason: failure.reason,
+                    message: `${step === 'finalizer' ? 'adding the finalizer' : 'checking the checkpoint source'}: ${failure.message}`,
+                  };
               return { decision, failedRounds: permanent ? context.failedRounds : context.failedRounds + 1 };
             }),
           },
@@ -844,7 +883,10 @@ export function createReconcileMachine(deps: MachineDeps) {
                 actions: [
                   assign(({ context }) => ({ deleteFailures: context.deleteFailures + 1 })),
                   ({ context, event }) =>
-                    logger.warn('removing containers failed; will retry', { key: context.key, error: event.error instanceof Error ? event.error.message : String(event.error) }),
+                    logger.warn('removing containers failed; will retry', {
+                      key: context.key,
+                      error: event.error instanceof Error ? event.error.message : String(event.error),
+                    }),
                 ],
               },
             },
@@ -862,7 +904,10 @@ export function createReconcileMachine(deps: MachineDeps) {
                 actions: [
                   assign(({ context }) => ({ deleteFailures: context.deleteFailures + 1 })),
                   ({ context, event }) =>
-                    logger.warn('releasing the finalizer failed; will retry', { key: context.key, error: event.error instanceof Error ? event.error.message : String(event.error) }),
+                    logger.warn('releasing the finalizer failed; will retry', {
+                      key: context.key,
+                      error: event.error instanceof Error ? event.error.message : String(event.error),
+                    }),
                 ],
               },
             },
@@ -883,7 +928,7 @@ export function createReconcileMachine(deps: MachineDeps) {
   });
 }
 
-export type ReconcileMachine = ReturnType<typeof createReconcileMachine>;
+type ReconcileMachine = ReturnType<typeof createReconcileMachine>;
 export type ReconcileActor = ActorRefFrom<ReconcileMachine>;
 export type ReconcileSnapshot = SnapshotFrom<ReconcileMachine>;
 
@@ -904,7 +949,15 @@ export function isResting(snapshot: ReconcileSnapshot): boolean {
 export function outcomeOf(snapshot: ReconcileSnapshot): ReconcileOutcome {
   if (snapshot.status === 'error') return 'error';
   const name = stateName(snapshot);
-  if (name === 'converged' || name === 'waiting' || name === 'backingOff' || name === 'degraded' || name === 'paused' || name === 'deleted' || name === 'stopped') {
+  if (
+    name === 'converged' ||
+    name === 'waiting' ||
+    name === 'backingOff' ||
+    name === 'degraded' ||
+    name === 'paused' ||
+    name === 'deleted' ||
+    name === 'stopped'
+  ) {
     return name;
   }
   // Holding for a missing Node is, like paused, a deliberate rest that changes nothing.

@@ -86,7 +86,7 @@ export type Decision =
 /** While the window is open: start what the plan allows now, or let what runs finish (and why). */
 export type WindowStep = { kind: 'refill' } | { kind: 'drain'; reason: string };
 
-export interface DegradedState {
+interface DegradedState {
   reason: string;
   message: string;
   probe: ProbeKind;
@@ -114,8 +114,7 @@ export interface WindowWork {
 }
 
 export type CreateOutcome =
-  | (PlannedCreate & { ok: true; replica: Replica; seconds: number })
-  | (PlannedCreate & { ok: false; failure: ClassifiedFailure; seconds: number });
+  (PlannedCreate & { ok: true; replica: Replica; seconds: number }) | (PlannedCreate & { ok: false; failure: ClassifiedFailure; seconds: number });
 
 export type RemoveOutcome = (PlannedRemove & { ok: true }) | (PlannedRemove & { ok: false; failure: ClassifiedFailure });
 

@@ -49,7 +49,13 @@ describe('kubectl get and explain', () => {
         spec: { replicas: 2, checkpoint: { container: 'app-template', name: 'warm' }, template: { image: 'crs-sample-app:latest' } },
       }),
     );
-    const status = { nodeCount: 2, nodes: [{ node: 'node-a', replicas: 2, readyReplicas: 2, restoringReplicas: 0, failedReplicas: 0 }, { node: 'node-b', replicas: 0, readyReplicas: 0, restoringReplicas: 0, failedReplicas: 0 }] };
+    const status = {
+      nodeCount: 2,
+      nodes: [
+        { node: 'node-a', replicas: 2, readyReplicas: 2, restoringReplicas: 0, failedReplicas: 0 },
+        { node: 'node-b', replicas: 0, readyReplicas: 0, restoringReplicas: 0, failedReplicas: 0 },
+      ],
+    };
     await k('-n', namespace, 'patch', 'crs', 'wide', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status }));
     const [header = '', row = ''] = (await k('-n', namespace, 'get', 'crs', 'wide', '-o', 'wide')).trimEnd().split('\n');
     const names = header.split(/\s+/);

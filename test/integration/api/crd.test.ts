@@ -105,7 +105,10 @@ describe('kubectl get crs', () => {
       conditions: [readyCondition('False', 'Restoring')],
     });
     const out = await k.ok(['get', 'crs', 'columns', '-n', ns]);
-    const [header, row] = out.trim().split('\n').map((line) => line.trim().split(/\s+/));
+    const [header, row] = out
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/));
     expect(header).toEqual(['NAME', 'DESIRED', 'READY', 'RESTORING', 'FAILED', 'REASON', 'AGE']);
     expect(row?.slice(0, 6)).toEqual(['columns', '45', '3', '2', '1', 'Restoring']);
     expect(row?.[6]).toMatch(/^\d+(s|m)/);
@@ -196,13 +199,27 @@ describe('the status subresource', () => {
   it('refuses a status with an unknown condition type or a bad count', async () => {
     await create('bad-status');
     const badType = await k.run([
-      'patch', 'crs', 'bad-status', '-n', ns, '--subresource=status', '--type=merge',
-      '-p', JSON.stringify({ status: { conditions: [{ ...readyCondition('True', 'X'), type: 'Happy' }] } }),
+      'patch',
+      'crs',
+      'bad-status',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { conditions: [{ ...readyCondition('True', 'X'), type: 'Happy' }] } }),
     ]);
     expect(badType.stderr).toContain('status.conditions[0].type: Unsupported value: "Happy"');
     const badCount = await k.run([
-      'patch', 'crs', 'bad-status', '-n', ns, '--subresource=status', '--type=merge',
-      '-p', JSON.stringify({ status: { readyReplicas: -2 } }),
+      'patch',
+      'crs',
+      'bad-status',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { readyReplicas: -2 } }),
     ]);
     expect(badCount.stderr).toContain('status.readyReplicas: Invalid value: -2');
   });

@@ -23,7 +23,7 @@ export function apiKubectl(bed: Testbed): ApiKubectl {
     new Promise((resolve, reject) => {
       const child = execFile(bed.kubectl, args, { env, maxBuffer: 32 << 20 }, (error, stdout, stderr) => {
         if (error !== null && typeof error.code !== 'number') {
-          reject(error); // kubectl did not run at all
+          reject(error instanceof Error ? error : new Error(String(error))); // kubectl did not run at all
           return;
         }
         resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });

@@ -3,14 +3,7 @@
 // verb and with real requests made with a token of the ServiceAccount.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  ApiException,
-  CoreV1Api,
-  CustomObjectsApi,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { GROUP, PLURAL, VERSION } from '../../../controller/api/schema.js';
@@ -165,9 +158,7 @@ describe('the ClusterRole', () => {
 
   it('kubectl auth can-i --as the ServiceAccount: yes to each verb granted, no to every other verb on those resources', async () => {
     const cases = expectedRules.flatMap((rule) =>
-      rule.resources.flatMap((resource) =>
-        ALL_VERBS.map((verb) => ({ verb, resource, group: rule.apiGroups[0] ?? '', want: rule.verbs.includes(verb) })),
-      ),
+      rule.resources.flatMap((resource) => ALL_VERBS.map((verb) => ({ verb, resource, group: rule.apiGroups[0] ?? '', want: rule.verbs.includes(verb) }))),
     );
     const answers = await inBatches(cases, async (c) => ({
       ...c,
@@ -271,7 +262,12 @@ describe('real requests with a token of the ServiceAccount', () => {
         name: 'rbac',
         fieldManager: 'crs-agent/node-a',
         force: true,
-        body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'CheckpointReplicaSet', metadata: { name: 'rbac', namespace: ns }, status: { nodes: [{ node: 'node-a', replicas: 1, readyReplicas: 1, restoringReplicas: 0, failedReplicas: 0 }] } },
+        body: {
+          apiVersion: `${GROUP}/${VERSION}`,
+          kind: 'CheckpointReplicaSet',
+          metadata: { name: 'rbac', namespace: ns },
+          status: { nodes: [{ node: 'node-a', replicas: 1, readyReplicas: 1, restoringReplicas: 0, failedReplicas: 0 }] },
+        },
       },
       setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
     )) as CheckpointReplicaSet;
@@ -312,7 +308,15 @@ describe('real requests with a token of the ServiceAccount', () => {
         }),
     ],
     ['list events', () => core.listNamespacedEvent({ namespace: ns })],
-    ['update a CheckpointReplicaSet (only patch is granted)', () => custom.replaceNamespacedCustomObject({ ...crs(), name: 'rbac', body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'CheckpointReplicaSet', metadata: { name: 'rbac', namespace: ns } } })],
+    [
+      'update a CheckpointReplicaSet (only patch is granted)',
+      () =>
+        custom.replaceNamespacedCustomObject({
+          ...crs(),
+          name: 'rbac',
+          body: { apiVersion: `${GROUP}/${VERSION}`, kind: 'CheckpointReplicaSet', metadata: { name: 'rbac', namespace: ns } },
+        }),
+    ],
     ['read one Node by name (only list/watch are granted)', () => core.readNode({ name: 'node-a' })],
   ])('is refused: %s (403)', async (_what, request) => {
     const error = await request().then(

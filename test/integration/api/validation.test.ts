@@ -32,7 +32,10 @@ const badSpecs: BadSpec[] = [
   },
   {
     title: 'a probe with both exec and httpGet',
-    spec: { checkpoint: source, template: { image, ports: [{ containerPort: 8080 }], readinessProbe: { exec: { command: ['true'] }, httpGet: { port: 8080 } } } },
+    spec: {
+      checkpoint: source,
+      template: { image, ports: [{ containerPort: 8080 }], readinessProbe: { exec: { command: ['true'] }, httpGet: { port: 8080 } } },
+    },
     expect: ['spec.template.readinessProbe: Invalid value', 'must set exactly one of exec or httpGet'],
   },
   {
@@ -137,12 +140,30 @@ const badSpecs: BadSpec[] = [
   },
   {
     title: 'env name with =',
-    spec: { checkpoint: source, template: { image, env: [{ name: 'OK', value: '1' }, { name: 'A=B', value: 'x' }] } },
+    spec: {
+      checkpoint: source,
+      template: {
+        image,
+        env: [
+          { name: 'OK', value: '1' },
+          { name: 'A=B', value: 'x' },
+        ],
+      },
+    },
     expect: ['spec.template.env[1].name: Invalid value', 'must be a C identifier'],
   },
   {
     title: 'the same env name twice',
-    spec: { checkpoint: source, template: { image, env: [{ name: 'A', value: '1' }, { name: 'A', value: '2' }] } },
+    spec: {
+      checkpoint: source,
+      template: {
+        image,
+        env: [
+          { name: 'A', value: '1' },
+          { name: 'A', value: '2' },
+        ],
+      },
+    },
     expect: ['spec.template.env[1]: Duplicate value'],
   },
   {

@@ -51,12 +51,16 @@ async function agentPods(): Promise<Pod[]> {
 
 /** The one Ready agent pod on the node (after a rollout: running `image`). */
 async function readyAgentPod(image?: string): Promise<Pod> {
-  return eventually('a Ready agent pod', async () => {
-    const pods = await agentPods();
-    const pod = pods.length === 1 ? pods[0] : undefined;
-    const ready = pod?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    return pod && ready && (!image || pod.spec.containers[0]?.image === image) ? pod : undefined;
-  }, 180_000);
+  return eventually(
+    'a Ready agent pod',
+    async () => {
+      const pods = await agentPods();
+      const pod = pods.length === 1 ? pods[0] : undefined;
+      const ready = pod?.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+      return pod && ready && (!image || pod.spec.containers[0]?.image === image) ? pod : undefined;
+    },
+    180_000,
+  );
 }
 
 /** The agent's /metrics, scraped from the pod (host network, loopback) over HTTPS with a scraper's token. */
@@ -67,7 +71,10 @@ async function podMetrics(): Promise<string> {
 }
 
 function restoresTotal(metrics: string): number {
-  return (sample(metrics, 'crs_restores_total', { namespace, result: 'success' }) ?? 0) + (sample(metrics, 'crs_restores_total', { namespace, result: 'failure' }) ?? 0);
+  return (
+    (sample(metrics, 'crs_restores_total', { namespace, result: 'success' }) ?? 0) +
+    (sample(metrics, 'crs_restores_total', { namespace, result: 'failure' }) ?? 0)
+  );
 }
 
 /** The OCI spec the kubelet's runtime gave the agent container (what the pod really runs with). */
@@ -171,9 +178,15 @@ afterAll(async () => {
   if (scraper) await k('delete', 'clusterrolebinding', scraper.binding).catch(() => undefined);
   const docker = dockerClient(bed);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
   rmSync(path.join(CHECKPOINT_ROOT, namespace), { recursive: true, force: true });
   // The other files test against an apiserver with no controllers running: leave it so. (The next
   // run starts the node again in seconds; the builds stay cached.)
@@ -223,7 +236,11 @@ describe('the DaemonSet on a real kubelet', () => {
     expect(inFlight.peak()).toBeGreaterThan(0);
     expect(inFlight.peak()).toBeLessThanOrEqual(10);
     // Restored, not cold-started: the sample app logs 'allocated' only on a cold start.
-    const logs = (await dockerClient(bed).getContainer(running[0]?.id ?? '').logs({ stdout: true })).toString();
+    const logs = (
+      await dockerClient(bed)
+        .getContainer(running[0]?.id ?? '')
+        .logs({ stdout: true })
+    ).toString();
     expect(logs).not.toContain('allocated');
     // Its checkpoint copies were placed under the data root through the pod's mount (else no
     // restore), and containerd's leaked copies reclaimed through the other one.
@@ -264,10 +281,14 @@ describe('the DaemonSet on a real kubelet', () => {
     const crs = await waitReady('app');
     expect(crs.status?.readyReplicas).toBe(12);
     expect((await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort()).toEqual(before);
-    const metrics = await eventually('the new agent reporting the replicas', async () => {
-      const m = await podMetrics().catch(() => '');
-      return sample(m, 'crs_replicas_ready', { namespace, name: 'app' }) === 12 ? m : undefined;
-    }, 60_000);
+    const metrics = await eventually(
+      'the new agent reporting the replicas',
+      async () => {
+        const m = await podMetrics().catch(() => '');
+        return sample(m, 'crs_replicas_ready', { namespace, name: 'app' }) === 12 ? m : undefined;
+      },
+      60_000,
+    );
     expect(restoresTotal(metrics)).toBe(0);
   });
 
@@ -289,7 +310,11 @@ describe('the DaemonSet on a real kubelet', () => {
           k.json<CheckpointReplicaSet>('-n', namespace, 'get', 'crs', 'app'),
           containersWithLabel(bed, OWNER_UID, uid),
         ]);
-        const ids = containers.filter((c) => c.state === 'running').map((c) => c.id).sort().join(',');
+        const ids = containers
+          .filter((c) => c.state === 'running')
+          .map((c) => c.id)
+          .sort()
+          .join(',');
         seen.push({ ready: crs.status?.conditions?.find((c) => c.type === 'Ready')?.status, ids, rolling: during && rolling });
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -310,10 +335,14 @@ describe('the DaemonSet on a real kubelet', () => {
     expect(seen.filter((s) => s.rolling).length).toBeGreaterThanOrEqual(2);
     expect(seen.filter((s) => s.ready !== 'True')).toEqual([]);
     expect(seen.filter((s) => s.ids !== before.join(','))).toEqual([]);
-    const metrics = await eventually('the updated agent reporting the replicas', async () => {
-      const m = await podMetrics().catch(() => '');
-      return sample(m, 'crs_replicas_ready', { namespace, name: 'app' }) === 12 ? m : undefined;
-    }, 60_000);
+    const metrics = await eventually(
+      'the updated agent reporting the replicas',
+      async () => {
+        const m = await podMetrics().catch(() => '');
+        return sample(m, 'crs_replicas_ready', { namespace, name: 'app' }) === 12 ? m : undefined;
+      },
+      60_000,
+    );
     expect(restoresTotal(metrics)).toBe(0);
   });
 

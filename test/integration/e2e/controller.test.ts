@@ -85,9 +85,15 @@ afterAll(async () => {
   // Remove whatever a failed test left (only this run's containers: they carry this namespace).
   const docker = dockerClient(bed);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 describe('a CheckpointReplicaSet applied with kubectl', () => {
@@ -112,7 +118,11 @@ describe('a CheckpointReplicaSet applied with kubectl', () => {
     expect(inFlight.peak()).toBeGreaterThan(0);
     expect(inFlight.peak()).toBeLessThanOrEqual(10);
     // Restored, not cold-started: each continues the source's counter.
-    const logs = (await dockerClient(bed).getContainer(running[0]?.id ?? '').logs({ stdout: true })).toString();
+    const logs = (
+      await dockerClient(bed)
+        .getContainer(running[0]?.id ?? '')
+        .logs({ stdout: true })
+    ).toString();
     expect(logs).not.toContain('allocated');
   });
 
@@ -125,7 +135,10 @@ describe('a CheckpointReplicaSet applied with kubectl', () => {
     // All were ready, so the newest go first: the 3 created earliest remain (ties broken by nothing
     // we can see, so compare creation times rather than ids).
     const keptCreated = (await replicas(uid)).map((c) => c.created).sort();
-    const oldestCreated = oldest.slice(0, 3).map((c) => c.created).sort();
+    const oldestCreated = oldest
+      .slice(0, 3)
+      .map((c) => c.created)
+      .sort();
     expect(keptCreated).toEqual(oldestCreated);
     expect(kept.every((id) => before.some((c) => c.id === id))).toBe(true);
     await waitReady('app');
@@ -142,10 +155,14 @@ describe('a CheckpointReplicaSet applied with kubectl', () => {
     const inFlight = await watchInFlight(bed, OWNER_UID, uid);
     try {
       await k.apply(manifest('app', 12, { env: { ROLLOUT: '2' } }));
-      await eventually('all replicas on the new template', async () => {
-        const now = await replicas(uid);
-        return now.length === 12 && now.every((c) => c.labels[TEMPLATE_HASH] !== oldHash && c.state === 'running') ? true : undefined;
-      }, 240_000);
+      await eventually(
+        'all replicas on the new template',
+        async () => {
+          const now = await replicas(uid);
+          return now.length === 12 && now.every((c) => c.labels[TEMPLATE_HASH] !== oldHash && c.state === 'running') ? true : undefined;
+        },
+        240_000,
+      );
       await waitReady('app');
     } finally {
       inFlight.stop();
@@ -238,10 +255,7 @@ describe('spec.nodeSelector', () => {
     expect(await replicas(uid)).toHaveLength(2);
 
     await k('label', 'node', node, 'pool-');
-    await eventually('replicas removed from the node that no longer matches', async () =>
-      (await replicas(uid)).length === 0 ? true : undefined,
-    );
+    await eventually('replicas removed from the node that no longer matches', async () => ((await replicas(uid)).length === 0 ? true : undefined));
     await k('-n', namespace, 'delete', 'crs', 'selected', '--timeout=120s');
   });
 });
-

@@ -27,11 +27,7 @@ const dashboard = JSON.parse(readFileSync(path.join(bed.repoRoot, 'manifests/mon
 
 /** Grafana's variables as a user would pick them: this test's namespace and node, every resource. */
 function substitute(expr: string): string {
-  return expr
-    .replaceAll('$__rate_interval', '1m')
-    .replaceAll('$namespace', namespace)
-    .replaceAll('$name', '.*')
-    .replaceAll('$node', node);
+  return expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', namespace).replaceAll('$name', '.*').replaceAll('$node', node);
 }
 
 const run: E2eRun = { namespace, node, sourceName };
@@ -103,13 +99,20 @@ describe('the Grafana dashboard', () => {
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
-    expect(pending().map((q) => `${q.panel}: ${q.expr}`).join('\n')).toBe('');
+    expect(
+      pending()
+        .map((q) => `${q.panel}: ${q.expr}`)
+        .join('\n'),
+    ).toBe('');
     // Most panels had data while replicas were still being restored, not only after.
     const during = queries.filter((q) => readyAt === undefined || answered.get(q.expr)! <= readyAt);
     expect(during.length).toBeGreaterThanOrEqual(queries.length / 2);
     for (const v of variables) {
       const samples = await prometheus!.query(v.expr);
-      expect(samples.map((s) => s.metric[v.label]), v.variable).toContain(v.variable === 'name' ? 'app' : v.variable === 'node' ? node : namespace);
+      expect(
+        samples.map((s) => s.metric[v.label]),
+        v.variable,
+      ).toContain(v.variable === 'name' ? 'app' : v.variable === 'node' ? node : namespace);
     }
   }, 240_000);
 });

@@ -89,9 +89,15 @@ afterAll(async () => {
   await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
   const docker = dockerClient(bed);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 describe('health that tells the truth', () => {

@@ -34,7 +34,7 @@ async function docker(...args: string[]): Promise<string> {
     return (await run('docker', args, { env: { ...process.env, DOCKER_HOST: bed.dockerHost }, maxBuffer: 16 << 20 })).stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`docker ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+    throw new Error(`docker ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
   }
 }
 
@@ -56,9 +56,15 @@ afterAll(async () => {
   await k('delete', 'node', node).catch(() => undefined);
   const engine = dockerClient(bed);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await engine.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    await engine
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
-  await engine.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  await engine
+    .getContainer(sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 describe('the agent image', () => {
@@ -85,13 +91,16 @@ describe('the agent image', () => {
       const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)$/.exec(key);
       return m?.[1] ? [{ name: m[1], dev: entry.dev === true }] : [];
     });
-    expect(listed.sort()).toEqual(top.filter((p) => !p.dev).map((p) => p.name).sort());
+    expect(listed.sort()).toEqual(
+      top
+        .filter((p) => !p.dev)
+        .map((p) => p.name)
+        .sort(),
+    );
     for (const dep of Object.keys(pkg.dependencies)) expect(listed).toContain(dep);
     for (const dev of ['typescript', 'tsx', 'vitest', 'yaml']) expect(listed).not.toContain(dev);
     // No compiler and no sources: only dist/ and what it needs.
-    expect((await nodeInImage("import fs from 'node:fs'; console.log(fs.readdirSync('.').sort().join(' '))")).trim()).toBe(
-      'dist node_modules package.json',
-    );
+    expect((await nodeInImage("import fs from 'node:fs'; console.log(fs.readdirSync('.').sort().join(' '))")).trim()).toBe('dist node_modules package.json');
   });
 
   it('loads every module the agent imports with production dependencies only; a dev dependency would fail', async () => {
@@ -100,9 +109,7 @@ describe('the agent image', () => {
     const loaded = await nodeInImage("const m = await import('/app/dist/controller/agent.js'); console.log(typeof m.startAgent)");
     expect(loaded.trim()).toBe('function');
     // The same check catches a dev dependency: the build-time generator imports `yaml`.
-    await expect(nodeInImage("await import('/app/dist/controller/api/generated-files.js')")).rejects.toThrow(
-      /Cannot find package 'yaml'/,
-    );
+    await expect(nodeInImage("await import('/app/dist/controller/api/generated-files.js')")).rejects.toThrow(/Cannot find package 'yaml'/);
   });
 
   it("restores replicas under the DaemonSet's constraints: read-only root, two capabilities, its ServiceAccount", async () => {
@@ -118,21 +125,51 @@ describe('the agent image', () => {
     // without privileges (no new privileges, capabilities ALL dropped but DAC_OVERRIDE and FOWNER,
     // read-only root filesystem, a small writable /tmp), the host's network for the loopback apiserver.
     await docker(
-      'run', '-d', '--name', agentName, '--network', 'host', '--read-only', '--tmpfs', '/tmp:size=64m',
-      '--security-opt', 'no-new-privileges', '--cap-drop', 'ALL', '--cap-add', 'DAC_OVERRIDE', '--cap-add', 'FOWNER',
-      '--user', '0:0',
-      '-v', `${bed.dockerSocket}:/var/run/docker.sock`,
-      '-v', `${bed.dockerRoot}:/var/lib/docker`,
-      '-v', `${bed.containerdTmp}:/host/tmp`,
-      '-v', `${kubeconfig}:/etc/crs/kubeconfig:ro`, '-v', `${ca}:${ca}:ro`,
-      '-e', `NODE_NAME=${node}`,
+      'run',
+      '-d',
+      '--name',
+      agentName,
+      '--network',
+      'host',
+      '--read-only',
+      '--tmpfs',
+      '/tmp:size=64m',
+      '--security-opt',
+      'no-new-privileges',
+      '--cap-drop',
+      'ALL',
+      '--cap-add',
+      'DAC_OVERRIDE',
+      '--cap-add',
+      'FOWNER',
+      '--user',
+      '0:0',
+      '-v',
+      `${bed.dockerSocket}:/var/run/docker.sock`,
+      '-v',
+      `${bed.dockerRoot}:/var/lib/docker`,
+      '-v',
+      `${bed.containerdTmp}:/host/tmp`,
+      '-v',
+      `${kubeconfig}:/etc/crs/kubeconfig:ro`,
+      '-v',
+      `${ca}:${ca}:ro`,
+      '-e',
+      `NODE_NAME=${node}`,
       image,
-      '--kubeconfig=/etc/crs/kubeconfig', `--namespace=${namespace}`, '--containerd-tmp=/host/tmp',
+      '--kubeconfig=/etc/crs/kubeconfig',
+      `--namespace=${namespace}`,
+      '--containerd-tmp=/host/tmp',
       `--metrics-address=127.0.0.1:${port}`,
     );
     const deadline = Date.now() + 60_000;
     // The image serves its endpoints over HTTPS (a self-signed certificate), as in the DaemonSet.
-    while (!(await httpsGet(`https://127.0.0.1:${port}/readyz`).then((r) => r.status === 200, () => false))) {
+    while (
+      !(await httpsGet(`https://127.0.0.1:${port}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline) throw new Error(`the image's agent not ready in 60 s: ${await docker('logs', agentName)}`);
       await new Promise((r) => setTimeout(r, 500));
     }

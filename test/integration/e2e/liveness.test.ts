@@ -27,7 +27,14 @@ let sourceLastCounter = 0;
 
 /** maxAttempts 3 throughout: the issue's forgiveness tests need a small one. */
 function manifest(name: string, replicas: number, extra: { nodeSelector?: Record<string, string>; source?: string } = {}): string {
-  return sampleResource(bed, { namespace, name, replicas, source: extra.source ?? sourceName, maxAttempts: 3, ...(extra.nodeSelector ? { nodeSelector: extra.nodeSelector } : {}) });
+  return sampleResource(bed, {
+    namespace,
+    name,
+    replicas,
+    source: extra.source ?? sourceName,
+    maxAttempts: 3,
+    ...(extra.nodeSelector ? { nodeSelector: extra.nodeSelector } : {}),
+  });
 }
 
 async function uidOf(name: string): Promise<string> {
@@ -125,9 +132,15 @@ afterAll(async () => {
   await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
   await k('delete', 'node', node).catch(() => undefined);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 describe('a dead replica is noticed in seconds (default provenance time, resync 300 s)', () => {
@@ -197,7 +210,9 @@ describe('a dead replica is noticed in seconds (default provenance time, resync 
       const back = Date.now();
       await eventually(`round ${round}: 4 replicas running again`, async () => ((await running(uid)).length === 4 ? true : undefined), 120_000, 250);
       const recoveredMs = Date.now() - back;
-      console.log(`engine restart ${round}: down+up took ${back - startedAt} ms, all 4 running ${recoveredMs} ms after the engine was back (rollout ${rolloutMs} ms)`);
+      console.log(
+        `engine restart ${round}: down+up took ${back - startedAt} ms, all 4 running ${recoveredMs} ms after the engine was back (rollout ${rolloutMs} ms)`,
+      );
       // One rollout's time: the first rollout's, or a batch's now (restore times vary several-fold
       // with the machine's load; the 4 replicas come back in one batch), plus the event stream's
       // resubscribe delay (at most 2 s) and 3 s of slack.
@@ -274,11 +289,21 @@ describe('a Node object that disappears does not take the replicas with it', () 
     expect((await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort()).toEqual(ids);
     expect((await running(uid)).map((c) => c.id).sort()).toEqual(ids);
     const progressing = `jsonpath={.status.nodes[?(@.node=="${node}")].conditions[?(@.type=="Progressing")].reason}`;
-    await eventually('NodeUnknown in status', async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'NodeUnknown' ? true : undefined), 30_000, 250);
+    await eventually(
+      'NodeUnknown in status',
+      async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'NodeUnknown' ? true : undefined),
+      30_000,
+      250,
+    );
     expect(sample(await agent!.metrics(), 'crs_node_object_present', { node })).toBe(0);
 
     await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { role: 'restore' } } }));
-    await eventually('Converged in status', async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'Converged' ? true : undefined), 30_000, 250);
+    await eventually(
+      'Converged in status',
+      async () => ((await k('-n', namespace, 'get', 'crs', 'selected', '-o', progressing)).trim() === 'Converged' ? true : undefined),
+      30_000,
+      250,
+    );
     expect(sample(await agent!.metrics(), 'crs_node_object_present', { node })).toBe(1);
     await new Promise((r) => setTimeout(r, 5_000));
     expect((await containersWithLabel(bed, OWNER_UID, uid)).map((c) => c.id).sort()).toEqual(ids);
@@ -299,7 +324,10 @@ describe('deletion and scale-down do not wait for a batch (45 x 200 MB)', () => 
   });
   afterAll(async () => {
     await agent?.kill('SIGTERM');
-    await docker.getContainer(bigSource).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(bigSource)
+      .remove({ force: true })
+      .catch(() => undefined);
   });
 
   /** Docker's own record of container creations of one owner: time and slot (the engine creates only once it holds a slot). */
@@ -347,7 +375,9 @@ describe('deletion and scale-down do not wait for a batch (45 x 200 MB)', () => 
       100,
     );
     const seconds = (Date.now() - deletedAt) / 1000;
-    console.log(`delete mid-rollout: ${before.length} containers (${before.filter((c) => c.state === 'running').length} running), gone in ${seconds} s (bound ${bound} s)`);
+    console.log(
+      `delete mid-rollout: ${before.length} containers (${before.filter((c) => c.state === 'running').length} running), gone in ${seconds} s (bound ${bound} s)`,
+    );
     expect(await containersWithLabel(bed, OWNER_UID, uid)).toHaveLength(0);
     expect(seconds).toBeLessThanOrEqual(bound);
   });

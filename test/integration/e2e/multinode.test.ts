@@ -21,7 +21,9 @@ const run = Date.now().toString(36);
 const namespace = `mn-${run}`;
 const pool = `mn-${run}`;
 const sourceName = `${namespace}-source`;
-const nodes = nodeTestbeds(bed).slice(0, 3).map((nodeBed, i) => ({ bed: nodeBed, name: `mn-${run}-n${i + 1}` }));
+const nodes = nodeTestbeds(bed)
+  .slice(0, 3)
+  .map((nodeBed, i) => ({ bed: nodeBed, name: `mn-${run}-n${i + 1}` }));
 const agents: RunningAgent[] = [];
 
 function manifest(name: string, container = sourceName): string {
@@ -70,9 +72,16 @@ afterAll(async () => {
     await k('delete', 'node', n.name).catch(() => undefined);
     const docker = dockerClient(n.bed);
     for (const c of await containersWithLabel(n.bed, 'checkpoint.dev/owner-namespace', namespace)) {
-      await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+      await docker
+        .getContainer(c.id)
+        .remove({ force: true })
+        .catch(() => undefined);
     }
-    for (const name of [sourceName, `${sourceName}-partial`]) await docker.getContainer(name).remove({ force: true }).catch(() => undefined);
+    for (const name of [sourceName, `${sourceName}-partial`])
+      await docker
+        .getContainer(name)
+        .remove({ force: true })
+        .catch(() => undefined);
   }
 }, 120_000);
 
@@ -111,12 +120,16 @@ describe('one CheckpointReplicaSet on 3 real nodes', () => {
     const [one, two, three] = nodes.map((n) => n.name);
     // The entries and the summary are separate writes (each node applies its own entry, then the
     // summary follows): wait for the summary to catch up with the entries, not just the entries.
-    const crs = await eventually('node 2 Degraded, nodes 1 and 3 ready, and the summary caught up', async () => {
-      const c = await get('partial');
-      const degraded = entry(c, two ?? '')?.conditions?.find((x) => x.type === 'Degraded');
-      const fine = [one, three].every((n) => entry(c, n ?? '')?.readyReplicas === REPLICAS);
-      return degraded?.status === 'True' && fine && c.status?.readyReplicas === 2 * REPLICAS ? c : undefined;
-    }, 480_000);
+    const crs = await eventually(
+      'node 2 Degraded, nodes 1 and 3 ready, and the summary caught up',
+      async () => {
+        const c = await get('partial');
+        const degraded = entry(c, two ?? '')?.conditions?.find((x) => x.type === 'Degraded');
+        const fine = [one, three].every((n) => entry(c, n ?? '')?.readyReplicas === REPLICAS);
+        return degraded?.status === 'True' && fine && c.status?.readyReplicas === 2 * REPLICAS ? c : undefined;
+      },
+      480_000,
+    );
     expect(entry(crs, two ?? '')?.conditions?.find((x) => x.type === 'Degraded')?.reason).toBe('CheckpointNotFound');
     expect(entry(crs, two ?? '')?.replicas).toBe(0);
     const top = crs.status?.conditions?.find((x) => x.type === 'Degraded');
@@ -136,10 +149,14 @@ describe('one CheckpointReplicaSet on 3 real nodes', () => {
     for (const [i, n] of nodes.slice(0, 2).entries()) {
       expect((await owned(n.bed, uid)).map((c) => c.id).sort()).toEqual(before[i]);
     }
-    const crs = await eventually('the summary without node 3', async () => {
-      const c = await get('app');
-      return c.status?.readyReplicas === 2 * REPLICAS && c.status?.replicas === 2 * REPLICAS && (entry(c, third.name)?.replicas ?? 0) === 0 ? c : undefined;
-    }, 60_000);
+    const crs = await eventually(
+      'the summary without node 3',
+      async () => {
+        const c = await get('app');
+        return c.status?.readyReplicas === 2 * REPLICAS && c.status?.replicas === 2 * REPLICAS && (entry(c, third.name)?.replicas ?? 0) === 0 ? c : undefined;
+      },
+      60_000,
+    );
     expect(crs.status?.replicas).toBe(2 * REPLICAS);
   }, 300_000);
 });

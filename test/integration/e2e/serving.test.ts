@@ -81,7 +81,10 @@ async function hostPorts(uid: string): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   for (const c of await containersWithLabel(bed, OWNER_UID, uid)) {
     // A replica being replaced can vanish between the list and the inspect.
-    const info = await docker.getContainer(c.id).inspect().catch(() => undefined);
+    const info = await docker
+      .getContainer(c.id)
+      .inspect()
+      .catch(() => undefined);
     if (!info) continue;
     const port = Number(info.NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort);
     if (info.State.Running && port) out.set(c.id, port);
@@ -95,7 +98,10 @@ async function slices(uid: string): Promise<V1EndpointSlice[]> {
 }
 
 /** The host's address as the agent picks it by default. */
-const hostAddress = Object.values(os.networkInterfaces()).flat().find((a) => a?.family === 'IPv4' && !a.internal)?.address ?? '';
+const hostAddress =
+  Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a?.family === 'IPv4' && !a.internal)?.address ?? '';
 
 /** "address:port" of every endpoint of the resource's slices, sorted. */
 async function sliceEndpoints(uid: string): Promise<string[]> {
@@ -113,7 +119,14 @@ async function logsOf(id: string): Promise<string> {
 }
 
 async function events(name: string): Promise<string> {
-  const list = await k.json<{ items: { reason: string; message: string }[] }>('-n', namespace, 'get', 'events', '--field-selector', `involvedObject.name=${name}`);
+  const list = await k.json<{ items: { reason: string; message: string }[] }>(
+    '-n',
+    namespace,
+    'get',
+    'events',
+    '--field-selector',
+    `involvedObject.name=${name}`,
+  );
   return list.items.map((e) => `${e.reason}: ${e.message}`).join('\n');
 }
 
@@ -123,7 +136,14 @@ beforeAll(async () => {
   await k.apply(JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } }));
   const docker = dockerClient(bed);
   await docker.createNetwork({ Name: network, Driver: 'bridge' });
-  const id = await checkpointedSource(bed, { containerName: sourceName, checkpointName: 'warm', allowNamespaces: namespace, memoryMb: 4, httpPort: 8080, network });
+  const id = await checkpointedSource(bed, {
+    containerName: sourceName,
+    checkpointName: 'warm',
+    allowNamespaces: namespace,
+    memoryMb: 4,
+    httpPort: 8080,
+    network,
+  });
   const counters = [...(await logsOf(id)).matchAll(/counter (\d+)/g)].map((m) => Number(m[1]));
   sourceCounter = Math.max(...counters);
   const kubeconfig = await serviceAccountKubeconfig(bed, k);
@@ -138,10 +158,19 @@ afterAll(async () => {
   await k('delete', 'node', node).catch(() => undefined);
   const docker = dockerClient(bed);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
-  await docker.getNetwork(network).remove().catch(() => undefined);
+  await docker
+    .getContainer(sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
+  await docker
+    .getNetwork(network)
+    .remove()
+    .catch(() => undefined);
 });
 
 describe('served replicas', () => {
@@ -172,7 +201,10 @@ describe('served replicas', () => {
     expect(await fetch(`http://${want[0]}/`, { signal: AbortSignal.timeout(3000) }).then((r) => r.text())).toMatch(/^counter \d+/);
     await eventually('slices of the 4 ready replicas', async () => ((await sliceEndpoints(uid)).join() === want.join() ? true : undefined), 30_000);
     for (const s of await slices(uid)) {
-      expect(s.metadata?.labels).toMatchObject({ 'kubernetes.io/service-name': 'web', 'endpointslice.kubernetes.io/managed-by': 'crs-controller.checkpoint.dev' });
+      expect(s.metadata?.labels).toMatchObject({
+        'kubernetes.io/service-name': 'web',
+        'endpointslice.kubernetes.io/managed-by': 'crs-controller.checkpoint.dev',
+      });
       expect(s.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'CheckpointReplicaSet', name: 'web', uid });
       expect(s.ports).toEqual([expect.objectContaining({ name: 'http', protocol: 'TCP' })]);
     }
@@ -183,36 +215,52 @@ describe('served replicas', () => {
     const victim = [...(await hostPorts(uid)).keys()][0] ?? '';
     await docker.getContainer(victim).kill();
     // Its endpoint goes (the agent sees the die event), and a replacement comes back Ready.
-    await eventually('the killed replica out of the slices', async () => {
-      const eps = await sliceEndpoints(uid);
-      const running = await readyEndpoints(uid);
-      return eps.length >= 3 && eps.join() === running.join() && !(await hostPorts(uid)).has(victim) ? true : undefined;
-    }, 60_000);
+    await eventually(
+      'the killed replica out of the slices',
+      async () => {
+        const eps = await sliceEndpoints(uid);
+        const running = await readyEndpoints(uid);
+        return eps.length >= 3 && eps.join() === running.join() && !(await hostPorts(uid)).has(victim) ? true : undefined;
+      },
+      60_000,
+    );
     await eventually('4 ready endpoints again', async () => ((await sliceEndpoints(uid)).length === 4 ? true : undefined), 120_000);
 
     await k('-n', namespace, 'scale', 'crs/web', '--replicas=2');
-    await eventually('2 endpoints after scale down', async () => {
-      const eps = await sliceEndpoints(uid);
-      return eps.length === 2 && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
-    }, 60_000);
+    await eventually(
+      '2 endpoints after scale down',
+      async () => {
+        const eps = await sliceEndpoints(uid);
+        return eps.length === 2 && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
+      },
+      60_000,
+    );
 
     await k('-n', namespace, 'scale', 'crs/web', '--replicas=5');
-    await eventually('5 endpoints after scale up', async () => {
-      const eps = await sliceEndpoints(uid);
-      return eps.length === 5 && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
-    }, 180_000);
+    await eventually(
+      '5 endpoints after scale up',
+      async () => {
+        const eps = await sliceEndpoints(uid);
+        return eps.length === 5 && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
+      },
+      180_000,
+    );
 
     // A template change: new replicas replace the old, and the slices name only the new ones once the old are gone.
     const before = new Set((await hostPorts(uid)).keys());
     const changed = JSON.parse(manifest('web', { replicas: 5 })) as { spec: { template: { env: { name: string; value: string }[] } } };
     changed.spec.template.env.push({ name: 'APP_ROLLOUT', value: '2' });
     await k.apply(JSON.stringify(changed));
-    await eventually('5 endpoints of new replicas only', async () => {
-      const ports = await hostPorts(uid);
-      const eps = await sliceEndpoints(uid);
-      const fresh = [...ports.keys()].every((id) => !before.has(id));
-      return ports.size === 5 && fresh && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
-    }, 180_000);
+    await eventually(
+      '5 endpoints of new replicas only',
+      async () => {
+        const ports = await hostPorts(uid);
+        const eps = await sliceEndpoints(uid);
+        const fresh = [...ports.keys()].every((id) => !before.has(id));
+        return ports.size === 5 && fresh && eps.join() === (await readyEndpoints(uid)).join() ? true : undefined;
+      },
+      180_000,
+    );
   });
 
   it('the slices are gone after the resource is deleted', async () => {
@@ -227,7 +275,9 @@ describe('served replicas', () => {
     const follow = await followEvents(bed, { type: ['container'], label: [`${OWNER_NAMESPACE}=${namespace}`, `${OWNER_NAME}=deaf`], event: ['create'] }, (e) =>
       created.push(e.id),
     );
-    await k.apply(manifest('deaf', { replicas: 3, postRestore: null, probe: { httpGet: { port: 8080 }, periodSeconds: 1, failureThreshold: 2 }, maxAttempts: 1 }));
+    await k.apply(
+      manifest('deaf', { replicas: 3, postRestore: null, probe: { httpGet: { port: 8080 }, periodSeconds: 1, failureThreshold: 2 }, maxAttempts: 1 }),
+    );
     const deafUid = (await get('deaf')).metadata.uid;
     try {
       await eventually('ReadinessTimeout in an Event', async () => ((await events('deaf')).includes('ReadinessTimeout') ? true : undefined), 120_000);

@@ -24,7 +24,10 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const e of engines) await e.close();
   for (const u of owners) await removeOwner(bed, u);
-  await d.getContainer('crs-engine-it-crash-src').remove({ force: true }).catch(() => undefined);
+  await d
+    .getContainer('crs-engine-it-crash-src')
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 /**
@@ -106,12 +109,23 @@ describe('a crash between the start and the removal of the checkpoint copy', () 
     const created = await d.createContainer({ Image: source.imageId, Labels: { 'checkpoint.dev/owner-uid': o.uid }, HostConfig: { NetworkMode: 'none' } });
     const copy = path.join(bed.dockerRoot, 'containers', created.id, 'checkpoints', REPLICA_CHECKPOINT_NAME);
     await fs.mkdir(copy, { recursive: true });
-    const marker = { v: 1, containerId: created.id, ownerUid: o.uid, namespace: o.namespace, name: o.name, replicaId: 'f2', attempt: 1, node: 'engine-it-node' };
+    const marker = {
+      v: 1,
+      containerId: created.id,
+      ownerUid: o.uid,
+      namespace: o.namespace,
+      name: o.name,
+      replicaId: 'f2',
+      attempt: 1,
+      node: 'engine-it-node',
+    };
     await fs.writeFile(path.join(copy, `crs-replica-${created.id}.json`), JSON.stringify(marker));
     const e = await newEngine(bed);
     engines.push(e);
     expect(await fs.readdir(copy)).toContain(`crs-replica-${created.id}.json`);
     // The killed restore's copy was reclaimed by the same sweep.
-    await expect(fs.stat(path.join(bed.dockerRoot, 'containers', containerId, 'checkpoints', REPLICA_CHECKPOINT_NAME))).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(fs.stat(path.join(bed.dockerRoot, 'containers', containerId, 'checkpoints', REPLICA_CHECKPOINT_NAME))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
   });
 });

@@ -55,7 +55,10 @@ async function timedFailure(p: Promise<unknown>): Promise<{ err: EngineError; ms
  * ("criu failed: type NOTIFY errno 0", 7 in 1000 in the soak benchmark): unrelated to deadlines, so
  * such a failure is retried with the next attempt number, as the reconciler would.
  */
-async function restoreDespiteCriuFlakes(e: DockerEngine, o: { uid: string; namespace: string; name: string }): Promise<Awaited<ReturnType<DockerEngine['restoreReplica']>>> {
+async function restoreDespiteCriuFlakes(
+  e: DockerEngine,
+  o: { uid: string; namespace: string; name: string },
+): Promise<Awaited<ReturnType<DockerEngine['restoreReplica']>>> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await e.restoreReplica(specFor(source, o, 'h1', { attempt }), { timeoutMs: 60_000 });
@@ -78,7 +81,10 @@ afterAll(async () => {
   await healthy?.close();
   await sw?.close();
   for (const u of owners) await removeOwner(bed, u);
-  await d.getContainer('crs-engine-it-deadline-src').remove({ force: true }).catch(() => undefined);
+  await d
+    .getContainer('crs-engine-it-deadline-src')
+    .remove({ force: true })
+    .catch(() => undefined);
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
@@ -106,7 +112,13 @@ describe.each(['hang', 'half'] as const)('a Docker socket in mode %s', (mode) =>
     expect(e.health).toMatchObject({ reachable: false, busy: 0 });
 
     // Calls without a caller signal or deadline used to wait forever.
-    for (const call of [() => e.ping(), () => e.listReplicas(o.uid), () => e.listAllReplicas(), () => e.removeReplica(o.uid, 'no-such-container'), () => e.checkSource(o, { container: source.name, name: source.checkpoint })]) {
+    for (const call of [
+      () => e.ping(),
+      () => e.listReplicas(o.uid),
+      () => e.listAllReplicas(),
+      () => e.removeReplica(o.uid, 'no-such-container'),
+      () => e.checkSource(o, { container: source.name, name: source.checkpoint }),
+    ]) {
       const f = await timedFailure(call());
       expect(f.err.code).toBe('EngineUnavailable');
       expect(f.ms).toBeLessThan(CALL_MS + 10_000);
@@ -132,7 +144,9 @@ describe('a Docker that hangs on one route only', () => {
       expect(f.err.code).toBe('EngineUnavailable');
       // The first image lookup of a restore is now the restore permission's (the source image's own
       // labels, issue 9), then template.image's: whichever hangs first ends the restore the same way.
-      expect(f.err.message).toMatch(/(inspecting the image of source container \S+|looking up template.image): the Docker engine .* did not answer within 1500 ms/);
+      expect(f.err.message).toMatch(
+        /(inspecting the image of source container \S+|looking up template.image): the Docker engine .* did not answer within 1500 ms/,
+      );
       expect(f.ms).toBeLessThan(CALL_MS + 10_000);
       expect(e.inFlight).toBe(0);
       expect(await containersOf(bed, o.uid)).toEqual([]);

@@ -12,7 +12,22 @@ import { replicaContainerName } from '../../../controller/engine/container-spec.
 import type { DockerEngine } from '../../../controller/engine/docker-engine.js';
 import type { EngineError } from '../../../controller/engine/errors.js';
 import { testbed } from '../testbed.js';
-import { containersOf, counters, docker, logsOf, makeSource, markedCopiesOf, markedCopiesOfOwner, newEngine, record, removeOwner, sleep, specFor, uid, type Source } from './helpers.js';
+import {
+  containersOf,
+  counters,
+  docker,
+  logsOf,
+  makeSource,
+  markedCopiesOf,
+  markedCopiesOfOwner,
+  newEngine,
+  record,
+  removeOwner,
+  sleep,
+  specFor,
+  uid,
+  type Source,
+} from './helpers.js';
 
 const bed = testbed();
 const d = docker(bed);
@@ -62,8 +77,16 @@ afterAll(async () => {
   await engine?.close();
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   for (const u of owners) await removeOwner(bed, u);
-  for (const id of extraContainers) await d.getContainer(id).remove({ force: true }).catch(() => undefined);
-  for (const n of ['crs-engine-it-fail-src', 'crs-engine-it-fail-closed']) await d.getContainer(n).remove({ force: true }).catch(() => undefined);
+  for (const id of extraContainers)
+    await d
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  for (const n of ['crs-engine-it-fail-src', 'crs-engine-it-fail-closed'])
+    await d
+      .getContainer(n)
+      .remove({ force: true })
+      .catch(() => undefined);
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
@@ -73,7 +96,9 @@ describe('each failure reason, provoked for real', () => {
     const e1 = await failure(engine.checkSource(o, { container: source.name, name: 'no-such-checkpoint' }));
     expect(e1).toMatchObject({ code: 'CheckpointNotFound', transient: false });
     expect(e1.message).toMatch(/^checkpoint.name: container crs-engine-it-fail-src has no checkpoint no-such-checkpoint/);
-    const e2 = await failure(engine.restoreReplica(specFor(source, o, 'r1', { checkpoint: { container: source.name, name: 'no-such-checkpoint' } }), { timeoutMs: 30_000 }));
+    const e2 = await failure(
+      engine.restoreReplica(specFor(source, o, 'r1', { checkpoint: { container: source.name, name: 'no-such-checkpoint' } }), { timeoutMs: 30_000 }),
+    );
     expect(e2.code).toBe('CheckpointNotFound');
     const e3 = await failure(engine.checkSource(o, { container: 'crs-engine-it-no-such-container', name: 'warm' }));
     expect(e3).toMatchObject({ code: 'CheckpointNotFound', message: expect.stringMatching(/^checkpoint.container: no container/) });
@@ -215,7 +240,10 @@ describe('where checkpoints may come from', () => {
       expect(e.message).toMatch(/^checkpoint.path: /);
     }
     const noRoot = await newEngine(bed, { sweepOnStart: false });
-    await expect(noRoot.checkSource(o, { path: path.join(nsRoot, 'image-test') })).rejects.toMatchObject({ code: 'CheckpointNotAllowed', message: /no checkpoint root/ });
+    await expect(noRoot.checkSource(o, { path: path.join(nsRoot, 'image-test') })).rejects.toMatchObject({
+      code: 'CheckpointNotAllowed',
+      message: /no checkpoint root/,
+    });
     await noRoot.close();
     expect(await containersOf(bed, o.uid)).toEqual([]);
   });
@@ -241,7 +269,9 @@ describe('where checkpoints may come from', () => {
       execFileSync('umount', [other]);
     });
     await fs.cp(source.dir, path.join(other, 'ckpt'), { recursive: true });
-    await expect(fs.link(path.join(other, 'ckpt', 'inventory.img'), path.join(bed.dockerRoot, `crs-it-link-probe-${process.pid}`))).rejects.toMatchObject({ code: 'EXDEV' });
+    await expect(fs.link(path.join(other, 'ckpt', 'inventory.img'), path.join(bed.dockerRoot, `crs-it-link-probe-${process.pid}`))).rejects.toMatchObject({
+      code: 'EXDEV',
+    });
     const copied = await engine.restoreReplica(specFor(source, o, 'r2', { checkpoint: { path: path.join(other, 'ckpt') } }), { timeoutMs: 60_000 });
     expect(copied).toMatchObject({ ready: true, startMode: 'restore' });
   });
@@ -358,18 +388,20 @@ function startProxy(target: string, listenPath: string, cut: (head: string) => b
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    fs.rm(listenPath, { force: true }).then(() =>
-      server.listen(listenPath, () =>
-        resolve({
-          killed: () => killed,
-          close: () =>
-            new Promise<void>((r) => {
-              for (const s of sockets) s.destroy();
-              if (server.listening) server.close(() => r());
-              else r();
-            }),
-        }),
-      ),
+    fs.rm(listenPath, { force: true }).then(
+      () =>
+        server.listen(listenPath, () =>
+          resolve({
+            killed: () => killed,
+            close: () =>
+              new Promise<void>((r) => {
+                for (const s of sockets) s.destroy();
+                if (server.listening) server.close(() => r());
+                else r();
+              }),
+          }),
+        ),
+      reject,
     );
   });
 }

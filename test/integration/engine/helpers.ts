@@ -57,7 +57,10 @@ export async function logsOf(d: Docker, id: string): Promise<string> {
 /** A source container of the sample workload, counted to >= 2 and checkpointed (it exits). */
 export async function makeSource(bed: Testbed, name: string, allowNamespaces: string | undefined, memoryMb = 16, image = bed.sampleImage): Promise<Source> {
   const d = docker(bed);
-  await d.getContainer(name).remove({ force: true }).catch(() => undefined);
+  await d
+    .getContainer(name)
+    .remove({ force: true })
+    .catch(() => undefined);
   const c = await d.createContainer({
     name,
     Image: image,
@@ -93,7 +96,12 @@ export function uid(): string {
   return randomUUID();
 }
 
-export function specFor(source: Source, owner: { uid: string; namespace: string; name: string }, replicaId: string, over: Partial<ReplicaSpec> = {}): ReplicaSpec {
+export function specFor(
+  source: Source,
+  owner: { uid: string; namespace: string; name: string },
+  replicaId: string,
+  over: Partial<ReplicaSpec> = {},
+): ReplicaSpec {
   return {
     owner,
     node: NODE,
@@ -126,7 +134,11 @@ export async function markedCopiesOfOwner(bed: Testbed, ownerUid: string): Promi
 export async function removeOwner(bed: Testbed, ownerUid: string): Promise<void> {
   const d = docker(bed);
   const list = await containersOf(bed, ownerUid);
-  for (const c of list) await d.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+  for (const c of list)
+    await d
+      .getContainer(c.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   for (const dir of await markedCopiesOfOwner(bed, ownerUid)) await fs.rm(dir, { recursive: true, force: true });
 }
 

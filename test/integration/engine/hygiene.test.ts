@@ -4,7 +4,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPLICA_CHECKPOINT_NAME, dockerCheckpointDir, listCheckpointFiles, markerFileName, placeCheckpoint } from '../../../controller/engine/checkpoint-placement.js';
+import {
+  REPLICA_CHECKPOINT_NAME,
+  dockerCheckpointDir,
+  listCheckpointFiles,
+  markerFileName,
+  placeCheckpoint,
+} from '../../../controller/engine/checkpoint-placement.js';
 import { buildCreateOptions } from '../../../controller/engine/container-spec.js';
 import { checkpointStartOptions } from '../../../controller/engine/docker-engine.js';
 import { testbed } from '../testbed.js';
@@ -23,7 +29,10 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const u of owners) await removeOwner(bed, u);
   for (const dir of extraDirs) await fs.rm(dir, { recursive: true, force: true });
-  await d.getContainer('crs-engine-it-hygiene-src').remove({ force: true }).catch(() => undefined);
+  await d
+    .getContainer('crs-engine-it-hygiene-src')
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 /** What the engine does up to Docker's answer, done by hand: as if it crashed right after. */
@@ -64,7 +73,10 @@ describe('start-up sweep after a crash', () => {
     // Another node's marker and an unmarked similar-named folder are not ours to touch either.
     const otherNode = path.join(bed.containerdTmp, `ctrd-checkpoint${Date.now()}2`);
     await fs.mkdir(otherNode);
-    await fs.writeFile(path.join(otherNode, markerFileName('f'.repeat(64))), JSON.stringify({ v: 1, containerId: 'f'.repeat(64), ownerUid, node: 'another-node' }));
+    await fs.writeFile(
+      path.join(otherNode, markerFileName('f'.repeat(64))),
+      JSON.stringify({ v: 1, containerId: 'f'.repeat(64), ownerUid, node: 'another-node' }),
+    );
     extraDirs.push(otherNode);
     const unmarked = path.join(bed.containerdTmp, `ctrd-checkpoint${Date.now()}3`);
     await fs.mkdir(unmarked);

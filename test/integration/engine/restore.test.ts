@@ -10,21 +10,7 @@ import type { DockerEngine } from '../../../controller/engine/docker-engine.js';
 import { classifyError } from '../../../controller/engine/errors.js';
 import type { EngineEvent, Replica } from '../../../controller/engine/types.js';
 import { testbed } from '../testbed.js';
-import {
-  containersOf,
-  counters,
-  docker,
-  logsOf,
-  makeSource,
-  markedCopiesOf,
-  newEngine,
-  record,
-  removeOwner,
-  sleep,
-  specFor,
-  uid,
-  type Source,
-} from './helpers.js';
+import { containersOf, counters, docker, logsOf, makeSource, markedCopiesOf, newEngine, removeOwner, sleep, specFor, uid, type Source } from './helpers.js';
 
 const bed = testbed();
 const d = docker(bed);
@@ -57,9 +43,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await engine?.close();
   for (const u of owners) await removeOwner(bed, u);
-  for (const id of extraContainers) await d.getContainer(id).remove({ force: true }).catch(() => undefined);
+  for (const id of extraContainers)
+    await d
+      .getContainer(id)
+      .remove({ force: true })
+      .catch(() => undefined);
   for (const dir of extraDirs) await fs.rm(dir, { recursive: true, force: true });
-  await d.getContainer('crs-engine-it-restore-src').remove({ force: true }).catch(() => undefined);
+  await d
+    .getContainer('crs-engine-it-restore-src')
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 describe('restore and cold start', () => {
@@ -90,9 +83,7 @@ describe('20 replicas of one checkpoint at the limit of 10', () => {
   it('all succeed, with never more than 10 in flight', async () => {
     const o = owner('twenty');
     const unsubscribe = engine.onEvent((e) => events.push(e));
-    const results = await Promise.allSettled(
-      Array.from({ length: 20 }, (_, i) => engine.restoreReplica(specFor(source, o, `r${i}`), { timeoutMs: 120_000 })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => engine.restoreReplica(specFor(source, o, `r${i}`), { timeoutMs: 120_000 })));
     unsubscribe();
     const failures = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
     expect(failures, 'restores that failed').toEqual([]);
@@ -122,7 +113,12 @@ describe('20 replicas of one checkpoint at the limit of 10', () => {
     await fs.writeFile(path.join(lookalike, 'pages-1.img'), 'not ours');
     extraDirs.push(lookalike);
     // The engine reclaimed each copy when its restore returned; a sweep finds nothing more of these.
-    expect(await markedCopiesOf(bed, replicas.map((r) => r.containerId))).toEqual([]);
+    expect(
+      await markedCopiesOf(
+        bed,
+        replicas.map((r) => r.containerId),
+      ),
+    ).toEqual([]);
     const reclaimed = events.filter((e) => e.type === 'hygiene.reclaimed');
     expect(reclaimed.reduce((n, e) => n + (e.type === 'hygiene.reclaimed' ? e.paths : 0), 0)).toBe(20);
     await engine.sweep();
@@ -142,7 +138,12 @@ describe('20 replicas of one checkpoint at the limit of 10', () => {
     for (const r of replicas) {
       await expect(fs.stat(path.join(bed.dockerRoot, 'containers', r.containerId))).rejects.toMatchObject({ code: 'ENOENT' });
     }
-    expect(await markedCopiesOf(bed, replicas.map((r) => r.containerId))).toEqual([]);
+    expect(
+      await markedCopiesOf(
+        bed,
+        replicas.map((r) => r.containerId),
+      ),
+    ).toEqual([]);
     // Removing again is a no-op, not an error.
     await engine.removeReplica(ownerUid, replicas[0]?.containerId as string);
   });
@@ -181,7 +182,11 @@ describe('the same 20 through a plain start, without the remedy', () => {
       }
     };
     await Promise.all(Array.from({ length: 10 }, worker));
-    for (const id of ids) await d.getContainer(id).remove({ force: true }).catch(() => undefined);
+    for (const id of ids)
+      await d
+        .getContainer(id)
+        .remove({ force: true })
+        .catch(() => undefined);
     for (const name of await fs.readdir(bed.containerdTmp)) {
       const marker = await fs.readFile(path.join(bed.containerdTmp, name, 'run-marker'), 'utf8').catch(() => '');
       if (marker === runId) await fs.rm(path.join(bed.containerdTmp, name), { recursive: true, force: true });
@@ -217,7 +222,10 @@ describe('ownership', () => {
     const all = (await engine.listAllReplicas()).map((r) => r.containerId);
     expect(all).toContain(mine.containerId);
     expect(all).not.toContain(unlabelled.id);
-    await expect(engine.removeReplica(o.uid, unlabelled.id)).rejects.toMatchObject({ code: 'InvalidSpec', message: expect.stringMatching(/carries no owner label/) });
+    await expect(engine.removeReplica(o.uid, unlabelled.id)).rejects.toMatchObject({
+      code: 'InvalidSpec',
+      message: expect.stringMatching(/carries no owner label/),
+    });
     await expect(engine.removeReplica(o.uid, foreign.id)).rejects.toMatchObject({ code: 'InvalidSpec', message: expect.stringContaining(other.uid) });
     await engine.sweep();
     const after = await Promise.all([unlabelled.inspect(), foreign.inspect()]);

@@ -27,11 +27,18 @@ interface HealthTests {
 describe('manifests/argocd health check', () => {
   it('health_test.yaml passes and covers every captured state and every status the script returns', async () => {
     const out = await tools.argocdTest(dir);
-    const results = out.trim().split('\n').map((l) => JSON.parse(l) as { ok: boolean; inputPath: string });
+    const results = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { ok: boolean; inputPath: string });
     expect(results.every((r) => r.ok)).toBe(true);
     const spec = parse(readFileSync(path.join(dir, 'health_test.yaml'), 'utf8')) as HealthTests;
     const listed = spec.tests.map((t) => t.inputPath).sort();
-    expect(listed).toEqual(readdirSync(path.join(dir, 'testdata')).map((f) => `testdata/${f}`).sort());
+    expect(listed).toEqual(
+      readdirSync(path.join(dir, 'testdata'))
+        .map((f) => `testdata/${f}`)
+        .sort(),
+    );
     expect(new Set(spec.tests.map((t) => t.healthStatus.status))).toEqual(new Set(['Healthy', 'Progressing', 'Degraded', 'Suspended']));
   });
 
@@ -69,7 +76,11 @@ describe("README's argocd-cm command", () => {
     expect(command).toBeDefined();
     const namespace = `argocd-${Date.now().toString(36)}`;
     const run = (cmd: string) =>
-      execFileSync('bash', ['-c', cmd], { cwd: bed.repoRoot, encoding: 'utf8', env: { ...process.env, KUBECONFIG: bed.kubeconfig, PATH: `${path.dirname(bed.kubectl)}:${process.env.PATH}` } });
+      execFileSync('bash', ['-c', cmd], {
+        cwd: bed.repoRoot,
+        encoding: 'utf8',
+        env: { ...process.env, KUBECONFIG: bed.kubeconfig, PATH: `${path.dirname(bed.kubectl)}:${process.env.PATH}` },
+      });
     try {
       run(`kubectl create namespace ${namespace} && kubectl -n ${namespace} create configmap argocd-cm`);
       run(command!.replace('-n argocd', `-n ${namespace}`));

@@ -27,7 +27,12 @@ function refOf(obj: CheckpointReplicaSet) {
 
 async function eventsOf(obj: CheckpointReplicaSet): Promise<CoreV1Event[]> {
   const list = await k.json<{ items: CoreV1Event[] }>(
-    'get', 'events', '-n', obj.metadata.namespace, '--field-selector', `involvedObject.uid=${obj.metadata.uid}`,
+    'get',
+    'events',
+    '-n',
+    obj.metadata.namespace,
+    '--field-selector',
+    `involvedObject.uid=${obj.metadata.uid}`,
   );
   return list.items;
 }

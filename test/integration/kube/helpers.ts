@@ -1,13 +1,12 @@
 // Shared by the kube layer's integration tests: the real apiserver of the test bed through
 // client-node and the real kubectl, the CRD installed from the committed file, a namespace per file.
 import { KubeConfig } from '@kubernetes/client-node';
-import path from 'node:path';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { createCrsClient, type CrsClient } from '../../../controller/kube/client.js';
 import { installCrd as installSharedCrd, kubectl, type Kubectl } from '../support/kubectl.js';
 import { testbed } from '../testbed.js';
 
-export const bed = testbed();
+const bed = testbed();
 export const k: Kubectl = kubectl(bed);
 
 export function kubeConfig(): KubeConfig {
@@ -31,9 +30,7 @@ export async function testNamespace(prefix: string): Promise<{ name: string; rem
       const list = await client.list(name).catch(() => ({ items: [] as CheckpointReplicaSet[] }));
       for (const o of list.items) {
         if (o.metadata.finalizers?.length) {
-          await k('patch', 'crs', o.metadata.name, '-n', name, '--type=merge', '-p', '{"metadata":{"finalizers":null}}').catch(
-            () => undefined,
-          );
+          await k('patch', 'crs', o.metadata.name, '-n', name, '--type=merge', '-p', '{"metadata":{"finalizers":null}}').catch(() => undefined);
         }
       }
       await k('delete', 'crs', '--all', '-n', name, '--wait=false').catch(() => undefined);

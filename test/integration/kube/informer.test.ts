@@ -94,7 +94,7 @@ describe('ResilientInformer against the real apiserver', () => {
       await eventually('add of during after the outage', () => has((s) => s.kind === 'add' && s.name === 'during'), 30_000);
       await eventually('delete of pre after the outage', () => has((s) => s.kind === 'delete' && s.name === 'pre'), 30_000);
       expect(informer.list(ns.name).map((o) => o.metadata.name)).toEqual(['during']);
-      // eslint-disable-next-line no-console -- reported in the helper's report
+
       console.info('informer stats after outage', JSON.stringify(informer.stats()));
     } finally {
       await informer.stop();
@@ -114,10 +114,15 @@ describe('ResilientInformer and the apiserver ending watches', () => {
       watch: (path, params, callback, done) => {
         calls++;
         const p = calls === 1 ? { ...params, resourceVersion: '1' } : params;
-        return real.watch(path, p, (phase, obj, raw) => {
-          if (phase === 'ERROR') gone.push(obj);
-          callback(phase, obj, raw);
-        }, done);
+        return real.watch(
+          path,
+          p,
+          (phase, obj, raw) => {
+            if (phase === 'ERROR') gone.push(obj);
+            callback(phase, obj, raw);
+          },
+          done,
+        );
       },
     };
     await createResource(client, ns.name, 'gone-before');

@@ -23,8 +23,22 @@ afterAll(async () => {
 
 function conditions(ready: boolean, generation: number): Condition[] {
   return [
-    { type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'AllReplicasReady' : 'ReplicasNotReady', message: ready ? 'all ready' : 'restoring', lastTransitionTime: '', observedGeneration: generation },
-    { type: 'Progressing', status: ready ? 'False' : 'True', reason: ready ? 'Converged' : 'Restoring', message: '', lastTransitionTime: '', observedGeneration: generation },
+    {
+      type: 'Ready',
+      status: ready ? 'True' : 'False',
+      reason: ready ? 'AllReplicasReady' : 'ReplicasNotReady',
+      message: ready ? 'all ready' : 'restoring',
+      lastTransitionTime: '',
+      observedGeneration: generation,
+    },
+    {
+      type: 'Progressing',
+      status: ready ? 'False' : 'True',
+      reason: ready ? 'Converged' : 'Restoring',
+      message: '',
+      lastTransitionTime: '',
+      observedGeneration: generation,
+    },
     { type: 'Degraded', status: 'False', reason: 'AsExpected', message: '', lastTransitionTime: '', observedGeneration: generation },
   ];
 }
@@ -90,13 +104,13 @@ describe('StatusWriter against the real apiserver', () => {
     const managed = JSON.parse(await k('get', 'crs', 'two-nodes', '-n', ns.name, '-o', 'json', '--show-managed-fields')) as {
       metadata: { managedFields: Array<{ manager: string; subresource?: string; fieldsV1: { 'f:status'?: Record<string, unknown> } }> };
     };
-    const owns = (manager: string) => JSON.stringify(managed.metadata.managedFields.find((m) => m.manager === manager && m.subresource === 'status')?.fieldsV1 ?? {});
+    const owns = (manager: string) =>
+      JSON.stringify(managed.metadata.managedFields.find((m) => m.manager === manager && m.subresource === 'status')?.fieldsV1 ?? {});
     expect(owns('crs-agent/node-a')).toContain('k:{\\"node\\":\\"node-a\\"}');
     expect(owns('crs-agent/node-a')).not.toContain('node-b');
     expect(owns('crs-agent/node-b')).toContain('k:{\\"node\\":\\"node-b\\"}');
     expect(owns('crs-controller')).toContain('f:readyReplicas');
     expect(owns('crs-controller')).not.toContain('f:nodes');
-    // eslint-disable-next-line no-console -- reported in the helper's report
     console.info('two-node race stats', JSON.stringify(stats));
   });
 

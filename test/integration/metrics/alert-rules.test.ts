@@ -23,7 +23,7 @@ async function promtool(...args: string[]): Promise<{ ok: boolean; output: strin
     return { ok: true, output: stdout + stderr };
   } catch (error) {
     const e = error as { code?: unknown; stdout?: string; stderr?: string; message: string };
-    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: apt-get install -y prometheus (hack/install-tools.sh does it)');
+    if (e.code === 'ENOENT') throw new Error('promtool is not on PATH: apt-get install -y prometheus (hack/install-tools.sh does it)', { cause: error });
     return { ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message };
   }
 }
@@ -54,8 +54,14 @@ describe('alert rules under promtool', () => {
     expect(alerts.length).toBeGreaterThanOrEqual(6);
     for (const alert of alerts) {
       const mine = cases.filter((c) => c.alertname === alert);
-      expect(mine.some((c) => (c.exp_alerts ?? []).length > 0), `${alert} has a firing case`).toBe(true);
-      expect(mine.some((c) => (c.exp_alerts ?? []).length === 0), `${alert} has a not-firing case`).toBe(true);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${alert} has a firing case`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${alert} has a not-firing case`,
+      ).toBe(true);
     }
   });
 
@@ -65,7 +71,9 @@ describe('alert rules under promtool', () => {
     mkdirSync(path.join(dir, 'tests'), { recursive: true });
     copyFileSync(testsFile, path.join(dir, 'tests/alerts.test.yaml'));
     const original = readFileSync(rulesFile, 'utf8');
-    const mutant = original.replace(') > 0.2', ') > 0.5').replace('crs_restore_concurrency_limit{job="crs-agent"} * 3', 'crs_restore_concurrency_limit{job="crs-agent"} * 1');
+    const mutant = original
+      .replace(') > 0.2', ') > 0.5')
+      .replace('crs_restore_concurrency_limit{job="crs-agent"} * 3', 'crs_restore_concurrency_limit{job="crs-agent"} * 1');
     expect(mutant).not.toBe(original);
     writeFileSync(path.join(dir, 'alerts.rules.yaml'), mutant);
     const result = await promtool('test', 'rules', path.join(dir, 'tests/alerts.test.yaml'));

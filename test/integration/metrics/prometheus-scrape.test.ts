@@ -53,10 +53,7 @@ describe('Prometheus scraping the metrics server', () => {
     metrics.workQueue.added('checkpointreplicasets');
     metrics.workQueue.depth('checkpointreplicasets', 4);
 
-    const byResult = await prometheus.waitFor(
-      'sum by (result, reason) (crs_restores_total{namespace="shop", name="web"})',
-      (r) => r.length === 2,
-    );
+    const byResult = await prometheus.waitFor('sum by (result, reason) (crs_restores_total{namespace="shop", name="web"})', (r) => r.length === 2);
     const value = (result: string) => byResult.find((s) => s.metric.result === result);
     expect(value('success')).toMatchObject({ metric: { reason: 'none' }, value: 2 });
     expect(value('failure')).toMatchObject({ metric: { reason: 'RestoreRace' }, value: 1 });

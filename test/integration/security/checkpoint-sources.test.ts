@@ -7,7 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RESTORE_INTO_NAMESPACES } from '../../../controller/api/labels.js';
-import { REPLICA_CHECKPOINT_NAME, SOURCE_IMAGE_FILE, dockerCheckpointDir, listCheckpointFiles, placeCheckpoint, type Marker } from '../../../controller/engine/checkpoint-placement.js';
+import {
+  REPLICA_CHECKPOINT_NAME,
+  SOURCE_IMAGE_FILE,
+  dockerCheckpointDir,
+  listCheckpointFiles,
+  placeCheckpoint,
+  type Marker,
+} from '../../../controller/engine/checkpoint-placement.js';
 import type { DockerEngine } from '../../../controller/engine/docker-engine.js';
 import { testbed } from '../testbed.js';
 import { NODE, containersOf, docker, makeSource, newEngine, removeOwner, specFor, uid, type Source } from '../engine/helpers.js';
@@ -34,7 +41,10 @@ afterAll(async () => {
   await engine?.close();
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   for (const u of owners) await removeOwner(bed, u);
-  await d.getContainer(source.id).remove({ force: true }).catch(() => undefined);
+  await d
+    .getContainer(source.id)
+    .remove({ force: true })
+    .catch(() => undefined);
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
 
@@ -165,12 +175,19 @@ describe('a source file swapped for a symlink to a host file during placement', 
   });
 });
 
-describe('the restore permission is the source container\'s, not its image\'s', () => {
+describe("the restore permission is the source container's, not its image's", () => {
   const image = 'crs-security-labelled-app:latest';
   const sources: string[] = [];
   afterAll(async () => {
-    for (const name of sources) await d.getContainer(name).remove({ force: true }).catch(() => undefined);
-    await d.getImage(image).remove({ force: true }).catch(() => undefined);
+    for (const name of sources)
+      await d
+        .getContainer(name)
+        .remove({ force: true })
+        .catch(() => undefined);
+    await d
+      .getImage(image)
+      .remove({ force: true })
+      .catch(() => undefined);
   });
 
   it('an image built with restore-into-namespaces=* opens none of its containers; only a label set on the container counts', async () => {
@@ -195,7 +212,9 @@ describe('the restore permission is the source container\'s, not its image\'s', 
     // The owner opts in on the container itself: that counts, for the namespaces listed only.
     sources.push('crs-security-own-label');
     const opted = await makeSource(bed, 'crs-security-own-label', 'team-x', 16, image);
-    await expect(engine.checkSource(owner('stranger'), { container: opted.name, name: opted.checkpoint })).rejects.toMatchObject({ code: 'CheckpointNotAllowed' });
+    await expect(engine.checkSource(owner('stranger'), { container: opted.name, name: opted.checkpoint })).rejects.toMatchObject({
+      code: 'CheckpointNotAllowed',
+    });
     const r = await engine.restoreReplica(specFor(opted, owner('team-x'), 'r1'), { timeoutMs: 60_000 });
     expect(r).toMatchObject({ ready: true, startMode: 'restore' });
   });
@@ -204,7 +223,10 @@ describe('the restore permission is the source container\'s, not its image\'s', 
 describe('a cold start runs only the image the checkpoint was taken in', () => {
   const privateImage = 'crs-security-private-app:latest';
   afterAll(async () => {
-    await d.getImage(privateImage).remove({ force: true }).catch(() => undefined);
+    await d
+      .getImage(privateImage)
+      .remove({ force: true })
+      .catch(() => undefined);
   });
 
   it("a tenant's ColdStart cannot run another image on the node (another tenant's private one), from a container or a path source", async () => {
@@ -228,8 +250,13 @@ describe('a cold start runs only the image the checkpoint was taken in', () => {
     const privateTemplate = { image: privateImage, command: ['/app'], env: [{ name: 'APP_MEMORY_MB', value: '1' }] };
 
     const fromContainer = await refusal(eng.coldStartReplica(specFor(source, o, 'c1', { template: privateTemplate }), { timeoutMs: 30_000 }));
-    expect(fromContainer).toMatchObject({ code: 'InvalidSpec', message: expect.stringContaining('a cold start may run only the image the checkpoint was taken in') });
-    const fromRecorded = await refusal(eng.coldStartReplica(specFor(source, o, 'c2', { template: privateTemplate, checkpoint: { path: recorded } }), { timeoutMs: 30_000 }));
+    expect(fromContainer).toMatchObject({
+      code: 'InvalidSpec',
+      message: expect.stringContaining('a cold start may run only the image the checkpoint was taken in'),
+    });
+    const fromRecorded = await refusal(
+      eng.coldStartReplica(specFor(source, o, 'c2', { template: privateTemplate, checkpoint: { path: recorded } }), { timeoutMs: 30_000 }),
+    );
     expect(fromRecorded.code).toBe('InvalidSpec');
     // A path source that records no image has no cold start at all, whatever the image.
     for (const template of [privateTemplate, { image: source.imageId }]) {
@@ -243,7 +270,9 @@ describe('a cold start runs only the image the checkpoint was taken in', () => {
     const ok2 = await eng.coldStartReplica(specFor(source, o, 'c5', { checkpoint: { path: recorded } }), { timeoutMs: 60_000 });
     expect([ok1.startMode, ok2.startMode]).toEqual(['cold', 'cold']);
     // And the record also stops a restore into a wrong image before any upload.
-    const wrong = await refusal(eng.restoreReplica(specFor(source, o, 'r1', { template: privateTemplate, checkpoint: { path: recorded } }), { timeoutMs: 30_000 }));
+    const wrong = await refusal(
+      eng.restoreReplica(specFor(source, o, 'r1', { template: privateTemplate, checkpoint: { path: recorded } }), { timeoutMs: 30_000 }),
+    );
     expect(wrong).toMatchObject({ code: 'InvalidSpec', message: expect.stringContaining('CRIU restores only into the same image') });
   });
 });

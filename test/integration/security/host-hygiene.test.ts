@@ -31,7 +31,10 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const u of owners) await removeOwner(bed, u);
   const { default: Docker } = await import('dockerode');
-  await new Docker({ socketPath: bed.dockerSocket }).getContainer(source.id).remove({ force: true }).catch(() => undefined);
+  await new Docker({ socketPath: bed.dockerSocket })
+    .getContainer(source.id)
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 async function freshHostTmp(): Promise<void> {
@@ -202,11 +205,14 @@ describe('planted markers that would block or flood a read', () => {
 });
 
 describe('a world-writable --containerd-tmp', () => {
-  it('the agent warns at start and exports crs_containerd_tmp_world_writable 1 (0 for the bed\'s root-only folder)', async () => {
+  it("the agent warns at start and exports crs_containerd_tmp_world_writable 1 (0 for the bed's root-only folder)", async () => {
     await freshHostTmp(); // 1777, like the host's /tmp
     const agents: RunningAgent[] = [];
     try {
-      for (const [containerdTmp, want] of [[hostTmp, 1], [bed.containerdTmp, 0]] as const) {
+      for (const [containerdTmp, want] of [
+        [hostTmp, 1],
+        [bed.containerdTmp, 0],
+      ] as const) {
         const nodeName = `hygiene-it-${want}`;
         const agent = await startAgent(bed, { nodeName, containerdTmp });
         agents.push(agent);

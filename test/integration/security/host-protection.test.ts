@@ -18,7 +18,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await engine?.close();
   for (const u of owners) await removeOwner(bed, u);
-  await d.getContainer(source.id).remove({ force: true }).catch(() => undefined);
+  await d
+    .getContainer(source.id)
+    .remove({ force: true })
+    .catch(() => undefined);
 });
 
 describe('--max-replicas-per-host', () => {

@@ -87,7 +87,10 @@ describe('secure metrics serving', () => {
     }
     expect((await get(`${agent!.metricsUrl}/healthz`)).status).toBe(200);
     // Plain HTTP is not served on the port at all.
-    const plain = await fetch(agent!.metricsUrl.replace('https:', 'http:') + '/metrics').then((r) => r.status, () => 'refused');
+    const plain = await fetch(agent!.metricsUrl.replace('https:', 'http:') + '/metrics').then(
+      (r) => r.status,
+      () => 'refused',
+    );
     expect(plain).not.toBe(200);
   });
 

@@ -80,8 +80,15 @@ afterAll(async () => {
   await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
   await k('delete', 'node', node).catch(() => undefined);
   const docker = dockerClient(bed);
-  for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace)) await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
-  await docker.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+  for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', namespace))
+    await docker
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
+  await docker
+    .getContainer(sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
   if (checkpointRoot) await fs.rm(checkpointRoot, { recursive: true, force: true });
 });
 

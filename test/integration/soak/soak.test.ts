@@ -43,7 +43,10 @@ describe('soak: the engine module', () => {
   });
   afterAll(async () => {
     await engine?.close();
-    await d.getContainer('crs-soak-src').remove({ force: true }).catch(() => undefined);
+    await d
+      .getContainer('crs-soak-src')
+      .remove({ force: true })
+      .catch(() => undefined);
   });
 
   it(`${CYCLES} restore/remove cycles of a tiny checkpoint: heap flat, no warning, no new handle, nothing left on disk`, async () => {
@@ -55,7 +58,9 @@ describe('soak: the engine module', () => {
     const before = leakProbe();
     const { result, warnings } = await collectWarnings(() => restoreRemoveCycles(engine, CYCLES, 10, specOf));
     const after = leakProbe();
-    log(`engine: ${CYCLES} cycles in ${result.seconds.toFixed(1)} s; heap after GC ${(before.heapBytes / MiB).toFixed(1)} -> ${(after.heapBytes / MiB).toFixed(1)} MiB; handles ${JSON.stringify(before.handles)} -> ${JSON.stringify(after.handles)}`);
+    log(
+      `engine: ${CYCLES} cycles in ${result.seconds.toFixed(1)} s; heap after GC ${(before.heapBytes / MiB).toFixed(1)} -> ${(after.heapBytes / MiB).toFixed(1)} MiB; handles ${JSON.stringify(before.handles)} -> ${JSON.stringify(after.handles)}`,
+    );
     // Under heavy load CRIU itself fails now and then ("criu failed: type NOTIFY errno 0", 7 in 1000
     // here with the machine's load average above 30): not a leak, and each such failure must still
     // clean up after itself, which the checks below prove. Anything else is a defect.
@@ -119,7 +124,10 @@ describe('soak: the agent', () => {
       departedNodeGraceSeconds: 60,
     };
     const stream = logStream;
-    agent = await startAgent(config, createLogger('info', (line) => stream.write(line + '\n')));
+    agent = await startAgent(
+      config,
+      createLogger('info', (line) => stream.write(line + '\n')),
+    );
     await agent.started;
   });
 
@@ -127,8 +135,15 @@ describe('soak: the agent', () => {
     await agent?.stop();
     logStream?.end();
     await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
-    for (const c of await containersWithLabel(bed, OWNER_NAMESPACE, namespace)) await d.getContainer(c.id).remove({ force: true }).catch(() => undefined);
-    await d.getContainer(sourceName).remove({ force: true }).catch(() => undefined);
+    for (const c of await containersWithLabel(bed, OWNER_NAMESPACE, namespace))
+      await d
+        .getContainer(c.id)
+        .remove({ force: true })
+        .catch(() => undefined);
+    await d
+      .getContainer(sourceName)
+      .remove({ force: true })
+      .catch(() => undefined);
   });
 
   function manifest(names: string[]): string {
@@ -176,7 +191,9 @@ describe('soak: the agent', () => {
     // Let the last deletions' stragglers (status writes, Events) settle before measuring.
     await new Promise((r) => setTimeout(r, 3000));
     const after = leakProbe();
-    log(`agent: ${RESOURCES} resources in ${((performance.now() - t0) / 1000).toFixed(1)} s; heap after GC ${(before.heapBytes / MiB).toFixed(1)} -> ${(after.heapBytes / MiB).toFixed(1)} MiB; handles ${JSON.stringify(before.handles)} -> ${JSON.stringify(after.handles)}`);
+    log(
+      `agent: ${RESOURCES} resources in ${((performance.now() - t0) / 1000).toFixed(1)} s; heap after GC ${(before.heapBytes / MiB).toFixed(1)} -> ${(after.heapBytes / MiB).toFixed(1)} MiB; handles ${JSON.stringify(before.handles)} -> ${JSON.stringify(after.handles)}`,
+    );
     expect(warnings).toEqual([]);
     expect(await fs.readFile(logFile, 'utf8')).not.toMatch(/MaxListenersExceededWarning|memory leak detected/);
     // Measured: +0.4 to +0.9 MiB over 80 resources, +1.7 MiB over 200; a heap snapshot diff over 80

@@ -70,17 +70,27 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   const logFile = path.join(logDir, `agent-${options.nodeName}-${Date.now()}.log`);
   const args = [
     ...agentEntry(bed.repoRoot),
-    '--kubeconfig', options.kubeconfig ?? bed.kubeconfig,
-    '--node-name', options.nodeName,
-    '--docker-socket', options.dockerSocket ?? bed.dockerSocket,
-    '--docker-root', bed.dockerRoot,
-    '--containerd-tmp', options.containerdTmp ?? bed.containerdTmp,
-    '--metrics-address', `127.0.0.1:${port}`,
-    '--max-concurrent-restores', String(options.maxConcurrentRestores ?? 10),
-    '--log-level', options.logLevel ?? 'debug',
-    '--resync-seconds', String(options.resyncSeconds ?? 30),
+    '--kubeconfig',
+    options.kubeconfig ?? bed.kubeconfig,
+    '--node-name',
+    options.nodeName,
+    '--docker-socket',
+    options.dockerSocket ?? bed.dockerSocket,
+    '--docker-root',
+    bed.dockerRoot,
+    '--containerd-tmp',
+    options.containerdTmp ?? bed.containerdTmp,
+    '--metrics-address',
+    `127.0.0.1:${port}`,
+    '--max-concurrent-restores',
+    String(options.maxConcurrentRestores ?? 10),
+    '--log-level',
+    options.logLevel ?? 'debug',
+    '--resync-seconds',
+    String(options.resyncSeconds ?? 30),
   ];
-  if (options.secureMetrics) args.push('--metrics-secure', 'true', '--metrics-cert-file', options.secureMetrics.certFile, '--metrics-key-file', options.secureMetrics.keyFile);
+  if (options.secureMetrics)
+    args.push('--metrics-secure', 'true', '--metrics-cert-file', options.secureMetrics.certFile, '--metrics-key-file', options.secureMetrics.keyFile);
   else args.push('--metrics-secure', 'false');
   if (options.namespace) args.push('--namespace', options.namespace);
   args.push(...(options.args ?? []));
@@ -105,7 +115,10 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         if (child.exitCode !== null) throw new Error(`agent exited with ${child.exitCode} before ready; see ${logFile}`);
-        const ok = await fetch(`${metricsUrl}/readyz`).then((r) => r.ok, () => false);
+        const ok = await fetch(`${metricsUrl}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (ok) return;
         if (Date.now() > deadline) throw new Error(`agent not ready within ${timeoutMs} ms; see ${logFile}`);
         await new Promise((r) => setTimeout(r, 200));
@@ -162,4 +175,3 @@ export async function serviceAccountKubeconfig(bed: Testbed, run: (...args: stri
   );
   return file;
 }
-

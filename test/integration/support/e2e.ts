@@ -41,7 +41,13 @@ export async function cleanUpRun(bed: Testbed, k: Kubectl, run: E2eRun, agent: R
   if (run.node) await k('delete', 'node', run.node).catch(() => undefined);
   const docker = dockerClient(bed);
   for (const c of await containersWithLabel(bed, 'checkpoint.dev/owner-namespace', run.namespace)) {
-    await docker.getContainer(c.id).remove({ force: true }).catch(() => undefined);
+    await docker
+      .getContainer(c.id)
+      .remove({ force: true })
+      .catch(() => undefined);
   }
-  await docker.getContainer(run.sourceName).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(run.sourceName)
+    .remove({ force: true })
+    .catch(() => undefined);
 }

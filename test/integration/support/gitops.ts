@@ -5,7 +5,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { Testbed } from '../testbed.js';
 
-export interface Health {
+interface Health {
   status: string;
   message: string;
 }

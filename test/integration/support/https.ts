@@ -41,7 +41,11 @@ export function httpsGet(url: string, options: HttpsGetOptions = {}): Promise<Ht
  * kustomization binds Prometheus. Returns the token and a file holding it (for Prometheus); the
  * ClusterRoleBinding is named `crs-scraper-<namespace>` (delete it after the run).
  */
-export async function metricsReaderToken(bed: Testbed, run: (...args: string[]) => Promise<string>, namespace: string): Promise<{ token: string; file: string; binding: string }> {
+export async function metricsReaderToken(
+  bed: Testbed,
+  run: (...args: string[]) => Promise<string>,
+  namespace: string,
+): Promise<{ token: string; file: string; binding: string }> {
   await run('apply', '--server-side', '--force-conflicts', '-f', path.join(bed.repoRoot, 'manifests/metrics-reader-clusterrole.yaml'));
   await run('-n', namespace, 'create', 'serviceaccount', 'crs-scraper');
   const binding = `crs-scraper-${namespace}`;

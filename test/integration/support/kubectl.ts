@@ -20,7 +20,7 @@ export function kubectl(bed: Testbed): Kubectl {
       return (await run(bed.kubectl, args, { env, maxBuffer: 64 << 20 })).stdout;
     } catch (err) {
       const e = err as { stderr?: string; message: string };
-      throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+      throw new Error(`kubectl ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`, { cause: err });
     }
   };
   const apply = (manifest: string, ...args: string[]): Promise<string> =>
@@ -44,4 +44,3 @@ export async function installCrd(bed: Testbed): Promise<void> {
   await k('apply', '--server-side', '--force-conflicts', '--field-manager=crs-tests', '-f', file);
   await k('wait', '--for=condition=Established', 'crd/checkpointreplicasets.checkpoint.dev', '--timeout=60s');
 }
-

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 
-export interface ScrapeJob {
+interface ScrapeJob {
   /** The `job` label, e.g. "crs-agent" (what manifests/monitoring/alerts.rules.yaml selects on). */
   job: string;
   /** host:port of each target. */
@@ -42,7 +42,7 @@ export interface StartPrometheusOptions {
   startTimeoutMs?: number;
 }
 
-export interface PromSample {
+interface PromSample {
   metric: Record<string, string>;
   value: number;
 }
@@ -64,7 +64,7 @@ export interface RunningPrometheus {
   stop(): Promise<void>;
 }
 
-export class PrometheusError extends Error {
+class PrometheusError extends Error {
   override readonly name = 'PrometheusError';
   constructor(
     readonly code: 'NotInstalled' | 'StartFailed' | 'QueryFailed' | 'Timeout',
@@ -86,7 +86,12 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
       job_name: job.job,
       metrics_path: job.metricsPath ?? '/metrics',
       static_configs: [{ targets: job.targets, labels: job.labels ?? {} }],
-      ...(job.https ? { scheme: 'https', tls_config: 'caFile' in job.https ? { ca_file: job.https.caFile, server_name: job.https.serverName } : { insecure_skip_verify: true } } : {}),
+      ...(job.https
+        ? {
+            scheme: 'https',
+            tls_config: 'caFile' in job.https ? { ca_file: job.https.caFile, server_name: job.https.serverName } : { insecure_skip_verify: true },
+          }
+        : {}),
       ...(job.bearerTokenFile ? { authorization: { type: 'Bearer', credentials_file: job.bearerTokenFile } } : {}),
     })),
   };
@@ -144,7 +149,13 @@ async function launch(options: StartPrometheusOptions, configFile: string, dataD
       );
     }
     if (typeof early === 'string') throw new PrometheusError('StartFailed', `prometheus ${early} before it was ready:\n${stderr}`);
-    if (await fetch(`${url}/-/ready`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${url}/-/ready`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (Date.now() > deadline) {
       await terminate(child, exited);
       throw new PrometheusError('Timeout', `prometheus was not ready at ${url} within ${options.startTimeoutMs ?? 30_000} ms:\n${stderr}`);
@@ -153,7 +164,7 @@ async function launch(options: StartPrometheusOptions, configFile: string, dataD
 
   let stopping: Promise<void> | undefined;
   const query = async (promql: string): Promise<PromSample[]> => {
-    const res = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: promql })}`);
+    const res = await fetch(`${url}/api/v1/query?${new URLSearchParams({ query: promql }).toString()}`);
     const body = (await res.json()) as PromResponse;
     if (body.status !== 'success' || !body.data) {
       throw new PrometheusError('QueryFailed', `query ${JSON.stringify(promql)}: HTTP ${res.status} ${body.errorType ?? ''} ${body.error ?? ''}`.trim());
@@ -168,7 +179,7 @@ async function launch(options: StartPrometheusOptions, configFile: string, dataD
     log: () => stderr,
     async waitFor(promql, accept, timeoutMs = 30_000) {
       const until = Date.now() + timeoutMs;
-      let last: PromSample[] = [];
+      let last: PromSample[];
       for (;;) {
         last = await query(promql);
         if (accept(last)) return last;

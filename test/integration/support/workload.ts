@@ -49,7 +49,10 @@ export function sampleResource(bed: Testbed, o: SampleResourceOptions): string {
 /** Creates (replacing any of that name) and checkpoints a source container; returns its id. */
 export async function checkpointedSource(bed: Testbed, options: SourceOptions): Promise<string> {
   const docker = dockerClient(bed);
-  await docker.getContainer(options.containerName).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(options.containerName)
+    .remove({ force: true })
+    .catch(() => undefined);
   const source = await docker.createContainer({
     name: options.containerName,
     Image: bed.sampleImage,
@@ -120,7 +123,7 @@ export interface DockerEvent {
 }
 
 /** Follows Docker's event stream with these filters, one parsed event at a time; stop() ends it. */
-export async function followEvents(bed: Testbed, filters: Record<string, string[]>, onEvent: (event: DockerEvent) => void): Promise<{ stop(): void }> {
+export async function followEvents(bed: Testbed, filters: Record<string, string[]>, onEvent: (event: DockerEvent) => void): Promise<{ stop: () => void }> {
   const stream = (await dockerClient(bed).getEvents({ filters })) as NodeJS.ReadableStream & { destroy(): void };
   let buffer = '';
   stream.on('data', (chunk: Buffer) => {

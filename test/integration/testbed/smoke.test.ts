@@ -46,9 +46,7 @@ describe('kube-apiserver', () => {
     const apis = await run(bed.kubectl, ['api-versions'], { env });
     expect(apis.stdout.split('\n')).toContain('rbac.authorization.k8s.io/v1');
     // An identity with no bindings is refused: authorization is really on.
-    const denied = await run(bed.kubectl, ['auth', 'can-i', 'list', 'secrets', '--as', 'nobody'], { env }).catch(
-      (err: { stdout: string }) => err,
-    );
+    const denied = await run(bed.kubectl, ['auth', 'can-i', 'list', 'secrets', '--as', 'nobody'], { env }).catch((err: { stdout: string }) => err);
     expect(denied.stdout.trim()).toBe('no');
   });
 });
@@ -58,7 +56,11 @@ describe('Docker engine with CRIU', () => {
   const created: string[] = [];
 
   afterAll(async () => {
-    for (const id of created) await docker.getContainer(id).remove({ force: true }).catch(() => undefined);
+    for (const id of created)
+      await docker
+        .getContainer(id)
+        .remove({ force: true })
+        .catch(() => undefined);
   });
 
   it('answers a ping on the project socket, with experimental features on', async () => {

@@ -22,8 +22,8 @@ describe('API reference', () => {
   });
 
   it('-o wide adds nodes, checkpoint source and image (priority 1), after the default columns', () => {
-    const columns = (buildCrd() as { spec: { versions: Array<{ additionalPrinterColumns: Array<{ name: string; priority?: number }> }> } })
-      .spec.versions[0]!.additionalPrinterColumns;
+    const columns = (buildCrd() as { spec: { versions: Array<{ additionalPrinterColumns: Array<{ name: string; priority?: number }> }> } }).spec.versions[0]!
+      .additionalPrinterColumns;
     expect(columns.filter((c) => c.priority === 1).map((c) => c.name)).toEqual(['Nodes', 'Container', 'Checkpoint', 'Path', 'Image']);
     expect(WIDE_COLUMNS.every((c) => c.description.length > 0)).toBe(true);
   });

@@ -1,13 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  conditionStatus,
-  findCondition,
-  isFalse,
-  isTrue,
-  kubeTime,
-  removeCondition,
-  setCondition,
-} from '../../../controller/api/conditions.js';
+import { conditionStatus, findCondition, isFalse, isTrue, kubeTime, removeCondition, setCondition } from '../../../controller/api/conditions.js';
 import type { Condition } from '../../../controller/api/types.js';
 
 const t0 = new Date('2026-01-02T03:04:05.678Z');
@@ -25,25 +17,17 @@ const ready: Condition = {
 describe('setCondition', () => {
   it('adds a new condition stamped with now, in whole seconds', () => {
     const next = setCondition(undefined, { type: 'Ready', status: 'True', reason: 'AllReady', message: 'ok' }, t0);
-    expect(next).toEqual([
-      { type: 'Ready', status: 'True', reason: 'AllReady', message: 'ok', lastTransitionTime: '2026-01-02T03:04:05Z' },
-    ]);
+    expect(next).toEqual([{ type: 'Ready', status: 'True', reason: 'AllReady', message: 'ok', lastTransitionTime: '2026-01-02T03:04:05Z' }]);
   });
 
   it('keeps lastTransitionTime when status does not change, but takes the new reason and message', () => {
-    const next = setCondition(
-      [ready],
-      { type: 'Ready', status: 'False', reason: 'Restoring', message: '30 of 45 ready', observedGeneration: 2 },
-      t1,
-    );
+    const next = setCondition([ready], { type: 'Ready', status: 'False', reason: 'Restoring', message: '30 of 45 ready', observedGeneration: 2 }, t1);
     expect(next).toEqual([{ ...ready, message: '30 of 45 ready', observedGeneration: 2 }]);
   });
 
   it('moves lastTransitionTime when status changes', () => {
     const next = setCondition([ready], { type: 'Ready', status: 'True', reason: 'AllReady', message: '45 of 45' }, t1);
-    expect(next).toEqual([
-      { type: 'Ready', status: 'True', reason: 'AllReady', message: '45 of 45', lastTransitionTime: '2026-01-02T03:09:00Z' },
-    ]);
+    expect(next).toEqual([{ type: 'Ready', status: 'True', reason: 'AllReady', message: '45 of 45', lastTransitionTime: '2026-01-02T03:09:00Z' }]);
   });
 
   it('returns the very same array when nothing changes, so callers can skip the status write', () => {

@@ -89,10 +89,7 @@ describe('the CRD built from it', () => {
         labelSelectorPath: '.status.selector',
       },
     });
-    const columns = (version?.additionalPrinterColumns as { name: string; jsonPath: string }[]).map((c) => [
-      c.name,
-      c.jsonPath,
-    ]);
+    const columns = (version?.additionalPrinterColumns as { name: string; jsonPath: string }[]).map((c) => [c.name, c.jsonPath]);
     expect(columns).toEqual([
       ['Desired', '.spec.replicas'],
       ['Ready', '.status.readyReplicas'],

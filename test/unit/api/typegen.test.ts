@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { TypegenError, renderTypes } from '../../../controller/api/typegen.js';
 import type { SchemaNode } from '../../../controller/api/schema.js';
 
-
 describe('renderTypes', () => {
   it('makes required and defaulted properties present, others optional, and honours x-ts-* keys', () => {
     const out = renderTypes({

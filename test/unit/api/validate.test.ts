@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  InvalidSpecError,
-  assertValidSpec,
-  canonicalJson,
-  templateHash,
-  validateSpec,
-} from '../../../controller/api/validate.js';
+import { InvalidSpecError, assertValidSpec, canonicalJson, templateHash, validateSpec } from '../../../controller/api/validate.js';
 import type { CheckpointReplicaSetSpec } from '../../../controller/api/types.js';
 
 function spec(overrides: Partial<CheckpointReplicaSetSpec> = {}): CheckpointReplicaSetSpec {
@@ -31,7 +25,13 @@ describe('validateSpec', () => {
   });
 
   it.each<[string, Partial<CheckpointReplicaSetSpec>, { checkpointRoot?: string; hostCpus?: number; requireMemoryLimit?: boolean }, string, string]>([
-    ['no memory limit where the operator requires one', { template: { image: 'i' } }, { ...agent, requireMemoryLimit: true }, 'spec.template.resources.limits.memory', 'Required'],
+    [
+      'no memory limit where the operator requires one',
+      { template: { image: 'i' } },
+      { ...agent, requireMemoryLimit: true },
+      'spec.template.resources.limits.memory',
+      'Required',
+    ],
     ['both sources', { checkpoint: { container: 'a', name: 'w', path: '/var/lib/crs/checkpoints/x' } }, agent, 'spec.checkpoint', 'Forbidden'],
     ['no source', { checkpoint: {} }, agent, 'spec.checkpoint', 'Required'],
     ['container without name', { checkpoint: { container: 'a' } }, agent, 'spec.checkpoint.name', 'Required'],
@@ -42,13 +42,43 @@ describe('validateSpec', () => {
     ['path equal to the root', { checkpoint: { path: '/var/lib/crs/checkpoints/' } }, agent, 'spec.checkpoint.path', 'Forbidden'],
     ['path without a checkpoint root', { checkpoint: { path: '/var/lib/crs/checkpoints/x' } }, {}, 'spec.checkpoint.path', 'Forbidden'],
     ['empty image', { template: { image: ' ' } }, agent, 'spec.template.image', 'Required'],
-    ['reserved label', { template: { image: 'i', labels: { 'checkpoint.dev/owner-uid': 'x' } } }, agent, 'spec.template.labels[checkpoint.dev/owner-uid]', 'Forbidden'],
-    ['memory below Docker minimum', { template: { image: 'i', resources: { limits: { memory: '4Mi' } } } }, agent, 'spec.template.resources.limits.memory', 'OutOfRange'],
-    ['memory not a quantity', { template: { image: 'i', resources: { limits: { memory: 'lots' } } } }, agent, 'spec.template.resources.limits.memory', 'Invalid'],
+    [
+      'reserved label',
+      { template: { image: 'i', labels: { 'checkpoint.dev/owner-uid': 'x' } } },
+      agent,
+      'spec.template.labels[checkpoint.dev/owner-uid]',
+      'Forbidden',
+    ],
+    [
+      'memory below Docker minimum',
+      { template: { image: 'i', resources: { limits: { memory: '4Mi' } } } },
+      agent,
+      'spec.template.resources.limits.memory',
+      'OutOfRange',
+    ],
+    [
+      'memory not a quantity',
+      { template: { image: 'i', resources: { limits: { memory: 'lots' } } } },
+      agent,
+      'spec.template.resources.limits.memory',
+      'Invalid',
+    ],
     ['cpu above the host', { template: { image: 'i', resources: { limits: { cpu: '2500m' } } } }, agent, 'spec.template.resources.limits.cpu', 'OutOfRange'],
     ['cpu below Docker minimum', { template: { image: 'i', resources: { limits: { cpu: '5m' } } } }, agent, 'spec.template.resources.limits.cpu', 'OutOfRange'],
-    ['maxConcurrent 11', { restore: { maxConcurrent: 11, timeoutSeconds: 120, maxAttempts: 5, fallback: 'None' } }, agent, 'spec.restore.maxConcurrent', 'OutOfRange'],
-    ['maxConcurrent 0', { restore: { maxConcurrent: 0, timeoutSeconds: 120, maxAttempts: 5, fallback: 'None' } }, agent, 'spec.restore.maxConcurrent', 'OutOfRange'],
+    [
+      'maxConcurrent 11',
+      { restore: { maxConcurrent: 11, timeoutSeconds: 120, maxAttempts: 5, fallback: 'None' } },
+      agent,
+      'spec.restore.maxConcurrent',
+      'OutOfRange',
+    ],
+    [
+      'maxConcurrent 0',
+      { restore: { maxConcurrent: 0, timeoutSeconds: 120, maxAttempts: 5, fallback: 'None' } },
+      agent,
+      'spec.restore.maxConcurrent',
+      'OutOfRange',
+    ],
     ['timeout 0', { restore: { maxConcurrent: 1, timeoutSeconds: 0, maxAttempts: 5, fallback: 'None' } }, agent, 'spec.restore.timeoutSeconds', 'OutOfRange'],
     ['no attempts', { restore: { maxConcurrent: 1, timeoutSeconds: 1, maxAttempts: 0, fallback: 'None' } }, agent, 'spec.restore.maxAttempts', 'OutOfRange'],
     ['negative replicas', { replicas: -1 }, agent, 'spec.replicas', 'OutOfRange'],
@@ -69,11 +99,7 @@ describe('validateSpec', () => {
       checkpoint: { container: 'a' },
       template: { image: '', resources: { limits: { memory: '1Ki' } } },
     });
-    expect(validateSpec(bad, agent).map((p) => p.field)).toEqual([
-      'spec.checkpoint.name',
-      'spec.template.image',
-      'spec.template.resources.limits.memory',
-    ]);
+    expect(validateSpec(bad, agent).map((p) => p.field)).toEqual(['spec.checkpoint.name', 'spec.template.image', 'spec.template.resources.limits.memory']);
     try {
       assertValidSpec(bad, agent);
       expect.unreachable('assertValidSpec accepted a bad spec');

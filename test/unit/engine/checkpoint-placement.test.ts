@@ -52,7 +52,9 @@ describe('resolvePathSource: a namespace reads only under <root>/<namespace>/', 
   it("refuses another namespace's folder and the root itself, naming the folder the namespace may use", async () => {
     await makeCheckpoint(path.join(root, 'other', 'app', 'v1'));
     expect(await code(resolvePathSource(path.join(root, 'other', 'app', 'v1'), root, ns))).toBe('CheckpointNotAllowed');
-    await expect(resolvePathSource(path.join(root, 'other', 'app', 'v1'), root, ns)).rejects.toThrow(`checkpoints of namespace ns are read only under ${root}/ns/`);
+    await expect(resolvePathSource(path.join(root, 'other', 'app', 'v1'), root, ns)).rejects.toThrow(
+      `checkpoints of namespace ns are read only under ${root}/ns/`,
+    );
     await makeCheckpoint(path.join(root, 'flat'));
     expect(await code(resolvePathSource(path.join(root, 'flat'), root, ns))).toBe('CheckpointNotAllowed');
     expect(await code(resolvePathSource(path.join(root, 'ns'), root, ns))).toBe('CheckpointNotAllowed');

@@ -23,7 +23,10 @@ describe('engine options', () => {
     expect(() => new DockerEngine({ ...base, node: '' })).toThrow(/^node: /);
   });
   it('createDockerEngine refuses a data root that is not Docker-shaped', async () => {
-    await expect(createDockerEngine({ ...base, dockerRoot: '/nonexistent-crs-root' })).rejects.toMatchObject({ code: 'InvalidSpec', message: expect.stringMatching(/^dockerRoot: /) });
+    await expect(createDockerEngine({ ...base, dockerRoot: '/nonexistent-crs-root' })).rejects.toMatchObject({
+      code: 'InvalidSpec',
+      message: expect.stringMatching(/^dockerRoot: /),
+    });
   });
   it('a restore needs a positive timeout', async () => {
     const engine = new DockerEngine(base);

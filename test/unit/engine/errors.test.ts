@@ -17,7 +17,10 @@ const ctx = { operation: 'restore of default/web replica a1 (attempt 1)', image:
 const FIXTURES: { name: string; err: unknown; reason: string }[] = [
   {
     name: 'concurrent restores of identical copies (containerd content store race)',
-    err: dockerError(500, 'failed to upload checkpoint to containerd: commit failed: content sha256:f99ffac2730a59773400d8ee60ca882d82c741bf01cb69155892c8919ab7f9f9: already exists'),
+    err: dockerError(
+      500,
+      'failed to upload checkpoint to containerd: commit failed: content sha256:f99ffac2730a59773400d8ee60ca882d82c741bf01cb69155892c8919ab7f9f9: already exists',
+    ),
     reason: 'RestoreRace',
   },
   {
@@ -44,7 +47,10 @@ const FIXTURES: { name: string; err: unknown; reason: string }[] = [
   },
   {
     name: 'an empty checkpoint folder',
-    err: dockerError(400, 'OCI runtime restore failed: open /var/lib/crs-docker/containerd-tmp/ctrd-checkpoint3526407592/descriptors.json: no such file or directory: unknown'),
+    err: dockerError(
+      400,
+      'OCI runtime restore failed: open /var/lib/crs-docker/containerd-tmp/ctrd-checkpoint3526407592/descriptors.json: no such file or directory: unknown',
+    ),
     reason: 'CriuFailed',
   },
   {
@@ -55,19 +61,30 @@ const FIXTURES: { name: string; err: unknown; reason: string }[] = [
     ),
     reason: 'NameConflict',
   },
-  { name: 'invalid container name', err: dockerError(400, 'Invalid container name (Bad Name!), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'), reason: 'InvalidSpec' },
+  {
+    name: 'invalid container name',
+    err: dockerError(400, 'Invalid container name (Bad Name!), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'),
+    reason: 'InvalidSpec',
+  },
   {
     name: 'the deprecated start body (dockerode start({checkpoint}))',
     err: dockerError(400, 'starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24'),
     reason: 'InvalidSpec',
   },
-  { name: 'socket missing (engine not started)', err: systemError('ENOENT', 'connect', 'connect ENOENT /run/crs-docker/nope.sock'), reason: 'EngineUnavailable' },
+  {
+    name: 'socket missing (engine not started)',
+    err: systemError('ENOENT', 'connect', 'connect ENOENT /run/crs-docker/nope.sock'),
+    reason: 'EngineUnavailable',
+  },
   { name: 'engine gone mid-request', err: Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), reason: 'EngineUnavailable' },
   { name: 'socket refuses', err: systemError('ECONNREFUSED', 'connect', 'connect ECONNREFUSED /run/crs-docker/docker.sock'), reason: 'EngineUnavailable' },
   { name: 'full disk while writing a copy', err: systemError('ENOSPC', 'write', 'ENOSPC: no space left on device, write'), reason: 'DiskFull' },
   {
     name: 'full disk inside Docker (ENVIRONMENT.md, 398 leaked restores)',
-    err: dockerError(500, 'failed to upload checkpoint to containerd: write /var/lib/crs-docker/containerd/daemon/io.containerd.content.v1.content/ingest/x/data: no space left on device'),
+    err: dockerError(
+      500,
+      'failed to upload checkpoint to containerd: write /var/lib/crs-docker/containerd/daemon/io.containerd.content.v1.content/ingest/x/data: no space left on device',
+    ),
     reason: 'DiskFull',
   },
   { name: 'Docker 1.13 over containerd limit (moby 29369)', err: dockerError(500, 'context deadline exceeded'), reason: 'RestoreTimeout' },

@@ -24,7 +24,7 @@ describe('parseEventLine', () => {
       ownerName: 'web',
       replicaId: '3',
       detail: '137',
-      at: new Date(1796282796218.4787),
+      at: new Date(1796282796218.478),
     });
   });
 

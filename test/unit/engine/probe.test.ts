@@ -85,7 +85,14 @@ describe('template.ports', () => {
     replicaId: 'r7',
     attempt: 1,
     templateHash: 'abc123',
-    template: { image: 'img', ports: [{ containerPort: 8080, protocol: 'TCP', name: 'http' }, { containerPort: 53, protocol: 'UDP' }], ...over },
+    template: {
+      image: 'img',
+      ports: [
+        { containerPort: 8080, protocol: 'TCP', name: 'http' },
+        { containerPort: 53, protocol: 'UDP' },
+      ],
+      ...over,
+    },
     checkpoint: { container: 'src', name: 'warm' },
   });
 

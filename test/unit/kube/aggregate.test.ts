@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  aggregateConditions,
-  mergeNodeStatus,
-  removeNodeStatus,
-  sameStatus,
-  selectorFor,
-} from '../../../controller/kube/aggregate.js';
+import { aggregateConditions, mergeNodeStatus, removeNodeStatus, sameStatus, selectorFor } from '../../../controller/kube/aggregate.js';
 import type { CheckpointReplicaSetStatus, Condition, NodeStatus } from '../../../controller/api/types.js';
 
 const T0 = new Date('2025-01-01T00:00:00Z');
@@ -29,11 +23,7 @@ function entry(node: string, counts: Partial<NodeStatus> = {}, conditions?: Cond
   };
 }
 
-const readyConds = [
-  cond('Ready', 'True', 'AllReplicasReady'),
-  cond('Progressing', 'False', 'Converged'),
-  cond('Degraded', 'False', 'AsExpected'),
-];
+const readyConds = [cond('Ready', 'True', 'AllReplicasReady'), cond('Progressing', 'False', 'Converged'), cond('Degraded', 'False', 'AsExpected')];
 
 function top(status: CheckpointReplicaSetStatus, type: Condition['type']) {
   return status.conditions?.find((c) => c.type === type);
@@ -45,12 +35,7 @@ describe('mergeNodeStatus', () => {
     const current: CheckpointReplicaSetStatus = {
       nodes: [entry('node-a', { replicas: 1 }), other],
     };
-    const next = mergeNodeStatus(
-      current,
-      entry('node-a', { replicas: 12, readyReplicas: 10, restoringReplicas: 1, failedReplicas: 1 }),
-      obj,
-      T0,
-    );
+    const next = mergeNodeStatus(current, entry('node-a', { replicas: 12, readyReplicas: 10, restoringReplicas: 1, failedReplicas: 1 }), obj, T0);
     expect(next.nodes?.map((n) => n.node)).toEqual(['node-a', 'node-b']);
     expect(next.nodes?.[1]).toBe(other);
     expect(next.nodes?.[0]).toMatchObject({ replicas: 12, readyReplicas: 10, lastUpdateTime: '2025-01-01T00:00:00Z' });
@@ -93,12 +78,7 @@ describe('mergeNodeStatus', () => {
   });
 
   it('sets observedGeneration to the lowest generation any node has observed', () => {
-    const s = mergeNodeStatus(
-      { nodes: [{ ...entry('node-b'), observedGeneration: 2 }] },
-      entry('node-a'),
-      obj,
-      T0,
-    );
+    const s = mergeNodeStatus({ nodes: [{ ...entry('node-b'), observedGeneration: 2 }] }, entry('node-a'), obj, T0);
     expect(s.observedGeneration).toBe(2);
     expect(removeNodeStatus(s, 'node-b', obj, T0).observedGeneration).toBe(3);
   });
@@ -117,12 +97,7 @@ describe('mergeNodeStatus', () => {
 
 describe('aggregateConditions', () => {
   it('Ready True only when every node is Ready True at the current generation', () => {
-    const list = aggregateConditions(
-      undefined,
-      [entry('b', { readyReplicas: 2 }, readyConds), entry('a', { readyReplicas: 3 }, readyConds)],
-      3,
-      T0,
-    );
+    const list = aggregateConditions(undefined, [entry('b', { readyReplicas: 2 }, readyConds), entry('a', { readyReplicas: 3 }, readyConds)], 3, T0);
     expect(list.find((c) => c.type === 'Ready')).toMatchObject({
       status: 'True',
       reason: 'AllNodesReady',

@@ -21,7 +21,17 @@ describe('toApiError', () => {
 
   it('classifies every status family', () => {
     expect([404, 409, 410, 401, 403, 400, 422, 429, 500, 503, 418].map(codeForStatus)).toEqual([
-      'NotFound', 'Conflict', 'Gone', 'Forbidden', 'Forbidden', 'Invalid', 'Invalid', 'Unavailable', 'Unavailable', 'Unavailable', 'Unknown',
+      'NotFound',
+      'Conflict',
+      'Gone',
+      'Forbidden',
+      'Forbidden',
+      'Invalid',
+      'Invalid',
+      'Unavailable',
+      'Unavailable',
+      'Unavailable',
+      'Unknown',
     ]);
   });
 

@@ -157,7 +157,16 @@ describe('EventAggregator', () => {
     const clock = new ManualClock();
     const warnings: string[] = [];
     const logger = { debug: () => undefined, info: () => undefined, warn: (msg: string) => warnings.push(msg), error: () => undefined, with: () => logger };
-    const recorder = new KubeEventRecorder({ sink: new FakeSink(), node: 'node-a', clock, burst: 1, refillMs: 3_600_000, maxEntries: 100, maxBacklog: 100_000, logger });
+    const recorder = new KubeEventRecorder({
+      sink: new FakeSink(),
+      node: 'node-a',
+      clock,
+      burst: 1,
+      refillMs: 3_600_000,
+      maxEntries: 100,
+      maxBacklog: 100_000,
+      logger,
+    });
     // 5000 resources, each refused once after its burst and never heard of again (deleted).
     for (let i = 0; i < 5000; i++) {
       const r = { ...ref, name: `gone-${i}`, uid: `uid-${i}` };

@@ -133,7 +133,10 @@ export class FakeCrsStore implements CrsClient {
 
 /** Enough of RFC 6902 for finalizer patches: add/replace/remove/test on object paths and array indexes. */
 function applyOp(doc: Record<string, unknown>, op: JsonPatchOp): void {
-  const parts = op.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = op.path
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   const last = parts.pop() as string;
   let parent: unknown = doc;
   for (const p of parts) {

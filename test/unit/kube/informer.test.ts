@@ -121,7 +121,12 @@ describe('ResilientInformer', () => {
     expect(t.events).toEqual(['add a@10', 'add b@11']);
     expect(t.watch.opened).toHaveLength(1);
     expect(t.watch.current.params).toMatchObject({ resourceVersion: '100', timeoutSeconds: 60, allowWatchBookmarks: true });
-    expect(t.informer.list().map((o) => o.metadata.name).sort()).toEqual(['a', 'b']);
+    expect(
+      t.informer
+        .list()
+        .map((o) => o.metadata.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
     await t.informer.stop();
   });
 

@@ -30,7 +30,9 @@ async function fakeApiserver(users: Record<string, string>, allowed: string[], h
       calls.push({ path: req.url ?? '', body, auth: req.headers.authorization });
       if (hang) return;
       const status = req.url?.includes('tokenreviews')
-        ? users[body.spec.token ?? ''] ? { authenticated: true, user: { username: users[body.spec.token ?? ''], groups: ['g'] } } : { authenticated: false }
+        ? users[body.spec.token ?? '']
+          ? { authenticated: true, user: { username: users[body.spec.token ?? ''], groups: ['g'] } }
+          : { authenticated: false }
         : { allowed: allowed.includes(body.spec.user ?? '') };
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ status }));

@@ -196,7 +196,7 @@ describe('StatusWriter', () => {
     expect(store.statusWrites).toBe(2);
   });
 
-  it('names a long node\'s field manager within the apiserver\'s 128 characters, distinctly', () => {
+  it("names a long node's field manager within the apiserver's 128 characters, distinctly", () => {
     const long = 'n'.repeat(200);
     expect(entryFieldManager('node-a')).toBe('crs-agent/node-a');
     expect(entryFieldManager(long).length).toBeLessThanOrEqual(128);
@@ -205,15 +205,13 @@ describe('StatusWriter', () => {
 
   it('rejects an entry for another node or with bad counts, naming the field', async () => {
     const { ref, writer } = setup('node-a');
-    await expect(writer.report(ref, entry('node-b', 1))).rejects.toThrow(
-      /node must be this agent's node "node-a", got "node-b"/,
-    );
+    await expect(writer.report(ref, entry('node-b', 1))).rejects.toThrow(/node must be this agent's node "node-a", got "node-b"/);
     await expect(writer.report(ref, { ...entry('node-a', 1), readyReplicas: -1 })).rejects.toBeInstanceOf(InvalidNodeStatusError);
     await expect(writer.report(ref, { ...entry('node-a', 1), replicas: 1.5 })).rejects.toThrow(/replicas must be an integer >= 0, got 1.5/);
     await expect(writer.report({ ...ref, uid: '' }, entry('node-a', 1))).rejects.toThrow(/ref.uid must be a non-empty string/);
-    await expect(
-      writer.report(ref, { ...entry('node-a', 1), conditions: [{ ...ready()[0]!, type: 'Bogus' as 'Ready' }] }),
-    ).rejects.toThrow(/conditions\[0\].type must be one of Ready, Reconciling, Stalled, Progressing, Degraded/);
+    await expect(writer.report(ref, { ...entry('node-a', 1), conditions: [{ ...ready()[0]!, type: 'Bogus' as 'Ready' }] })).rejects.toThrow(
+      /conditions\[0\].type must be one of Ready, Reconciling, Stalled, Progressing, Degraded/,
+    );
   });
 
   it("accepts kstatus's Reconciling and Stalled conditions and writes them through to the top level", async () => {
@@ -224,6 +222,10 @@ describe('StatusWriter', () => {
     await written;
     expect(store.statusWrites).toBe(2);
     const stored = await store.get('ns', 'web');
-    expect(stored.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'CheckpointNotFound', message: 'node node-a: gone' });
+    expect(stored.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({
+      status: 'True',
+      reason: 'CheckpointNotFound',
+      message: 'node node-a: gone',
+    });
   });
 });

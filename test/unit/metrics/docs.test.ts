@@ -28,8 +28,7 @@ describe('docs/metrics.md', () => {
 
 describe('docs/runbook.md and the alert rules refer only to metrics that exist', () => {
   const names = new Set(describeRegistry(createMetrics({ version: 'docs' }).registry).map((m) => m.name));
-  const exists = (series: string) =>
-    names.has(series) || names.has(series.replace(/_(bucket|sum|count)$/, ''));
+  const exists = (series: string) => names.has(series) || names.has(series.replace(/_(bucket|sum|count)$/, ''));
   for (const file of ['docs/runbook.md', 'manifests/monitoring/alerts.rules.yaml']) {
     it(file, () => {
       const used = new Set(read(file).match(/\b(?:crs|workqueue)_[a-z_]+[a-z]\b/g) ?? []);

@@ -57,8 +57,16 @@ describe('observeEngine', () => {
 
     engine.emit({ type: 'restore.succeeded', owner, replicaId: 'a', attempt: 1, containerId: 'c1', at, durationSeconds: 2, inFlight: 2 });
     engine.emit({
-      type: 'restore.failed', owner, replicaId: 'b', attempt: 1, reason: 'RestoreRace', transient: true,
-      message: 'already exists', at, durationSeconds: 1, inFlight: 1,
+      type: 'restore.failed',
+      owner,
+      replicaId: 'b',
+      attempt: 1,
+      reason: 'RestoreRace',
+      transient: true,
+      message: 'already exists',
+      at,
+      durationSeconds: 1,
+      inFlight: 1,
     });
     engine.emit({ type: 'restore.started', owner, replicaId: 'b', attempt: 2, at, inFlight: 2 });
     engine.emit({ type: 'restore.succeeded', owner, replicaId: 'b', attempt: 2, containerId: 'c2', at, durationSeconds: 3, inFlight: 1 });
@@ -171,8 +179,6 @@ describe('observeEngine', () => {
 
   it('rejects a non-positive poll interval with a clear error', () => {
     const metrics = createMetrics({ version: 'x', defaultMetrics: false });
-    expect(() => observeEngine(new FakeEngine().asEngine(), metrics, 'n1', { headroomIntervalMs: 0 })).toThrow(
-      /headroomIntervalMs: must be a positive number/,
-    );
+    expect(() => observeEngine(new FakeEngine().asEngine(), metrics, 'n1', { headroomIntervalMs: 0 })).toThrow(/headroomIntervalMs: must be a positive number/);
   });
 });

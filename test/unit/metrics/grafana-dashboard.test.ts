@@ -15,14 +15,28 @@ describe('grafana-dashboard.json', () => {
   it('every metric a query names is one the agent exports', () => {
     const exported = new Set<string>(Object.values(CATALOG).map((d) => d.name));
     const used = new Set(
-      dashboard.panels.flatMap((p) => p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:crs|workqueue)_[a-z_]+?)(?:_bucket|_count|_sum)?\{/g)].map((m) => m[1]!))),
+      dashboard.panels.flatMap((p) =>
+        p.targets.flatMap((t) => [...t.expr.matchAll(/\b((?:crs|workqueue)_[a-z_]+?)(?:_bucket|_count|_sum)?\{/g)].map((m) => m[1]!)),
+      ),
     );
     expect(used.size).toBeGreaterThanOrEqual(12);
     expect([...used].filter((name) => !exported.has(name))).toEqual([]);
     // The list: replicas, restores, durations, failures, in flight vs cap, converge, disk, reclaimed, work queue.
-    for (const def of [CATALOG.replicasDesired, CATALOG.replicasReady, CATALOG.replicasRestoring, CATALOG.replicasFailed, CATALOG.restoresTotal,
-      CATALOG.restoreDuration, CATALOG.restoresInFlight, CATALOG.restoreConcurrencyLimit, CATALOG.convergeDuration, CATALOG.diskHeadroom,
-      CATALOG.checkpointCopiesReclaimedBytes, CATALOG.workqueueDepth, CATALOG.checkpointSize]) {
+    for (const def of [
+      CATALOG.replicasDesired,
+      CATALOG.replicasReady,
+      CATALOG.replicasRestoring,
+      CATALOG.replicasFailed,
+      CATALOG.restoresTotal,
+      CATALOG.restoreDuration,
+      CATALOG.restoresInFlight,
+      CATALOG.restoreConcurrencyLimit,
+      CATALOG.convergeDuration,
+      CATALOG.diskHeadroom,
+      CATALOG.checkpointCopiesReclaimedBytes,
+      CATALOG.workqueueDepth,
+      CATALOG.checkpointSize,
+    ]) {
       expect(used, def.name).toContain(def.name);
     }
   });

@@ -18,9 +18,7 @@ export async function samples(registry: Registry, name: string): Promise<Sample[
 
 /** The value of the one sample of `name` whose labels include `labels`; undefined if none, throws if several. */
 export async function valueOf(registry: Registry, name: string, labels: Record<string, string | number> = {}): Promise<number | undefined> {
-  const matching = (await samples(registry, name)).filter((s) =>
-    Object.entries(labels).every(([k, v]) => s.labels[k] === v),
-  );
+  const matching = (await samples(registry, name)).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   if (matching.length > 1) throw new Error(`${name}${JSON.stringify(labels)} matches ${matching.length} samples`);
   return matching[0]?.value;
 }

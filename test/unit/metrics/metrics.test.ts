@@ -170,10 +170,20 @@ describe('createMetrics: typed methods', () => {
 
     m.forget(web);
 
-    for (const name of ['crs_replicas_desired', 'crs_replicas_ready', 'crs_replicas_restoring', 'crs_replicas_failed', 'crs_restores_total', 'crs_checkpoint_size_bytes']) {
+    for (const name of [
+      'crs_replicas_desired',
+      'crs_replicas_ready',
+      'crs_replicas_restoring',
+      'crs_replicas_failed',
+      'crs_restores_total',
+      'crs_checkpoint_size_bytes',
+    ]) {
       const left = await samples(m.registry, name);
       expect(left.length, name).toBeGreaterThan(0);
-      expect(left.every((s) => s.labels.name === 'api'), name).toBe(true);
+      expect(
+        left.every((s) => s.labels.name === 'api'),
+        name,
+      ).toBe(true);
     }
     expect(await valueOf(m.registry, 'crs_replicas_ready', { ...api, node: 'n1' })).toBe(1);
     // A resource recreated with the same name starts from zero.
@@ -193,7 +203,10 @@ describe('createMetrics: typed methods', () => {
     m.restoreFinished(old, { result: 'failure', reason: 'Aborted' }, 2);
     m.replicaCounts(old, 'n1', { desired: 0, ready: 0, restoring: 0, failed: 0 });
     for (const name of ['crs_replicas_desired', 'crs_replicas_ready', 'crs_restores_total']) {
-      expect((await samples(m.registry, name)).filter((s) => s.labels.name === 'web'), name).toEqual([]);
+      expect(
+        (await samples(m.registry, name)).filter((s) => s.labels.name === 'web'),
+        name,
+      ).toEqual([]);
     }
     // The duration histogram (not per resource) still saw the restore.
     expect(await valueOf(m.registry, 'crs_restore_duration_seconds', { __name__: 'crs_restore_duration_seconds_count' })).toBe(2);
@@ -203,8 +216,8 @@ describe('createMetrics: typed methods', () => {
   });
 });
 
-describe('createMetrics as the reconciler\'s metrics port', () => {
-  it('implements ReconcileMetricsPort whole, with the reconciler\'s own counts and outcomes', async () => {
+describe("createMetrics as the reconciler's metrics port", () => {
+  it("implements ReconcileMetricsPort whole, with the reconciler's own counts and outcomes", async () => {
     const m = createMetrics({ version: 'x', defaultMetrics: false });
     const port: ReconcileMetricsPort = m; // compile-time: the reconciler can take createMetrics() as is
     const ref = { namespace: 'shop', name: 'web', uid: 'u-1', generation: 3 };
@@ -223,14 +236,34 @@ describe('createMetrics as the reconciler\'s metrics port', () => {
 describe('createMetrics: bad input', () => {
   const m = createMetrics({ version: 'x', defaultMetrics: false });
   const cases: [string, () => void, MetricsError['code'], RegExp][] = [
-    ['negative count', () => m.replicaCounts(web, 'n1', { desired: -1, ready: 0, restoring: 0, failed: 0 }), 'InvalidValue', /counts\.desired: must be a finite number >= 0, got -1/],
-    ['fractional count', () => m.replicaCounts(web, 'n1', { desired: 1, ready: 0.5, restoring: 0, failed: 0 }), 'InvalidValue', /counts\.ready: must be a whole number, got 0\.5/],
+    [
+      'negative count',
+      () => m.replicaCounts(web, 'n1', { desired: -1, ready: 0, restoring: 0, failed: 0 }),
+      'InvalidValue',
+      /counts\.desired: must be a finite number >= 0, got -1/,
+    ],
+    [
+      'fractional count',
+      () => m.replicaCounts(web, 'n1', { desired: 1, ready: 0.5, restoring: 0, failed: 0 }),
+      'InvalidValue',
+      /counts\.ready: must be a whole number, got 0\.5/,
+    ],
     ['NaN duration', () => m.restoreFinished(web, { result: 'success' }, Number.NaN), 'InvalidValue', /durationSeconds: .* got NaN/],
     ['infinite headroom', () => m.diskHeadroom('n1', Number.POSITIVE_INFINITY), 'InvalidValue', /bytes: .* got Infinity/],
     ['negative queue wait', () => m.workQueue.queued('crs', -0.1), 'InvalidValue', /seconds: .* got -0\.1/],
     ['empty node', () => m.restoresInFlight('', 1), 'InvalidLabel', /node: must be a non-empty string/],
-    ['empty namespace', () => m.replicaCounts({ namespace: '', name: 'web' }, 'n1', { desired: 1, ready: 0, restoring: 0, failed: 0 }), 'InvalidLabel', /resource\.namespace: must be a non-empty string/],
-    ['unknown reconcile result', () => m.reconciled('maybe' as 'error', 1), 'InvalidLabel', /result: "maybe" is not one of converged, waiting, backingOff, degraded, paused, deleted, stopped, error/],
+    [
+      'empty namespace',
+      () => m.replicaCounts({ namespace: '', name: 'web' }, 'n1', { desired: 1, ready: 0, restoring: 0, failed: 0 }),
+      'InvalidLabel',
+      /resource\.namespace: must be a non-empty string/,
+    ],
+    [
+      'unknown reconcile result',
+      () => m.reconciled('maybe' as 'error', 1),
+      'InvalidLabel',
+      /result: "maybe" is not one of converged, waiting, backingOff, degraded, paused, deleted, stopped, error/,
+    ],
     ['empty version', () => createMetrics({ version: '', defaultMetrics: false }), 'InvalidLabel', /version: must be a non-empty string/],
   ];
   it.each(cases)('%s: a typed error naming the field', (_name, act, code, message) => {

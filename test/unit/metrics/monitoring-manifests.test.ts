@@ -14,8 +14,7 @@ interface AlertRule {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
 }
-const rules = (): AlertRule[] =>
-  (parseRulesFile(read(RULES_FILE)).groups as { rules: AlertRule[] }[]).flatMap((g) => g.rules);
+const rules = (): AlertRule[] => (parseRulesFile(read(RULES_FILE)).groups as { rules: AlertRule[] }[]).flatMap((g) => g.rules);
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes. */
 function anchors(markdown: string): Set<string> {
@@ -23,7 +22,14 @@ function anchors(markdown: string): Set<string> {
     markdown
       .split('\n')
       .filter((l) => /^#{1,6} /.test(l))
-      .map((l) => l.replace(/^#+ /, '').trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')),
+      .map((l) =>
+        l
+          .replace(/^#+ /, '')
+          .trim()
+          .toLowerCase()
+          .replace(/[^\w\- ]/g, '')
+          .replace(/ /g, '-'),
+      ),
   );
 }
 

@@ -133,7 +133,9 @@ describe('secure serving (issue 9): HTTPS, and /metrics only for tokens the guar
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ...(res.headers['www-authenticate'] ? { auth: String(res.headers['www-authenticate']) } : {}) }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, body, ...(res.headers['www-authenticate'] ? { auth: String(res.headers['www-authenticate']) } : {}) }),
+        );
       })
         .on('error', reject)
         .end();

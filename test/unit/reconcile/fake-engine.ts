@@ -3,15 +3,7 @@
 // failures per call, hold restores open, freeze the list (a stale cache) or take the engine down.
 
 import { EngineError } from '../../../controller/engine/errors.js';
-import type {
-  ContainerWatchEvent,
-  EngineEvent,
-  FailureReason,
-  Replica,
-  ReplicaSpec,
-  RestoreEngine,
-  RestoreOptions,
-} from '../../../controller/engine/types.js';
+import type { ContainerWatchEvent, EngineEvent, FailureReason, Replica, ReplicaSpec, RestoreEngine, RestoreOptions } from '../../../controller/engine/types.js';
 import type { CheckpointSource } from '../../../controller/api/types.js';
 
 /** What one restore/cold-start call does: succeed, fail with a reason, or leave a container behind. */
@@ -185,7 +177,8 @@ export class FakeEngine implements RestoreEngine {
     this.checkSourceCalls.push(source);
     await Promise.resolve();
     this.guard();
-    if (this.sourceFailure) throw new EngineError(this.sourceFailure, `${this.sourceFailure}: checkpoint ${source.name ?? source.path} of ${source.container ?? 'path'} (scripted)`);
+    if (this.sourceFailure)
+      throw new EngineError(this.sourceFailure, `${this.sourceFailure}: checkpoint ${source.name ?? source.path} of ${source.container ?? 'path'} (scripted)`);
   }
 
   readonly watchers = new Set<(event: ContainerWatchEvent) => void>();

@@ -42,18 +42,11 @@ export function replica(replicaId: string, overrides: Partial<Replica> = {}): Re
 
 /** `n` ready replicas with slot ids 0..n-1, created in slot order (the last is the newest). */
 export function readyReplicas(n: number, overrides: Partial<Replica> = {}): Replica[] {
-  return Array.from({ length: n }, (_, i) =>
-    replica(i.toString(36), { createdAt: new Date(1_700_000_000_000 + i * 1000), ...overrides }),
-  );
+  return Array.from({ length: n }, (_, i) => replica(i.toString(36), { createdAt: new Date(1_700_000_000_000 + i * 1000), ...overrides }));
 }
 
 export function history(entries: Record<string, Partial<SlotHistory>>): Map<string, SlotHistory> {
-  return new Map(
-    Object.entries(entries).map(([id, h]) => [
-      id,
-      { templateHash: HASH, lastAttempt: 1, failedRestores: 1, coldStartFailed: false, ...h },
-    ]),
-  );
+  return new Map(Object.entries(entries).map(([id, h]) => [id, { templateHash: HASH, lastAttempt: 1, failedRestores: 1, coldStartFailed: false, ...h }]));
 }
 
 export function input(overrides: Partial<PlannerInput> = {}): PlannerInput {

@@ -6,10 +6,9 @@ import { createReconciler, type ReconcileResult, type Reconciler, type Reconcile
 import type { EventReason, EventType, LogFields, ReconcileOutcome, ResourceRef } from '../../../controller/reconcile/ports.js';
 import { FakeEngine } from './fake-engine.js';
 
+const START = Date.parse('2030-01-01T00:00:00Z');
 
-export const START = Date.parse('2030-01-01T00:00:00Z');
-
-export interface RecordedEvent {
+interface RecordedEvent {
   ref: ResourceRef;
   type: EventType;
   reason: EventReason;

@@ -127,9 +127,17 @@ describe('liveness: failures are forgiven once a replica has proven itself', () 
     await h.reconcile(r);
     for (let round = 1; round <= 5; round++) {
       await h.advance(90_000, 5_000);
-      h.die(h.engine.ownedBy('uid-web').filter((x) => x.state === 'running').map((x) => x.containerId));
+      h.die(
+        h.engine
+          .ownedBy('uid-web')
+          .filter((x) => x.state === 'running')
+          .map((x) => x.containerId),
+      );
       await h.waitForState('converged', KEY, 60_000);
-      expect(h.engine.ownedBy('uid-web').filter((x) => x.state === 'running'), `round ${round}`).toHaveLength(20);
+      expect(
+        h.engine.ownedBy('uid-web').filter((x) => x.state === 'running'),
+        `round ${round}`,
+      ).toHaveLength(20);
     }
     expect(h.eventsOf('Degraded')).toHaveLength(0);
   });
@@ -140,7 +148,12 @@ describe('liveness: failures are forgiven once a replica has proven itself', () 
       const running: number[] = [];
       for (let round = 1; round <= 4; round++) {
         await h.advance(15_000, 1_000);
-        h.die(h.engine.ownedBy('uid-web').filter((x) => x.state === 'running').map((x) => x.containerId));
+        h.die(
+          h.engine
+            .ownedBy('uid-web')
+            .filter((x) => x.state === 'running')
+            .map((x) => x.containerId),
+        );
         await h.advance(10_000, 1_000);
         running.push(h.engine.ownedBy('uid-web').filter((x) => x.state === 'running').length);
       }
@@ -186,11 +199,19 @@ describe('a missing Node object is unknown, not "labels do not match"', () => {
     const h = createHarness({ selectsNode: () => selection });
     const r = resource({ replicas: 3 });
     await h.reconcile(r);
-    const before = h.engine.ownedBy('uid-web').map((x) => x.containerId).sort();
+    const before = h.engine
+      .ownedBy('uid-web')
+      .map((x) => x.containerId)
+      .sort();
     selection = 'unknown';
     // The kube layer re-queues every resource when the Node goes away.
     expect((await h.reconcile(r)).state).toBe('nodeUnknown');
-    expect(h.engine.ownedBy('uid-web').map((x) => x.containerId).sort()).toEqual(before);
+    expect(
+      h.engine
+        .ownedBy('uid-web')
+        .map((x) => x.containerId)
+        .sort(),
+    ).toEqual(before);
     expect(condition(h.lastStatus(), 'Progressing')).toMatchObject({ status: 'False', reason: 'NodeUnknown' });
     expect(h.lastStatus()).toMatchObject({ replicas: 3, readyReplicas: 3 });
     expect(h.logs.filter((l) => l.msg.startsWith('Node object missing'))).toHaveLength(1);

@@ -1,13 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Replica } from '../../../controller/engine/types.js';
-import {
-  absorbLeftovers,
-  startsAllowed,
-  windowLimit,
-  plan,
-  type Plan,
-  type PlannerInput,
-} from '../../../controller/reconcile/planner.js';
+import { absorbLeftovers, startsAllowed, windowLimit, plan, type Plan, type PlannerInput } from '../../../controller/reconcile/planner.js';
 import { SLOT_ID_PATTERN, allocateSlotIds } from '../../../controller/reconcile/slots.js';
 import { allReady } from '../../../controller/reconcile/status.js';
 import { HASH, OLD_HASH, desired, history, input, readyReplicas, replica } from './fixtures.js';
@@ -224,10 +217,7 @@ describe('plan: template change (rolling, surge under the bound)', () => {
       observed = observed.filter((r) => !removed.has(r.containerId));
       // Mid-batch both the surviving and the new containers exist.
       minServing = Math.min(minServing, observed.filter((r) => r.ready).length);
-      observed = [
-        ...observed,
-        ...p.creates.map((c) => replica(c.replicaId, { attempt: c.attempt, createdAt: new Date(clock++) })),
-      ];
+      observed = [...observed, ...p.creates.map((c) => replica(c.replicaId, { attempt: c.attempt, createdAt: new Date(clock++) }))];
       successes += p.creates.length;
       maxTotal = Math.max(maxTotal, observed.length);
     }
@@ -280,7 +270,9 @@ describe('plan: failures and leftovers', () => {
   });
 
   it('leaves a slot failed once maxAttempts are spent and fallback is None, without opening another slot for it', () => {
-    const p = plan(input({ desired: desired({ replicas: 2, maxAttempts: 3 }), observed: [replica('0')], history: history({ '1': { lastAttempt: 3, failedRestores: 3 } }) }));
+    const p = plan(
+      input({ desired: desired({ replicas: 2, maxAttempts: 3 }), observed: [replica('0')], history: history({ '1': { lastAttempt: 3, failedRestores: 3 } }) }),
+    );
     expect(p.creates).toEqual([]);
     expect(p.summary.failedSlots).toEqual(['1']);
     expect(p.converged).toBe(false);
@@ -328,11 +320,7 @@ describe('plan: failures and leftovers', () => {
   });
 
   it('absorbLeftovers counts an exited restore as a failed attempt but not a created leftover', () => {
-    const observed = [
-      replica('0', { state: 'exited', ready: false, attempt: 2 }),
-      replica('1', { state: 'created', ready: false, attempt: 1 }),
-      replica('2'),
-    ];
+    const observed = [replica('0', { state: 'exited', ready: false, attempt: 2 }), replica('1', { state: 'created', ready: false, attempt: 1 }), replica('2')];
     const h = absorbLeftovers(history({ '0': { lastAttempt: 1, failedRestores: 1 } }), observed, HASH);
     expect(h.get('0')).toMatchObject({ lastAttempt: 2, failedRestores: 2 });
     expect(h.get('1')).toMatchObject({ lastAttempt: 1, failedRestores: 0 });

@@ -31,7 +31,15 @@ function windowOf(creates: WindowResult['creates'], probe = false): WindowResult
 }
 
 const failure = (reason: 'RestoreRace' | 'ImageNotFound' | 'Aborted' | 'CriuFailed', replicaId = '0') =>
-  ({ replicaId, attempt: 1, mode: 'restore', cause: 'new', ok: false, failure: { reason, transient: reason === 'RestoreRace', message: `${reason}!` }, seconds: 1 }) as const;
+  ({
+    replicaId,
+    attempt: 1,
+    mode: 'restore',
+    cause: 'new',
+    ok: false,
+    failure: { reason, transient: reason === 'RestoreRace', message: `${reason}!` },
+    seconds: 1,
+  }) as const;
 
 describe('decide', () => {
   const work = plan(input({ desired: desired({ replicas: 3 }) }));
@@ -39,7 +47,9 @@ describe('decide', () => {
 
   it('orders: stop, delete, invalid spec, paused, engine errors, permanent failures, transient failures, work', () => {
     expect(decide(ctx({ stopRequested: true, gone: true }), work, undefined).kind).toBe('stop');
-    expect(decide(ctx({ desired: desired({ deleting: true, paused: true }), specErrors: [{ field: 'spec.replicas', reason: 'x' }] }), work, undefined).kind).toBe('delete');
+    expect(
+      decide(ctx({ desired: desired({ deleting: true, paused: true }), specErrors: [{ field: 'spec.replicas', reason: 'x' }] }), work, undefined).kind,
+    ).toBe('delete');
     expect(decide(ctx({ specErrors: [{ field: 'spec.replicas', reason: 'must be an integer' }] }), work, undefined)).toEqual({
       kind: 'degraded',
       reason: 'InvalidSpec',
@@ -104,9 +114,13 @@ describe('computeNodeStatus', () => {
 
   it('keeps lastTransitionTime while a condition keeps its status, moves it when the status flips', () => {
     const first = computeNodeStatus(base());
-    const later = computeNodeStatus(base({ previous: first, now: new Date('2030-01-01T00:05:00Z'), progress: { status: 'False', reason: 'Converged', message: 'still ok' } }));
+    const later = computeNodeStatus(
+      base({ previous: first, now: new Date('2030-01-01T00:05:00Z'), progress: { status: 'False', reason: 'Converged', message: 'still ok' } }),
+    );
     expect(later.conditions![0]!.lastTransitionTime).toBe('2030-01-01T00:00:00Z');
-    const broken = computeNodeStatus(base({ previous: first, now: new Date('2030-01-01T00:06:00Z'), degraded: { reason: 'ImageNotFound', message: 'no image' } }));
+    const broken = computeNodeStatus(
+      base({ previous: first, now: new Date('2030-01-01T00:06:00Z'), degraded: { reason: 'ImageNotFound', message: 'no image' } }),
+    );
     expect(broken.conditions![2]).toMatchObject({ status: 'True', reason: 'ImageNotFound', lastTransitionTime: '2030-01-01T00:06:00Z' });
   });
 

@@ -111,8 +111,16 @@ describe('reconciler: scaling down and template changes', () => {
     const byAge = h.engine.ownedBy('uid-web').sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
     const result = await h.reconcile(resource({ replicas: 3, generation: 2 }));
     expect(result.outcome).toBe('converged');
-    const left = h.engine.ownedBy('uid-web').map((r) => r.containerId).sort();
-    expect(left).toEqual(byAge.slice(0, 3).map((r) => r.containerId).sort());
+    const left = h.engine
+      .ownedBy('uid-web')
+      .map((r) => r.containerId)
+      .sort();
+    expect(left).toEqual(
+      byAge
+        .slice(0, 3)
+        .map((r) => r.containerId)
+        .sort(),
+    );
     expect(h.engine.removeCalls).toHaveLength(9);
     expect(h.lastStatus()).toMatchObject({ observedGeneration: 2, replicas: 3, readyReplicas: 3 });
   });
@@ -315,7 +323,15 @@ describe('reconciler: stale cache, pause, deletion', () => {
 
   it('deletion removes every container of the resource, then releases the finalizer; a foreign container is untouched', async () => {
     const h = createHarness();
-    const foreign = h.engine.seed({ ownerUid: 'uid-other', replicaId: '0', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'running', ready: true });
+    const foreign = h.engine.seed({
+      ownerUid: 'uid-other',
+      replicaId: '0',
+      attempt: 1,
+      templateHash: 'x',
+      startMode: 'restore',
+      state: 'running',
+      ready: true,
+    });
     await h.reconcile(resource({ replicas: 5 }));
     h.engine.seed({ ownerUid: 'uid-web', replicaId: 'z', attempt: 1, templateHash: 'x', startMode: 'restore', state: 'created', ready: false });
     const result = await h.reconcile(resource({ replicas: 5, generation: 1, deleting: true }));
@@ -372,7 +388,12 @@ describe('reconciler: changes mid-batch, restart, shutdown, orphans', () => {
     const results = await h.until(Promise.all([growing, still, shrinking]));
     expect(results.map((r) => r.outcome)).toEqual(['converged', 'converged', 'converged']);
     expect(h.engine.restoreCalls).toHaveLength(3);
-    expect(h.engine.ownedBy('uid-web').map((r) => r.replicaId).sort()).toEqual(['0', '1']);
+    expect(
+      h.engine
+        .ownedBy('uid-web')
+        .map((r) => r.replicaId)
+        .sort(),
+    ).toEqual(['0', '1']);
     expect(h.lastStatus()).toMatchObject({ observedGeneration: 4, readyReplicas: 2 });
     // A cancelled restore is not a failure of the slot.
     expect(h.eventsOf('RestoreFailed')).toHaveLength(0);
@@ -405,7 +426,15 @@ describe('reconciler: changes mid-batch, restart, shutdown, orphans', () => {
     for (let i = 0; i < 5; i++) {
       h.engine.seed({ ownerUid: 'uid-web', replicaId: String(i), attempt: 1, templateHash: hash, startMode: 'restore', state: 'running', ready: true });
     }
-    const leftover = h.engine.seed({ ownerUid: 'uid-web', replicaId: '5', attempt: 1, templateHash: hash, startMode: 'restore', state: 'created', ready: false });
+    const leftover = h.engine.seed({
+      ownerUid: 'uid-web',
+      replicaId: '5',
+      attempt: 1,
+      templateHash: hash,
+      startMode: 'restore',
+      state: 'created',
+      ready: false,
+    });
     const result = await h.reconcile(r);
     expect(result.outcome).toBe('converged');
     const live = h.engine.ownedBy('uid-web');
@@ -515,13 +544,7 @@ describe('reconciler: more restart and engine cases', () => {
     const h = createHarness();
     await h.reconcile(resource({ replicas: 1 }));
     const transitions = h.logs.filter((l) => l.msg === 'reconcile state').map((l) => `${String(l.fields?.['from'])}->${String(l.fields?.['to'])}`);
-    expect(transitions).toEqual([
-      'idle->observing',
-      'observing->preparing',
-      'preparing->restoring',
-      'restoring->verifying',
-      'verifying->converged',
-    ]);
+    expect(transitions).toEqual(['idle->observing', 'observing->preparing', 'preparing->restoring', 'restoring->verifying', 'verifying->converged']);
     const snapshot = h.reconciler.snapshot('default/web')!;
     expect(snapshot.value).toBe('converged');
     expect(snapshot.context.plan?.summary).toMatchObject({ desired: 1, ready: 1 });
