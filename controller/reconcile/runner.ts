@@ -313,7 +313,7 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
       stopping = true;
       const all = [...entries.values()];
       for (const entry of all) entry.actor.send({ type: 'STOP' });
-      // Batches in flight finish within the grace period; then they are aborted (the engine removes
+      // Restores in flight finish within the grace period; then they are aborted (the engine removes
       // what an aborted restore had made) and we wait, bounded, for that cleanup to settle.
       const finished = Promise.all(all.map((e) => waitResting(e.actor)));
       await Promise.race([finished, sleep(stopGraceMs)]);

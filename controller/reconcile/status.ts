@@ -26,7 +26,7 @@ export interface NodeStatusInput {
   node: string;
   generation: number;
   summary: PlanSummary;
-  /** Creates of the batch running right now. */
+  /** Creates of the restore window running right now. */
   restoringNow: number;
   paused: boolean;
   progress: Progress;
@@ -76,7 +76,7 @@ function condition(
 
 /**
  * kstatus's two "abnormal-true" conditions, present only while they hold (never both):
- *  - Reconciling while the agent works towards the spec (a batch, waiting for replicas, a backoff);
+ *  - Reconciling while the agent works towards the spec (a restore window, waiting for replicas, a backoff);
  *  - Stalled when nothing will change without a change of spec or host: a permanent failure or
  *    spent attempts (Degraded, the machine's `Stalled` progress), or paused short of Ready.
  */
