@@ -120,6 +120,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   signal(SIGTERM, on_stop);
+  /* A client (a probe, a test) that closes before the answer is written must not kill the server:
+     by default a write to a closed socket raises SIGPIPE, which ends the process. */
+  signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_stop);
   signal(SIGUSR1, on_quiesce);
   signal(SIGUSR2, on_resume);
