@@ -186,8 +186,8 @@ describe('served replicas', () => {
     expect(new Set(ports.values()).size).toBe(4);
     for (const [id, port] of ports) {
       const counter = Number(/^counter (\d+)\n$/.exec(await httpGet(port))?.[1]);
-      // Continued from the checkpoint (a cold start would count from 0 and print "allocated").
-      expect(counter).toBeGreaterThan(sourceCounter);
+      // Continued from the checkpoint: at least its last value (a replica asked within its first second still says it; a cold start prints "allocated", checked below).
+      expect(counter).toBeGreaterThanOrEqual(sourceCounter);
       const logs = await logsOf(id);
       expect(logs).not.toContain('allocated');
       expect(logs.match(/after-restore \d+/g)).toEqual(['after-restore 1']);
