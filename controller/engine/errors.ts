@@ -3,7 +3,8 @@
 // engine provoked for real against Docker 26.1 / containerd 1.7 / CRIU 4.1; the messages are kept
 // as fixtures in test/unit/engine/errors.test.ts.
 
-import { TRANSIENT_REASONS, type FailureReason } from './types.js';
+import { FAILURE_POLICY } from './failure-policy.js';
+import type { FailureReason } from './types.js';
 
 export class EngineError extends Error {
   readonly code: FailureReason;
@@ -13,7 +14,7 @@ export class EngineError extends Error {
     super(message, options);
     this.name = 'EngineError';
     this.code = code;
-    this.transient = TRANSIENT_REASONS.has(code);
+    this.transient = FAILURE_POLICY[code].retry;
   }
 }
 

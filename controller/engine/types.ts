@@ -52,7 +52,7 @@ export interface PublishedPort {
   hostPort: number;
 }
 
-/** The closed set of failure reasons (a metric label, a condition reason). Transient ones are worth a retry. */
+/** The closed set of failure reasons (a metric label, a condition reason); what each means: failure-policy.ts. */
 export const FAILURE_REASONS = [
   'RestoreRace',
   'RestoreTimeout',
@@ -75,14 +75,8 @@ export const FAILURE_REASONS = [
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
-export const TRANSIENT_REASONS: ReadonlySet<FailureReason> = new Set<FailureReason>([
-  'RestoreRace',
-  'RestoreTimeout',
-  'DiskFull',
-  'EngineUnavailable',
-  'NameConflict',
-  'Unknown',
-]);
+/** A Degraded condition's reason: a FailureReason, or slots that spent their attempts and fallback. */
+export type DegradedReason = FailureReason | 'RestoreFailed';
 
 /** Why host hygiene left an entry named like a leaked copy alone (a bounded metric label). */
 export type HygieneIgnoredReason = 'marker_not_regular_file' | 'marker_too_large' | 'folder_not_trusted' | 'folder_too_deep';

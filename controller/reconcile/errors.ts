@@ -1,6 +1,7 @@
 // Typed errors of the reconciler, and the reading of engine errors into a FailureReason.
 
-import { FAILURE_REASONS, TRANSIENT_REASONS, type FailureReason } from '../engine/types.js';
+import { FAILURE_POLICY, meaningOf } from '../engine/failure-policy.js';
+import type { FailureReason } from '../engine/types.js';
 
 export type ReconcileErrorCode =
   /** The reconcile actor of a resource failed unexpectedly (a bug); the runner recreated it. */
@@ -21,10 +22,19 @@ export class ReconcileError extends Error {
   }
 }
 
-const FAILURE_REASON_SET: ReadonlySet<string> = new Set<string>(FAILURE_REASONS);
-
 function isFailureReason(value: unknown): value is FailureReason {
-  return typeof value === 'string' && FAILURE_REASON_SET.has(value);
+  return typeof value === 'string' && meaningOf(value) !== undefined;
+}
+
+/** Thrown by the prepare actor: which step failed (adding the finalizer, checking the source), and the engine's failure. */
+export class PrepareFailure extends Error {
+  override readonly name = 'PrepareFailure';
+  constructor(
+    readonly step: 'finalizer' | 'source',
+    readonly failure: unknown,
+  ) {
+    super(`${step}: ${failure instanceof Error ? failure.message : String(failure)}`, { cause: failure });
+  }
 }
 
 export interface ClassifiedFailure {
@@ -44,26 +54,10 @@ export function classifyFailure(error: unknown): ClassifiedFailure {
     const fields = error as { code?: unknown; reason?: unknown; transient?: unknown };
     const reason = isFailureReason(fields.code) ? fields.code : isFailureReason(fields.reason) ? fields.reason : undefined;
     if (reason !== undefined) {
-      const transient = typeof fields.transient === 'boolean' ? fields.transient : TRANSIENT_REASONS.has(reason);
+      const transient = typeof fields.transient === 'boolean' ? fields.transient : FAILURE_POLICY[reason].retry;
       return { reason, transient, message };
     }
     if ((error as { name?: unknown }).name === 'AbortError') return { reason: 'Aborted', transient: false, message };
   }
   return { reason: 'Unknown', transient: true, message };
 }
-
-/**
- * Reasons no retry can fix: only a spec change or a change on the host (seen by a later probe)
- * helps. The resource goes Degraded at once, without spending its attempts.
- */
-export const PERMANENT_NOW: ReadonlySet<FailureReason> = new Set<FailureReason>([
-  'CheckpointNotFound',
-  'CheckpointNotAllowed',
-  'ImageNotFound',
-  'InvalidSpec',
-  // The node's operator caps this host; a later probe finds room once replicas go away.
-  'QuotaExceeded',
-]);
-
-/** Reasons about the checkpoint source: a probe re-checks the source before spending a restore. */
-export const SOURCE_REASONS: ReadonlySet<FailureReason> = new Set<FailureReason>(['CheckpointNotFound', 'CheckpointNotAllowed']);

@@ -46,7 +46,7 @@ export interface DesiredState {
 interface SlotFailure {
   reason: FailureReason;
   message: string;
-  /** No retry can fix it (see PERMANENT_NOW); blocks creates until a spec change or a probe. */
+  /** No retry can fix it (FAILURE_POLICY's `permanent`); blocks creates until a spec change or a probe. */
   permanent: boolean;
 }
 

@@ -14,10 +14,9 @@ import type { CheckpointReplicaSet } from '../api/types.js';
 import { FairLimiter } from '../engine/limiter.js';
 import type { ContainerWatchEvent } from '../engine/types.js';
 import type { AgentLimits } from '../api/validate.js';
-import { backoffDelay } from './backoff.js';
 import { ReconcileError } from './errors.js';
 import { DEFAULT_MACHINE_OPTIONS, type MachineOptions } from './machine/types.js';
-import { createReconcileMachine, isResting, outcomeOf, stateName, type ReconcileActor, type ReconcileSnapshot } from './machine/machine.js';
+import { createReconcileMachine, isResting, outcomeOf, restingDelayMs, stateName, type ReconcileActor, type ReconcileSnapshot } from './machine/machine.js';
 import type { NodeSelection } from './node-selection.js';
 import { findOrphans } from './orphans.js';
 import type { Clock, ReconcileOutcome, ReconcilePorts } from './ports.js';
@@ -188,23 +187,6 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
     });
   }
 
-  function requeueHint(snapshot: ReconcileSnapshot): number | undefined {
-    const ctx = snapshot.context;
-    switch (stateName(snapshot)) {
-      case 'backingOff':
-        return backoffDelay(machineOptions.backoff, Math.max(1, ctx.failedRounds));
-      case 'degraded':
-        return ctx.degraded?.probe === 'none' ? undefined : backoffDelay(machineOptions.probe, (ctx.degraded?.probes ?? 0) + 1);
-      case 'waiting':
-        return machineOptions.waitingRecheckMs;
-      case 'deleting.retryWait':
-      case 'deleting.releaseWait':
-        return backoffDelay(machineOptions.backoff, Math.max(1, ctx.deleteFailures));
-      default:
-        return undefined;
-    }
-  }
-
   async function settle(entry: Entry): Promise<ReconcileResult> {
     const snapshot = await waitResting(entry.actor);
     if (snapshot.status === 'error') {
@@ -215,7 +197,7 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
     }
     const outcome = outcomeOf(snapshot);
     if (snapshot.status === 'done') dispose(entry);
-    const requeueAfterMs = requeueHint(snapshot);
+    const requeueAfterMs = restingDelayMs(snapshot, machineOptions);
     return { outcome, state: stateName(snapshot), ...(requeueAfterMs !== undefined ? { requeueAfterMs } : {}) };
   }
 

@@ -6,26 +6,15 @@
 
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { Replica, ReplicaSpec } from '../../engine/types.js';
-import { classifyFailure } from '../errors.js';
+import { PrepareFailure, classifyFailure } from '../errors.js';
 import { plan as planWork } from '../planner.js';
 import type { PlannedCreate, PlannedRemove } from '../planner.js';
 import type { ResourceRef } from '../ports.js';
 import type { CreateOutcome, MachineDeps, PrepareInput, RemoveOutcome, WindowInput, WindowReport, WindowWork } from './types.js';
 
-/** Thrown by the prepare actor: which step failed, and the engine's failure. */
-export class PrepareFailure extends Error {
-  override readonly name = 'PrepareFailure';
-  constructor(
-    readonly step: 'finalizer' | 'source',
-    readonly failure: unknown,
-  ) {
-    super(`${step}: ${failure instanceof Error ? failure.message : String(failure)}`, { cause: failure });
-  }
-}
-
 /**
  * The creates of the window in flight, by slot, each with its own AbortController: a scale-down
- * mid-window cancels exactly the restores it no longer wants (see cancelUnwanted in machine.ts).
+ * mid-window cancels exactly the restores it no longer wants (see cancelUnwanted in setup.ts).
  */
 export type CreateControllers = Map<string, AbortController>;
 

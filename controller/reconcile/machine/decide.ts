@@ -1,23 +1,52 @@
 // What the machine does after an observation: a PURE function of the context and the plan.
 // The order of the checks is the policy; each line says why it comes where it does.
 
-import { TRANSIENT_REASONS } from '../../engine/types.js';
+import { FAILURE_POLICY, meaningOf } from '../../engine/failure-policy.js';
+import type { DegradedReason } from '../../engine/types.js';
 import { formatFieldErrors } from '../desired.js';
-import { PERMANENT_NOW, SOURCE_REASONS } from '../errors.js';
-import type { Plan, SlotHistory } from '../planner.js';
-import type { Decision, ProbeKind, ReconcileContext, WindowResult, WindowStep } from './types.js';
+import { PrepareFailure, classifyFailure, type ClassifiedFailure } from '../errors.js';
+import { isLeftover, type Plan, type SlotHistory } from '../planner.js';
+import { compareSlotIds } from '../slots.js';
+import type { CreateOutcome, Decision, ProbeKind, ReconcileContext, RemoveOutcome, WindowResult, WindowStep } from './types.js';
 
 export function sourceKey(ctx: Pick<ReconcileContext, 'ref' | 'desired'>): string {
   return `${ctx.ref?.generation ?? 0}/${ctx.desired?.templateHash ?? ''}`;
 }
 
-function probeKindFor(reason: string): ProbeKind {
+/** A bad spec has nothing to probe; a source problem re-checks the source; anything else costs a restore. */
+function probeKindFor(reason: DegradedReason): ProbeKind {
   if (reason === 'InvalidSpec') return 'none';
-  return SOURCE_REASONS.has(reason as never) ? 'source' : 'restore';
+  return meaningOf(reason)?.source ? 'source' : 'restore';
+}
+
+/** Whether a Degraded reason is about the source, so the next look must ask the engine again. */
+export function isSourceProblem(reason: DegradedReason): boolean {
+  return meaningOf(reason)?.source === true;
+}
+
+/** A create that failed for a reason of its own (an aborted one is no failure of anything). */
+function failedCreate(c: CreateOutcome): c is Extract<CreateOutcome, { ok: false }> {
+  return !c.ok && !FAILURE_POLICY[c.failure.reason].aborted;
+}
+
+/** A removal worth retrying after a backoff (a permanent one is judged at the next observation). */
+function retryableRemove(r: RemoveOutcome): r is Extract<RemoveOutcome, { ok: false }> {
+  return !r.ok && FAILURE_POLICY[r.failure.reason].retry;
+}
+
+/** The window's first failure that makes it a failed round (drives the backoff), if any. */
+export function windowFailure(w: Pick<WindowResult, 'creates' | 'removes'>): ClassifiedFailure | undefined {
+  const failed = w.creates.find(failedCreate) ?? w.removes.find(retryableRemove);
+  return failed ? failed.failure : undefined;
+}
+
+/** The window's creates that failed for a reason of their own, one Event each. */
+export function failedCreates(creates: readonly CreateOutcome[]): Extract<CreateOutcome, { ok: false }>[] {
+  return creates.filter(failedCreate);
 }
 
 /** The degraded reason for slots given up: the permanent reason, CriuFailed, or RestoreFailed. */
-function failedSlotsCause(plan: Plan, history: ReadonlyMap<string, SlotHistory>): { reason: string; message: string } {
+function failedSlotsCause(plan: Plan, history: ReadonlyMap<string, SlotHistory>): { reason: DegradedReason; message: string } {
   const entries = plan.summary.failedSlots.map((id) => [id, history.get(id)] as const);
   const permanent = entries.find(([, h]) => h?.lastFailure?.permanent);
   if (permanent) {
@@ -55,7 +84,7 @@ export function decide(ctx: ReconcileContext, plan: Plan, window: WindowResult |
   if (ctx.observeError) return { kind: 'backoff', reason: ctx.observeError.reason, message: ctx.observeError.message };
 
   const last = window;
-  const permanent = last?.creates.find((c) => !c.ok && PERMANENT_NOW.has(c.failure.reason));
+  const permanent = last?.creates.find((c) => !c.ok && FAILURE_POLICY[c.failure.reason].permanent);
   if (permanent && !permanent.ok) {
     return {
       kind: 'degraded',
@@ -69,9 +98,8 @@ export function decide(ctx: ReconcileContext, plan: Plan, window: WindowResult |
   if (ctx.degraded && !ctx.canary && !probeSucceeded) {
     return { kind: 'degraded', reason: ctx.degraded.reason, message: ctx.degraded.message, probe: ctx.degraded.probe };
   }
-  const transient =
-    last?.creates.find((c) => !c.ok && c.failure.reason !== 'Aborted') ?? last?.removes.find((r) => !r.ok && TRANSIENT_REASONS.has(r.failure.reason));
-  if (transient && !transient.ok) return { kind: 'backoff', reason: transient.failure.reason, message: transient.failure.message };
+  const transient = last ? windowFailure(last) : undefined;
+  if (transient) return { kind: 'backoff', reason: transient.reason, message: transient.message };
 
   if (plan.creates.length === 0 && plan.removes.length === 0) {
     if (plan.summary.failedSlots.length > 0) {
@@ -102,8 +130,8 @@ export function windowStep(ctx: Pick<ReconcileContext, 'window' | 'stopRequested
   // Deletion leaves the state at once; this only covers the moment in between.
   if (ctx.gone || ctx.desired?.deleting) return { kind: 'drain', reason: 'the resource is being deleted' };
   // A failed restore stops new starts: a broken checkpoint costs what is in flight, no more.
-  const failed = w.creates.find((c) => !c.ok && c.failure.reason !== 'Aborted');
-  if (failed && !failed.ok) return { kind: 'drain', reason: `replica ${failed.replicaId} failed: ${failed.failure.reason}` };
+  const failed = w.creates.find(failedCreate);
+  if (failed) return { kind: 'drain', reason: `replica ${failed.replicaId} failed: ${failed.failure.reason}` };
   // A restore that returned a container already dead is a failure the next observation counts.
   const died = w.creates.find((c) => c.ok && !c.replica.ready);
   if (died) return { kind: 'drain', reason: `replica ${died.replicaId} is not running after its start` };
@@ -117,4 +145,55 @@ export function windowStep(ctx: Pick<ReconcileContext, 'window' | 'stopRequested
     return { kind: 'drain', reason: 'the spec changed' };
   }
   return { kind: 'refill' };
+}
+
+/**
+ * The window's creates in flight that the latest spec no longer wants: with `live` current replicas
+ * (observed, or started by this window), only replicas - live more are still needed (lowest slot ids kept).
+ */
+export function unwantedCreates(ctx: Pick<ReconcileContext, 'window' | 'desired' | 'observed' | 'expectations'>): string[] {
+  const { window, desired } = ctx;
+  if (!window || !desired || desired.paused || desired.templateHash !== window.templateHash) return [];
+  const removed = new Set([...window.removing, ...ctx.expectations.removes].map((r) => r.containerId));
+  const live = ctx.observed.filter(
+    (r) => !isLeftover(r) && r.state !== 'removing' && r.templateHash === desired.templateHash && !removed.has(r.containerId),
+  ).length;
+  const keep = Math.max(0, desired.replicas - live);
+  return window.inFlight
+    .map((c) => c.replicaId)
+    .sort(compareSlotIds)
+    .slice(keep);
+}
+
+/**
+ * Preparing failed: a permanent source problem degrades at once (without spending a round); a
+ * finalizer that could not be added, or any other failure, backs off and tries again.
+ */
+export function prepareFailed(ctx: Pick<ReconcileContext, 'failedRounds'>, error: unknown): Pick<ReconcileContext, 'decision' | 'failedRounds'> {
+  const step = error instanceof PrepareFailure ? error.step : 'source';
+  const failure = classifyFailure(error instanceof PrepareFailure ? error.failure : error);
+  const meaning = FAILURE_POLICY[failure.reason];
+  const permanent = step === 'source' && meaning.permanent;
+  const decision: Decision = permanent
+    ? { kind: 'degraded', reason: failure.reason, message: failure.message, probe: meaning.source ? 'source' : 'restore' }
+    : {
+        kind: 'backoff',
+        reason: failure.reason,
+        message: `${step === 'finalizer' ? 'adding the finalizer' : 'checking the checkpoint source'}: ${failure.message}`,
+      };
+  return { decision, failedRounds: permanent ? ctx.failedRounds : ctx.failedRounds + 1 };
+}
+
+/**
+ * A resync may trigger only a SOURCE probe (one cheap inspect of the source container); a restore
+ * probe costs a restore (and a leaked checkpoint copy in containerd), so it waits for its own
+ * exponential timer however often resyncs arrive.
+ */
+export function probeDue(ctx: Pick<ReconcileContext, 'degraded'>, now: number, minProbeIntervalMs: number): boolean {
+  return ctx.degraded?.probe === 'source' && now - ctx.degraded.lastProbeAt >= minProbeIntervalMs;
+}
+
+/** An engine event came in while observing: a rest planned from a list taken before it must look again. */
+export function mustReobserve(ctx: Pick<ReconcileContext, 'reobserve' | 'decision'>): boolean {
+  return ctx.reobserve && (ctx.decision?.kind === 'converged' || ctx.decision?.kind === 'waiting');
 }

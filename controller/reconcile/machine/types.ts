@@ -3,7 +3,7 @@
 import type { CheckpointReplicaSet, CheckpointSource, ContainerTemplate, NodeStatus } from '../../api/types.js';
 import type { AgentLimits } from '../../api/validate.js';
 import type { FairLimiter } from '../../engine/limiter.js';
-import type { FailureReason, Replica } from '../../engine/types.js';
+import type { DegradedReason, FailureReason, Replica } from '../../engine/types.js';
 import type { BackoffPolicy } from '../backoff.js';
 import type { FieldError } from '../desired.js';
 import type { ClassifiedFailure } from '../errors.js';
@@ -75,7 +75,7 @@ export type Decision =
   | { kind: 'paused' }
   /** This agent's Node object is missing and the resource has a nodeSelector: keep what runs, act on nothing. */
   | { kind: 'nodeUnknown' }
-  | { kind: 'degraded'; reason: string; message: string; probe: ProbeKind }
+  | { kind: 'degraded'; reason: DegradedReason; message: string; probe: ProbeKind }
   | { kind: 'backoff'; reason: FailureReason; message: string }
   | { kind: 'converged' }
   | { kind: 'waiting' }
@@ -87,7 +87,7 @@ export type Decision =
 export type WindowStep = { kind: 'refill' } | { kind: 'drain'; reason: string };
 
 interface DegradedState {
-  reason: string;
+  reason: DegradedReason;
   message: string;
   probe: ProbeKind;
   generation: number;
@@ -184,7 +184,7 @@ export interface ReconcileContext {
   failedRounds: number;
   degraded: DegradedState | undefined;
   /** The reason of the last Degraded event sent, so a probe that fails again does not repeat it. */
-  announcedDegraded: string | undefined;
+  announcedDegraded: DegradedReason | undefined;
   canary: boolean;
   /** `${generation}/${templateHash}` whose checkpoint source checked out. */
   sourceVerifiedFor: string | undefined;

@@ -3,7 +3,7 @@
 // them (statusCode + json.message) or Node gives them (code + syscall) is reproduced here.
 import { describe, expect, it } from 'vitest';
 import { EngineError, classifyError } from '../../../controller/engine/errors.js';
-import { TRANSIENT_REASONS } from '../../../controller/engine/types.js';
+import { FAILURE_POLICY } from '../../../controller/engine/failure-policy.js';
 
 function dockerError(statusCode: number, message: string): Error {
   return Object.assign(new Error(`(HTTP code ${statusCode}) server error - ${message} `), { statusCode, json: { message } });
@@ -96,7 +96,7 @@ describe('classifyError', () => {
     const e = classifyError(err, ctx);
     expect(e).toBeInstanceOf(EngineError);
     expect(e.code).toBe(reason);
-    expect(e.transient).toBe(TRANSIENT_REASONS.has(e.code));
+    expect(e.transient).toBe(FAILURE_POLICY[e.code].retry);
     expect(e.message).toContain(ctx.operation);
     expect(e.cause).toBe(err);
   });

@@ -74,7 +74,7 @@ describe('decide', () => {
   });
 
   it('stays Degraded until a probe succeeds', () => {
-    const degraded = { reason: 'CheckpointNotFound', message: 'gone', probe: 'source' as const, generation: 1, since: 0, probes: 1, lastProbeAt: 0 };
+    const degraded = { reason: 'CheckpointNotFound' as const, message: 'gone', probe: 'source' as const, generation: 1, since: 0, probes: 1, lastProbeAt: 0 };
     expect(decide(ctx({ degraded }), work, undefined).kind).toBe('degraded');
     expect(decide(ctx({ degraded, canary: true }), work, undefined).kind).toBe('restore');
     const ok = { replicaId: '0', attempt: 2, mode: 'restore', cause: 'probe', ok: true, replica: replica('0'), seconds: 1 } as const;
