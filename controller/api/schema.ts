@@ -26,7 +26,8 @@ export const PLURAL = 'checkpointreplicasets';
 export const SINGULAR = 'checkpointreplicaset';
 export const SHORT_NAMES = ['crs'];
 export const CRD_NAME = `${PLURAL}.${GROUP}`;
-export const FINALIZER = 'checkpoint.dev/containers';
+/** Every node's finalizer starts with this; the node name (or its hashed form) follows (kube/finalizers.ts). */
+export const NODE_FINALIZER_PREFIX = `${GROUP}/cleanup-`;
 
 /** The most restores one node runs at once for one resource: containerd starts at most 10 containers at a time. */
 export const MAX_CONCURRENT_RESTORES = 10;

@@ -4,7 +4,7 @@
 // The CheckpointReplicaSet API, group checkpoint.dev, version v1alpha1.
 import type { API_VERSION, KIND } from './schema.js';
 
-export { GROUP, VERSION, API_VERSION, KIND, PLURAL, FINALIZER } from './schema.js';
+export { GROUP, VERSION, API_VERSION, KIND, PLURAL, NODE_FINALIZER_PREFIX } from './schema.js';
 
 /** The part of Kubernetes' ObjectMeta the controller reads (the apiserver always fills these). */
 export interface ObjectMeta {

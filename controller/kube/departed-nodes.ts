@@ -11,9 +11,9 @@
 // writes its entry and finalizer back on its next reconcile (and holds its replicas, see
 // reconcile/node-selection.ts), so nothing it runs is lost track of.
 
-import type { CheckpointReplicaSet } from '../api/types.js';
+import { NODE_FINALIZER_PREFIX, type CheckpointReplicaSet } from '../api/types.js';
 import type { Clock } from './clock.js';
-import { NODE_FINALIZER_PREFIX, finalizerFor } from './finalizers.js';
+import { finalizerFor } from './finalizers.js';
 import { noopLogger, type Logger } from './logger.js';
 import type { ResourceRef } from './ports.js';
 

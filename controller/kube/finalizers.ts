@@ -5,7 +5,7 @@
 // the list written is the list read, plus or minus this node's entry.
 
 import { createHash } from 'node:crypto';
-import { GROUP } from '../api/types.js';
+import { GROUP, NODE_FINALIZER_PREFIX } from '../api/types.js';
 import { isApiError } from './api-error.js';
 import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { CrsClient, JsonPatchOp } from './client.js';
@@ -13,8 +13,6 @@ import { realClock, sleep, type Clock } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
 import type { FinalizerManager, ResourceRef } from './ports.js';
 
-/** Every node finalizer starts with this; the node name (or its hashed form) follows. */
-export const NODE_FINALIZER_PREFIX = `${GROUP}/cleanup-`;
 /** The name part of a qualified name (after the slash) is at most 63 characters. */
 const MAX_NAME_PART = 63;
 
@@ -32,7 +30,7 @@ export function finalizerFor(node: string): string {
     .slice(0, room)
     .replace(/[^-a-z0-9_.]/gi, '-')
     .replace(/[-_.]+$/, '');
-  return `${GROUP}/cleanup-${readable ? `${readable}-` : ''}${hash}`;
+  return `${NODE_FINALIZER_PREFIX}${readable ? `${readable}-` : ''}${hash}`;
 }
 
 /** A short, stable hash of a node name, for names that must be shorter than node names may be. */

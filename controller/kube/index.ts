@@ -1,5 +1,5 @@
 // The kube layer assembled for one agent: informers feed the work queue, and the reconciler gets the
-// status writer, event recorder and finalizer as its ports. main.ts calls createKubeLayer, then
+// status writer, event recorder and finalizer as its ports. agent.ts calls createKubeLayer, then
 // start(handler) once the reconciler exists, and stop() on SIGTERM.
 
 import type { KubeConfig, V1Node } from '@kubernetes/client-node';

@@ -1,4 +1,4 @@
-// The metrics module's runtime API, for controller/main.ts. (Build-time generators, generate.ts and
+// The metrics module's runtime API, for controller/agent.ts. (Build-time generators, generate.ts and
 // prometheus-rule.ts, are deliberately not exported: they use dev dependencies.)
 export { createMetrics, type CrsMetrics } from './metrics.js';
 export { observeEngine } from './engine-adapter.js';

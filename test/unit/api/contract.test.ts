@@ -3,7 +3,7 @@
 // `npx tsc -p tsconfig.json --noEmit` fails when a generated type drifts from the draft below.
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type * as Api from '../../../controller/api/types.js';
-import { API_VERSION, FINALIZER, GROUP, KIND, PLURAL, VERSION } from '../../../controller/api/types.js';
+import { API_VERSION, GROUP, KIND, NODE_FINALIZER_PREFIX, PLURAL, VERSION } from '../../../controller/api/types.js';
 
 interface DraftCheckpointSource {
   container?: string;
@@ -101,13 +101,13 @@ describe('generated types keep the draft contract', () => {
   });
 
   it('keeps the API identity constants', () => {
-    expect({ GROUP, VERSION, API_VERSION, KIND, PLURAL, FINALIZER }).toEqual({
+    expect({ GROUP, VERSION, API_VERSION, KIND, PLURAL, NODE_FINALIZER_PREFIX }).toEqual({
       GROUP: 'checkpoint.dev',
       VERSION: 'v1alpha1',
       API_VERSION: 'checkpoint.dev/v1alpha1',
       KIND: 'CheckpointReplicaSet',
       PLURAL: 'checkpointreplicasets',
-      FINALIZER: 'checkpoint.dev/containers',
+      NODE_FINALIZER_PREFIX: 'checkpoint.dev/cleanup-',
     });
   });
 });
