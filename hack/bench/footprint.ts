@@ -1,4 +1,4 @@
-// `npm run bench:footprint`: the agent's footprint as shipped (the compiled `node dist/controller/main.js`,
+// `npm run bench:footprint`: the agent's footprint as shipped (the compiled `node --max-semi-space-size=2 dist/crs-agent.mjs`,
 // the shipped defaults but for the flags a local run needs), against the real test bed:
 //   rollout: one resource of N x M MB (default 45 x 200) until Ready: peak RSS and CPU; then idle
 //            for S seconds (default 60) with the replicas running: RSS and CPU; then the delete time;
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
   const text = `## The agent's footprint as shipped
 
 Produced by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. The compiled agent
-(\`node dist/controller/main.js\`, as the image runs it) with the shipped defaults (log level info, resync 300 s, 4 workers)
+(\`node --max-semi-space-size=2 dist/crs-agent.mjs\` with MALLOC_ARENA_MAX=2, as the image runs it) with the shipped defaults (log level info, resync 300 s, 4 workers)
 watching one namespace, against the test bed's real apiserver and engine. RSS from /proc (VmRSS; peak = VmHWM),
 CPU = user + system time of the agent process. Status writes: the apiserver's own \`apiserver_request_total\` for
 \`checkpointreplicasets/status\`. Load average (1/5/15 min) when it began: ${loadStart}.
