@@ -32,7 +32,7 @@ import { absorbLeftovers, concurrencyBound, isLeftover, plan as planWork, type P
 import { compareSlotIds } from '../slots.js';
 import type { ReconcileOutcome } from '../ports.js';
 import { computeNodeStatus, replicaCounts, sameNodeStatus, type Progress } from '../status.js';
-import { PrepareFailure, createActors, type CreateControllers } from './actors.js';
+import { PrepareFailure, createActors, type CancelCreates } from './actors.js';
 import { decide, sourceKey, windowStep } from './decide.js';
 import type { ReconcileEvent } from './events.js';
 import type { CreateOutcome, Decision, MachineDeps, MachineInput, ReconcileContext, RemoveOutcome, WindowReport, WindowResult, WindowState } from './types.js';
@@ -221,9 +221,13 @@ function unwantedCreates(ctx: Pick<ReconcileContext, 'window' | 'desired' | 'obs
     .slice(keep);
 }
 
+/**
+ * The machine definition. The runner creates it ONCE and starts every resource's actor from it: it
+ * closes over reconciler-wide deps only; what belongs to one resource is in that actor's context,
+ * and what one window started is owned by that window's executor (actors.ts).
+ */
 export function createReconcileMachine(deps: MachineDeps) {
   const { ports, node, clock, options } = deps;
-  const createControllers: CreateControllers = new Map();
   const { logger, events, engine } = ports;
   const now = (): number => clock.now();
   const retryDelay = (ctx: ReconcileContext): number => backoffDelay(options.backoff, Math.max(1, ctx.failedRounds));
@@ -373,7 +377,7 @@ export function createReconcileMachine(deps: MachineDeps) {
 
   return setup({
     types: {} as { context: ReconcileContext; events: ReconcileEvent; input: MachineInput; tags: 'resting' },
-    actors: createActors(deps, createControllers),
+    actors: createActors(deps),
     actions: {
       takeResource: assign(({ context, event }) =>
         event.type === 'SPEC' || event.type === 'RESYNC' ? applyResource(context, event.resource, now(), deps) : {},
@@ -399,13 +403,13 @@ export function createReconcileMachine(deps: MachineDeps) {
       }),
       clearReobserve: assign({ reobserve: false }),
       /** A scale-down mid-window: cancel the restores no longer wanted (queued ones leave at once). */
-      cancelUnwanted: ({ context }) => {
-        const unwanted = unwantedCreates(context).filter((id) => createControllers.has(id));
+      cancelUnwanted: enqueueActions(({ context, enqueue }) => {
+        const unwanted = unwantedCreates(context);
         if (unwanted.length === 0) return;
-        const reason = new Error(`no longer wanted: spec.replicas is now ${context.desired?.replicas ?? 0}`);
-        for (const id of unwanted) createControllers.get(id)?.abort(reason);
-        logger.info('cancelled restores no longer wanted', { key: context.key, replicas: context.desired?.replicas, slots: unwanted });
-      },
+        const cancel: CancelCreates = { type: 'CANCEL', slots: unwanted, reason: `no longer wanted: spec.replicas is now ${context.desired?.replicas ?? 0}` };
+        enqueue.sendTo('window', cancel);
+        enqueue(() => logger.info('cancelled restores no longer wanted', { key: context.key, replicas: context.desired?.replicas, slots: unwanted }));
+      }),
 
       /** Degraded on entry: keep probe bookkeeping when the reason is unchanged. */
       enterDegraded: assign(({ context }) => {
