@@ -37,8 +37,6 @@ export interface Agent {
 
 const ENGINE_RETRY_MAX_MS = 30_000;
 const SWEEP_INTERVAL_MS = 60_000;
-/** EndpointSlices are re-checked this often besides the events that move them (a missed event heals). */
-const ENDPOINTS_RESYNC_MS = 30_000;
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   const kc = new k8s.KubeConfig();
@@ -140,7 +138,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     );
 
     // ---- EndpointSlices of Ready replicas (issue 15): moved by restores finishing, containers
-    // changing and the resource changing; re-checked periodically.
+    // changing, the spec changing, and the engine's event stream coming back; re-checked at the
+    // informer's resync (--resync-seconds), the safety net for a missed event. No timer of its own:
+    // an idle agent makes no calls for them.
     const endpoints = new EndpointSync({
       client: createEndpointSliceClient(kc),
       node: config.nodeName,
@@ -157,16 +157,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     });
     kube.resources.on({
       add: (o) => void endpoints.sync(o),
-      update: (o) => void endpoints.sync(o),
+      update: (o, cause) => void (cause === 'resync' ? endpoints.sync(o) : endpoints.syncOnSpecChange(o)),
       delete: (o) => void endpoints.forget(o.metadata.namespace, o.metadata.uid),
     });
-    const endpointsResync = runPeriodically(
-      async () => {
-        for (const r of kube.resources.list()) await endpoints.sync(r);
-      },
-      ENDPOINTS_RESYNC_MS,
-      (err) => logger.warn('endpoint slice resync failed', { err }),
-    );
     // ---- end of EndpointSlices
 
     // ---- Engine events (issue 10): a replica that dies, is killed or removed by hand is noticed in
@@ -188,7 +181,10 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         return;
       }
       logger.info('Docker event stream resumed; re-listing every resource', { downSeconds: (event.at.getTime() - event.lostAt.getTime()) / 1000 });
-      for (const r of kube.resources.list()) kube.queue.add(keyOf(r.metadata.namespace, r.metadata.name));
+      for (const r of kube.resources.list()) {
+        kube.queue.add(keyOf(r.metadata.namespace, r.metadata.name));
+        void endpoints.sync(r); // replicas may have died unseen while the stream was down
+      }
     });
     // ---- end of engine events
 
@@ -258,7 +254,6 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
       await stopWatch();
-      await endpointsResync.stop();
       await endpoints.drain();
       await reconciler.stop();
       await kube.stop();
