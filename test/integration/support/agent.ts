@@ -25,6 +25,8 @@ export interface AgentOptions {
   replicaProvenSeconds?: number;
   /** Extra environment for the process. */
   env?: Record<string, string>;
+  /** Compiled only: run the bundle with plain `node`, without the image's node flags and ENV (to measure what they do). */
+  plainNode?: boolean;
   /** Extra flags, e.g. ['--max-replicas-per-host=5']. */
   args?: string[];
   /**
@@ -75,9 +77,10 @@ function imageCommand(repoRoot: string): { nodeArgs: string[]; env: Record<strin
 }
 
 /** How node starts the agent: one process either way (no tsx wrapper), so signals, RSS and CPU time are the agent's own. */
-function agentEntry(repoRoot: string): { args: string[]; env: Record<string, string> } {
+function agentEntry(repoRoot: string, plainNode = false): { args: string[]; env: Record<string, string> } {
   if (!compiledAgent()) return { args: ['--import', 'tsx', path.join(repoRoot, 'controller/main.ts')], env: {} };
   const image = imageCommand(repoRoot);
+  if (plainNode) return { args: [path.join(repoRoot, image.nodeArgs.at(-1) ?? '')], env: {} };
   // The entry's paths are relative to the image's /app, which is the repository root here.
   return { args: image.nodeArgs.map((a) => (a.startsWith('dist/') ? path.join(repoRoot, a) : a)), env: image.env };
 }
@@ -87,7 +90,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   const logDir = path.join(bed.repoRoot, '.local/logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `agent-${options.nodeName}-${Date.now()}.log`);
-  const entry = agentEntry(bed.repoRoot);
+  const entry = agentEntry(bed.repoRoot, options.plainNode);
   const args = [
     ...entry.args,
     '--kubeconfig',
