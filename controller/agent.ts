@@ -8,6 +8,7 @@ import type { AgentConfig } from './config.js';
 import { systemClock } from './engine/clock.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
+import type { EngineEvent } from './engine/types.js';
 import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
 import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
@@ -36,7 +37,13 @@ export interface Agent {
 }
 
 const ENGINE_RETRY_MAX_MS = 30_000;
-const SWEEP_INTERVAL_MS = 60_000;
+/** Housekeeping runs this long after engine work (restores, removals) ... */
+const SWEEP_AFTER_WORK_MS = 60_000;
+/** ... and this often when nothing happens (the safety net: an idle agent has nothing to sweep). */
+const SWEEP_IDLE_INTERVAL_MS = 10 * 60_000;
+
+/** Engine events after which housekeeping may find something: a restore's leaked copy, a container to collect. */
+const SWEEP_AFTER: ReadonlySet<EngineEvent['type']> = new Set(['restore.succeeded', 'restore.failed', 'coldstart.succeeded', 'replica.removed']);
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   const kc = new k8s.KubeConfig();
@@ -230,7 +237,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
     // namespace-scoped agent cannot tell a foreign namespace's resource from a deleted one.
     // Runs never overlap (a hung Docker delays the next one instead of piling them up), and every
-    // engine call in them has its deadline.
+    // engine call in them has its deadline. Driven by what makes work for it: a minute after start
+    // (what a previous run left) and after engine work or a deleted resource; otherwise every
+    // 10 minutes, so an idle agent does not walk Docker's data root every minute.
     const housekeeping = runPeriodically(
       async (signal) => {
         await connected.sweep(signal).catch((err: unknown) => logger.warn('sweep failed', { err }));
@@ -243,9 +252,14 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
           if (collected?.removed) logger.info('removed orphaned replicas', { ...collected });
         }
       },
-      SWEEP_INTERVAL_MS,
+      SWEEP_IDLE_INTERVAL_MS,
       (err) => logger.warn('housekeeping failed', { err }),
     );
+    housekeeping.soon(SWEEP_AFTER_WORK_MS);
+    connected.onEvent((event) => {
+      if (SWEEP_AFTER.has(event.type)) housekeeping.soon(SWEEP_AFTER_WORK_MS);
+    });
+    kube.resources.on({ delete: () => housekeeping.soon(SWEEP_AFTER_WORK_MS) });
 
     shutdown = async () => {
       health.stop();
