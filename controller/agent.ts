@@ -8,6 +8,7 @@ import type { AgentConfig } from './config.js';
 import { systemClock } from './engine/clock.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
 import { EngineError } from './engine/errors.js';
+import type { EngineEvent } from './engine/types.js';
 import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
 import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
@@ -36,9 +37,13 @@ export interface Agent {
 }
 
 const ENGINE_RETRY_MAX_MS = 30_000;
-const SWEEP_INTERVAL_MS = 60_000;
-/** EndpointSlices are re-checked this often besides the events that move them (a missed event heals). */
-const ENDPOINTS_RESYNC_MS = 30_000;
+/** Housekeeping runs this long after engine work (restores, removals) ... */
+const SWEEP_AFTER_WORK_MS = 60_000;
+/** ... and this often when nothing happens (the safety net: an idle agent has nothing to sweep). */
+const SWEEP_IDLE_INTERVAL_MS = 10 * 60_000;
+
+/** Engine events after which housekeeping may find something: a restore's leaked copy, a container to collect. */
+const SWEEP_AFTER: ReadonlySet<EngineEvent['type']> = new Set(['restore.succeeded', 'restore.failed', 'coldstart.succeeded', 'replica.removed']);
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   const kc = new k8s.KubeConfig();
@@ -140,7 +145,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     );
 
     // ---- EndpointSlices of Ready replicas (issue 15): moved by restores finishing, containers
-    // changing and the resource changing; re-checked periodically.
+    // changing, the spec changing, and the engine's event stream coming back; re-checked at the
+    // informer's resync (--resync-seconds), the safety net for a missed event. No timer of its own:
+    // an idle agent makes no calls for them.
     const endpoints = new EndpointSync({
       client: createEndpointSliceClient(kc),
       node: config.nodeName,
@@ -157,16 +164,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     });
     kube.resources.on({
       add: (o) => void endpoints.sync(o),
-      update: (o) => void endpoints.sync(o),
+      update: (o, cause) => void (cause === 'resync' ? endpoints.sync(o) : endpoints.syncOnSpecChange(o)),
       delete: (o) => void endpoints.forget(o.metadata.namespace, o.metadata.uid),
     });
-    const endpointsResync = runPeriodically(
-      async () => {
-        for (const r of kube.resources.list()) await endpoints.sync(r);
-      },
-      ENDPOINTS_RESYNC_MS,
-      (err) => logger.warn('endpoint slice resync failed', { err }),
-    );
     // ---- end of EndpointSlices
 
     // ---- Engine events (issue 10): a replica that dies, is killed or removed by hand is noticed in
@@ -188,7 +188,10 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         return;
       }
       logger.info('Docker event stream resumed; re-listing every resource', { downSeconds: (event.at.getTime() - event.lostAt.getTime()) / 1000 });
-      for (const r of kube.resources.list()) kube.queue.add(keyOf(r.metadata.namespace, r.metadata.name));
+      for (const r of kube.resources.list()) {
+        kube.queue.add(keyOf(r.metadata.namespace, r.metadata.name));
+        void endpoints.sync(r); // replicas may have died unseen while the stream was down
+      }
     });
     // ---- end of engine events
 
@@ -234,7 +237,9 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     // deleted while no agent ran. Orphans are judged only when every namespace is watched: a
     // namespace-scoped agent cannot tell a foreign namespace's resource from a deleted one.
     // Runs never overlap (a hung Docker delays the next one instead of piling them up), and every
-    // engine call in them has its deadline.
+    // engine call in them has its deadline. Driven by what makes work for it: a minute after start
+    // (what a previous run left) and after engine work or a deleted resource; otherwise every
+    // 10 minutes, so an idle agent does not walk Docker's data root every minute.
     const housekeeping = runPeriodically(
       async (signal) => {
         await connected.sweep(signal).catch((err: unknown) => logger.warn('sweep failed', { err }));
@@ -247,9 +252,14 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
           if (collected?.removed) logger.info('removed orphaned replicas', { ...collected });
         }
       },
-      SWEEP_INTERVAL_MS,
+      SWEEP_IDLE_INTERVAL_MS,
       (err) => logger.warn('housekeeping failed', { err }),
     );
+    housekeeping.soon(SWEEP_AFTER_WORK_MS);
+    connected.onEvent((event) => {
+      if (SWEEP_AFTER.has(event.type)) housekeeping.soon(SWEEP_AFTER_WORK_MS);
+    });
+    kube.resources.on({ delete: () => housekeeping.soon(SWEEP_AFTER_WORK_MS) });
 
     shutdown = async () => {
       health.stop();
@@ -258,7 +268,6 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
       // Order matters: stop starting work, let in-flight restores finish (or abort them cleanly),
       // then flush status and Events, and only then close the engine and the metrics endpoint.
       await stopWatch();
-      await endpointsResync.stop();
       await endpoints.drain();
       await reconciler.stop();
       await kube.stop();

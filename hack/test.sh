@@ -19,7 +19,7 @@ mkdir -p "$CRS_STATE_DIR"; rm -f "${reports[@]}"
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="${reports[0]}" "$@" || status=$?
 # The main end-to-end file once more against the compiled agent, started as the image starts it
-# (`node dist/controller/main.js`; the global setup builds dist/). Only on a full run: extra
+# (`node --max-semi-space-size=2 dist/crs-agent.mjs`, the Dockerfile's ENTRYPOINT; the global setup builds dist/). Only on a full run: extra
 # arguments select what to run.
 if [ $# -eq 0 ]; then
   log "vitest: test/integration/e2e/controller.test.ts with the compiled agent (CRS_AGENT_COMPILED=1)"

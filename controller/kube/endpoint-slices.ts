@@ -20,6 +20,7 @@ import {
   type V1EndpointSlice,
 } from '@kubernetes/client-node';
 import { NODE, OWNER_UID, REPLICA_ID } from '../api/labels.js';
+import { FairLimiter } from '../engine/limiter.js';
 import { API_VERSION, KIND, type CheckpointReplicaSet } from '../api/types.js';
 import type { Replica } from '../engine/types.js';
 import { toApiError } from './api-error.js';
@@ -166,26 +167,50 @@ export interface EndpointSyncOptions {
   logger: Logger;
   /** Deadline of each apiserver or engine call. Default 10 s. */
   callTimeoutMs?: number;
+  /** Resources synced at once (each sync is one engine list and one apiserver list). Default 4. */
+  concurrency?: number;
+}
+
+/** What, besides replicas changing, moves a resource's slices: its spec or its deletion. */
+function specMark(resource: CheckpointReplicaSet): string {
+  return `${resource.metadata.generation ?? 0}/${resource.metadata.deletionTimestamp ?? ''}`;
 }
 
 /**
  * Keeps each resource's slices on this node in step with its Ready replicas. sync() runs one
  * resource at a time per key; a call while one runs marks it to run once more afterwards, so bursts
- * of container events cost one extra pass, never a pile-up.
+ * of container events cost one extra pass, never a pile-up. At most `concurrency` resources sync at
+ * once (fair between resources), so a resync of 1000 resources does not open 2000 requests together.
  */
 export class EndpointSync {
   private readonly running = new Map<string, Promise<void>>();
   private readonly again = new Map<string, CheckpointReplicaSet | { gone: true; namespace: string; uid: string }>();
+  /** The spec mark each resource was last synced for (syncOnSpecChange). */
+  private readonly synced = new Map<string, string>();
+  private readonly slots: FairLimiter;
 
-  constructor(private readonly o: EndpointSyncOptions) {}
+  constructor(private readonly o: EndpointSyncOptions) {
+    this.slots = new FairLimiter(o.concurrency ?? 4);
+  }
 
   /** Bring one resource's slices in step (or remove them all when it is deleting). */
   sync(resource: CheckpointReplicaSet): Promise<void> {
+    this.synced.set(resource.metadata.uid, specMark(resource));
     return this.schedule(resource.metadata.uid, resource);
+  }
+
+  /**
+   * sync() only when the spec or the deletion changed since the last sync: a status write echoed by
+   * the watch moves no slice (replicas moving arrive as engine events, which call sync()).
+   */
+  syncOnSpecChange(resource: CheckpointReplicaSet): Promise<void> | undefined {
+    if (this.synced.get(resource.metadata.uid) === specMark(resource)) return undefined;
+    return this.sync(resource);
   }
 
   /** The resource is gone: remove its slices on this node. */
   forget(namespace: string, uid: string): Promise<void> {
+    this.synced.delete(uid);
     return this.schedule(uid, { gone: true, namespace, uid });
   }
 
@@ -199,12 +224,21 @@ export class EndpointSync {
       let next: typeof target | undefined = target;
       while (next) {
         this.again.delete(uid);
-        await this.once(next).catch((err: unknown) => this.o.logger.warn('endpoint slice sync failed; the next event or resync retries', { uid, err }));
+        await this.bounded(uid, next).catch((err: unknown) => this.o.logger.warn('endpoint slice sync failed; the next event or resync retries', { uid, err }));
         next = this.again.get(uid);
       }
     })().finally(() => this.running.delete(uid));
     this.running.set(uid, run);
     return run;
+  }
+
+  private async bounded(uid: string, target: CheckpointReplicaSet | { gone: true; namespace: string; uid: string }): Promise<void> {
+    const release = await this.slots.acquire(uid);
+    try {
+      await this.once(target);
+    } finally {
+      release();
+    }
   }
 
   private async once(target: CheckpointReplicaSet | { gone: true; namespace: string; uid: string }): Promise<void> {

@@ -116,17 +116,20 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
       clock.setTimeout(resolve, ms);
     });
 
+  // One machine definition for every resource (its deps are this reconciler's); each actor's own
+  // state is its context and its window's executor.
+  const machine = createReconcileMachine({
+    ports,
+    node: options.node,
+    clock,
+    options: machineOptions,
+    inFlightWork,
+    removeSlots,
+    ...(options.agentLimits ? { agentLimits: options.agentLimits } : {}),
+    ...(options.selectsNode ? { selectsNode: options.selectsNode } : {}),
+  });
+
   function create(key: string, resource: CheckpointReplicaSet): Entry {
-    const machine = createReconcileMachine({
-      ports,
-      node: options.node,
-      clock,
-      options: machineOptions,
-      inFlightWork,
-      removeSlots,
-      ...(options.agentLimits ? { agentLimits: options.agentLimits } : {}),
-      ...(options.selectsNode ? { selectsNode: options.selectsNode } : {}),
-    });
     const actor = createActor(machine, { input: { key }, clock });
     let previous = stateName(actor.getSnapshot());
     const subscription = actor.subscribe({

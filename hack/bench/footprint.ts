@@ -1,4 +1,4 @@
-// `npm run bench:footprint`: the agent's footprint as shipped (the compiled `node dist/controller/main.js`,
+// `npm run bench:footprint`: the agent's footprint as shipped (the compiled `node --max-semi-space-size=2 dist/crs-agent.mjs`,
 // the shipped defaults but for the flags a local run needs), against the real test bed:
 //   rollout: one resource of N x M MB (default 45 x 200) until Ready: peak RSS and CPU; then idle
 //            for S seconds (default 60) with the replicas running: RSS and CPU; then the delete time;
@@ -29,6 +29,8 @@ const { values } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     /** NODE_OPTIONS for the agent, to try V8 settings (e.g. --max-semi-space-size=1) without changing the image. */
     'agent-node-options': { type: 'string' },
+    /** Run the bundle with plain `node`: without the image's --max-semi-space-size and MALLOC_ARENA_MAX (to measure them). */
+    'plain-node': { type: 'boolean', default: false },
   },
 });
 const parts = new Set(values.parts.split(','));
@@ -64,6 +66,7 @@ async function agentFor(namespace: string, nodeName: string, extra: string[] = [
     logLevel: 'info',
     resyncSeconds: 300,
     args: extra,
+    plainNode: values['plain-node'],
     ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}),
   });
   await agent.ready();
@@ -210,11 +213,12 @@ async function main(): Promise<void> {
   if (parts.has('many')) rows.push(await many());
   const text = `## The agent's footprint as shipped
 
-Produced by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. The compiled agent
-(\`node dist/controller/main.js\`, as the image runs it) with the shipped defaults (log level info, resync 300 s, 4 workers)
+Produced by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. The shipped bundle
+(${values['plain-node'] ? "\`node dist/crs-agent.mjs\`: plain node, WITHOUT the image's node flags and ENV" : '\`node --max-semi-space-size=2 dist/crs-agent.mjs\` with MALLOC_ARENA_MAX=2, as the image runs it'}) with the shipped defaults (log level info, resync 300 s, 4 workers)
 watching one namespace, against the test bed's real apiserver and engine. RSS from /proc (VmRSS; peak = VmHWM),
 CPU = user + system time of the agent process. Status writes: the apiserver's own \`apiserver_request_total\` for
-\`checkpointreplicasets/status\`. Load average (1/5/15 min) when it began: ${loadStart}.
+\`checkpointreplicasets/status\`. Load average (1/5/15 min) when it began: ${loadStart}; the machine (below) may be
+shared with other work, which the load average shows: times and CPU are then upper bounds, RSS is the agent's own.
 Goals (issue 13): peak RSS at most 100 MB in the rollout, at most 150 MB with 1000 resources, idle CPU about 0.
 
 | what | time / count | RSS at start (MB) | peak RSS (MB) | agent CPU | load average at the end |

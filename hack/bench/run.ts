@@ -2,7 +2,7 @@
 // on one engine: N replicas (default 45) of the sample workload from one checkpoint of M MB (default
 // 200), at most 10 restores in flight, alternating
 //   hand:       `docker create` + `cp -al` + a unique file + `docker start --checkpoint`, xargs -P 10;
-//   controller: the compiled agent (`node dist/controller/main.js`, as the image runs it),
+//   controller: the compiled agent (`node --max-semi-space-size=2 dist/crs-agent.mjs`, as the image runs it),
 //               `kubectl apply` until the resource is Ready=True,
 // R times each (default 3). Reports medians and spread, controller/hand ratio, failed restores,
 // restore copies left behind, time to the first ready replica, and draws ready replicas and restores

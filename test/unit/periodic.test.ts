@@ -66,6 +66,40 @@ describe('runPeriodically', () => {
     expect(errors).toHaveLength(1);
   });
 
+  it('soon(): runs within the given delay instead of the interval, once for many calls; during a run, that long after it', async () => {
+    let runs = 0;
+    const release: (() => void)[] = [];
+    const p = runPeriodically(
+      async () => {
+        runs++;
+        await new Promise<void>((r) => release.push(r));
+      },
+      600_000,
+      () => undefined,
+    );
+    p.soon(60_000);
+    await vi.advanceTimersByTimeAsync(30_000);
+    p.soon(60_000); // a later nudge does not push the run back
+    p.soon(120_000); // nor does a longer one
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(runs).toBe(1);
+    p.soon(60_000); // during the run
+    release.shift()?.();
+    await vi.advanceTimersByTimeAsync(59_999);
+    expect(runs).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(runs).toBe(2);
+    release.shift()?.();
+    // Nothing asked since: back to the long interval.
+    await vi.advanceTimersByTimeAsync(599_999);
+    expect(runs).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(runs).toBe(3);
+    const stopped = p.stop();
+    release.shift()?.();
+    await stopped;
+  });
+
   it('refuses a bad interval', () => {
     expect(() =>
       runPeriodically(

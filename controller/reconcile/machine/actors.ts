@@ -12,13 +12,18 @@ import type { PlannedCreate, PlannedRemove } from '../planner.js';
 import type { ResourceRef } from '../ports.js';
 import type { CreateOutcome, MachineDeps, PrepareInput, RemoveOutcome, WindowInput, WindowReport, WindowWork } from './types.js';
 
-/**
- * The creates of the window in flight, by slot, each with its own AbortController: a scale-down
- * mid-window cancels exactly the restores it no longer wants (see cancelUnwanted in setup.ts).
- */
-export type CreateControllers = Map<string, AbortController>;
+/** Sent to the window's executor: abort the creates of these slots (a scale-down no longer wants them). */
+export interface CancelCreates {
+  type: 'CANCEL';
+  slots: string[];
+  reason: string;
+}
 
-export function createActors(deps: MachineDeps, createControllers: CreateControllers = new Map()) {
+/**
+ * The actors of the one machine definition every resource shares: they hold no per-resource state
+ * (what one window started lives in that window's executor), only the reconciler-wide deps.
+ */
+export function createActors(deps: MachineDeps) {
   const { engine, finalizer } = deps.ports;
   const now = (): number => deps.clock.now();
   /** Registers engine work so shutdown can wait for it, even after the actor was stopped. */
@@ -70,11 +75,14 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
 
   /**
    * Executes the window: starts the creates and removals it is given (its input first, then each
-   * START the machine sends) and reports each one as it finishes. It decides nothing.
+   * START the machine sends) and reports each one as it finishes. It decides nothing. It owns the
+   * AbortControllers of what it started: CANCEL aborts named creates, stopping it aborts them all.
    */
   const runWindow = fromCallback<AnyEventObject, WindowInput & { work: WindowWork }, WindowReport>(({ input, sendBack, receive }) => {
     const stopped = new AbortController();
     const signal = stopped.signal;
+    // The creates in flight, by slot, each with its own controller so a CANCEL can abort it alone.
+    const createControllers = new Map<string, AbortController>();
     const owner = { uid: input.ref.uid, namespace: input.ref.namespace, name: input.ref.name };
     const createOne = async (c: PlannedCreate): Promise<CreateOutcome> => {
       const spec: ReplicaSpec = {
@@ -113,8 +121,13 @@ export function createActors(deps: MachineDeps, createControllers: CreateControl
       for (const c of work.creates) void tracked(createOne(c)).then((outcome) => report({ type: 'CREATED', outcome }));
       for (const r of work.removes) void tracked(removeOne(owner.uid, r, signal)).then((outcome) => report({ type: 'REMOVED', outcome }));
     };
+    const cancel = (event: CancelCreates): void => {
+      const reason = new Error(event.reason);
+      for (const slot of event.slots) createControllers.get(slot)?.abort(reason);
+    };
     receive((event) => {
       if (event.type === 'START') start(event as AnyEventObject & WindowWork);
+      else if (event.type === 'CANCEL') cancel(event as CancelCreates);
     });
     start(input.work);
     return () => stopped.abort(new Error('the restore window was closed'));

@@ -56,6 +56,11 @@ const RESTING = {
 /** A resting state that waits for nothing in particular looks again at a resync (a replica may have died since). */
 const RESYNC_LOOKS = { RESYNC: { target: 'observing', actions: 'takeResource' } } as const;
 
+/**
+ * The machine definition. The runner creates it ONCE and starts every resource's actor from it: it
+ * closes over reconciler-wide deps only; what belongs to one resource is in that actor's context,
+ * and what one window started is owned by that window's executor (actors.ts).
+ */
 export function createReconcileMachine(deps: MachineDeps) {
   const { logger, engine } = deps.ports;
   const env = (): ContextEnv => ({ now: deps.clock.now(), options: deps.options, engine });

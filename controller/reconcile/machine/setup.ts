@@ -6,7 +6,7 @@ import { assign, enqueueActions, setup } from 'xstate';
 import type { ReconcileOutcome } from '../ports.js';
 import { concurrencyBound, type PlannedCreate } from '../planner.js';
 import { replicaCounts } from '../status.js';
-import { createActors, type CreateControllers } from './actors.js';
+import { createActors, type CancelCreates } from './actors.js';
 import * as change from './context.js';
 import { mustReobserve, probeDue, unwantedCreates, windowStep } from './decide.js';
 import { delayMs, type DelayName } from './delays.js';
@@ -23,7 +23,6 @@ export interface StateMeta {
 
 export function setupReconcile(deps: MachineDeps) {
   const { ports, node, clock, options } = deps;
-  const createControllers: CreateControllers = new Map();
   const { logger, events, engine } = ports;
   const now = (): number => clock.now();
   const env = (): change.ContextEnv => ({ now: now(), options, engine });
@@ -41,7 +40,7 @@ export function setupReconcile(deps: MachineDeps) {
 
   return setup({
     types: {} as { context: ReconcileContext; events: ReconcileEvent; input: MachineInput; tags: 'resting'; meta: StateMeta },
-    actors: createActors(deps, createControllers),
+    actors: createActors(deps),
     actions: {
       takeResource: assign(({ context, event }) =>
         event.type === 'SPEC' || event.type === 'RESYNC' ? change.applyResource(context, event.resource, now(), deps) : {},
@@ -52,13 +51,13 @@ export function setupReconcile(deps: MachineDeps) {
       noteEngine: assign(({ context, event }) => (event.type === 'ENGINE' ? change.noteEngine(context, event, options) : {})),
       clearReobserve: assign({ reobserve: false }),
       /** A scale-down mid-window: cancel the restores no longer wanted (queued ones leave at once). */
-      cancelUnwanted: ({ context }) => {
-        const unwanted = unwantedCreates(context).filter((id) => createControllers.has(id));
+      cancelUnwanted: enqueueActions(({ context, enqueue }) => {
+        const unwanted = unwantedCreates(context);
         if (unwanted.length === 0) return;
-        const reason = new Error(say.unwantedReason(context.desired?.replicas ?? 0));
-        for (const id of unwanted) createControllers.get(id)?.abort(reason);
-        logger.info('cancelled restores no longer wanted', { key: context.key, replicas: context.desired?.replicas, slots: unwanted });
-      },
+        const cancel: CancelCreates = { type: 'CANCEL', slots: unwanted, reason: say.unwantedReason(context.desired?.replicas ?? 0) };
+        enqueue.sendTo('window', cancel);
+        enqueue(() => logger.info('cancelled restores no longer wanted', { key: context.key, replicas: context.desired?.replicas, slots: unwanted }));
+      }),
       enterDegraded: assign(({ context }) => change.enterDegraded(context, now())),
       announceDegraded: enqueueActions(({ context, enqueue }) => {
         const d = context.degraded;

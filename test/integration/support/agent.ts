@@ -1,9 +1,10 @@
 // Runs the real agent (controller/main.ts) as a child process against the test bed, the way a
 // DaemonSet pod would run it, so end-to-end tests can kill it (SIGKILL / SIGTERM) and start it again.
-// With CRS_AGENT_COMPILED=1 it runs the compiled agent exactly as the image does
-// (`node dist/controller/main.js`, built once by the global setup) instead of the TypeScript through tsx.
+// With CRS_AGENT_COMPILED=1 it runs the shipped artifact exactly as the image does (the Dockerfile's
+// ENTRYPOINT and ENV: `node --max-semi-space-size=2 dist/crs-agent.mjs`, the bundle built once by the
+// global setup) instead of the TypeScript through tsx.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import type { Testbed } from '../testbed.js';
@@ -24,6 +25,8 @@ export interface AgentOptions {
   replicaProvenSeconds?: number;
   /** Extra environment for the process. */
   env?: Record<string, string>;
+  /** Compiled only: run the bundle with plain `node`, without the image's node flags and ENV (to measure what they do). */
+  plainNode?: boolean;
   /** Extra flags, e.g. ['--max-replicas-per-host=5']. */
   args?: string[];
   /**
@@ -58,9 +61,28 @@ export function compiledAgent(): boolean {
   return process.env.CRS_AGENT_COMPILED === '1';
 }
 
+/**
+ * How the image starts the agent, read from the Dockerfile's final stage: node's arguments (the
+ * ENTRYPOINT after `node`, paths relative to /app) and the ENV it sets. One source, so the tests
+ * and benchmarks run what ships, flags included.
+ */
+function imageCommand(repoRoot: string): { nodeArgs: string[]; env: Record<string, string> } {
+  const text = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+  const final = text.slice(text.lastIndexOf('\nFROM '));
+  const entry = /^ENTRYPOINT (\[.*\])$/m.exec(final)?.[1];
+  const argv = entry ? (JSON.parse(entry) as string[]) : [];
+  if (argv[0] !== 'node') throw new Error(`Dockerfile: the final stage's ENTRYPOINT must start with "node", got ${entry ?? 'none'}`);
+  const env = Object.fromEntries([...final.matchAll(/^ENV (\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!]));
+  return { nodeArgs: argv.slice(1), env };
+}
+
 /** How node starts the agent: one process either way (no tsx wrapper), so signals, RSS and CPU time are the agent's own. */
-function agentEntry(repoRoot: string): string[] {
-  return compiledAgent() ? [path.join(repoRoot, 'dist/controller/main.js')] : ['--import', 'tsx', path.join(repoRoot, 'controller/main.ts')];
+function agentEntry(repoRoot: string, plainNode = false): { args: string[]; env: Record<string, string> } {
+  if (!compiledAgent()) return { args: ['--import', 'tsx', path.join(repoRoot, 'controller/main.ts')], env: {} };
+  const image = imageCommand(repoRoot);
+  if (plainNode) return { args: [path.join(repoRoot, image.nodeArgs.at(-1) ?? '')], env: {} };
+  // The entry's paths are relative to the image's /app, which is the repository root here.
+  return { args: image.nodeArgs.map((a) => (a.startsWith('dist/') ? path.join(repoRoot, a) : a)), env: image.env };
 }
 
 export async function startAgent(bed: Testbed, options: AgentOptions): Promise<RunningAgent> {
@@ -68,8 +90,9 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   const logDir = path.join(bed.repoRoot, '.local/logs');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `agent-${options.nodeName}-${Date.now()}.log`);
+  const entry = agentEntry(bed.repoRoot, options.plainNode);
   const args = [
-    ...agentEntry(bed.repoRoot),
+    ...entry.args,
     '--kubeconfig',
     options.kubeconfig ?? bed.kubeconfig,
     '--node-name',
@@ -98,7 +121,7 @@ export async function startAgent(bed: Testbed, options: AgentOptions): Promise<R
   if (options.checkpointRoot) args.push('--checkpoint-root', options.checkpointRoot);
   const child = spawn(process.execPath, args, {
     cwd: bed.repoRoot,
-    env: { ...process.env, ...options.env },
+    env: { ...process.env, ...entry.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(logFile, { flags: 'a' });

@@ -1,9 +1,11 @@
 // The pure part of the EndpointSlice sync: which slices a resource's replicas call for, and the
-// creates and deletes that make the apiserver's set exactly that.
+// creates and deletes that make the apiserver's set exactly that; and EndpointSync's bounds (how
+// many resources sync at once, which watch updates cause a sync) with a fake client.
 import { describe, expect, it } from 'vitest';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import type { Replica } from '../../../controller/engine/types.js';
-import { desiredSlice, planSlices } from '../../../controller/kube/endpoint-slices.js';
+import { EndpointSync, desiredSlice, planSlices, type EndpointSliceClient } from '../../../controller/kube/endpoint-slices.js';
+import { noopLogger } from '../../../controller/kube/logger.js';
 
 const resource = {
   apiVersion: 'checkpoint.dev/v1alpha1',
@@ -63,5 +65,59 @@ describe('planSlices', () => {
   it('replaces a slice whose content differs (e.g. serviceName changed)', () => {
     const renamed = { ...a, metadata: { ...a.metadata, labels: { ...a.metadata?.labels, 'kubernetes.io/service-name': 'other' } } };
     expect(planSlices([a], [renamed])).toEqual({ create: [renamed], delete: [a.metadata?.name] });
+  });
+});
+
+describe('EndpointSync', () => {
+  /** A client whose list calls wait until released, counting how many run at once. */
+  function slowClient() {
+    let running = 0;
+    let peak = 0;
+    let lists = 0;
+    const waiting: Array<() => void> = [];
+    const client: EndpointSliceClient = {
+      list: async () => {
+        lists++;
+        running++;
+        peak = Math.max(peak, running);
+        await new Promise<void>((resolve) => waiting.push(resolve));
+        running--;
+        return [];
+      },
+      create: async () => undefined,
+      delete: async () => undefined,
+    };
+    return { client, peak: () => peak, lists: () => lists, releaseAll: () => waiting.splice(0).forEach((r) => r()) };
+  }
+  const ofUid = (uid: string, generation = 1): CheckpointReplicaSet => ({ ...resource, metadata: { ...resource.metadata, uid, generation } });
+  const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it('syncs at most 4 resources at once, and all of them in the end', async () => {
+    const c = slowClient();
+    const sync = new EndpointSync({ client: c.client, node: 'n', address: '10.0.0.5', listReplicas: async () => [], logger: noopLogger });
+    const done = Array.from({ length: 10 }, (_, i) => sync.sync(ofUid(`u-${i}`)));
+    for (let i = 0; i < 20 && c.lists() < 10; i++) {
+      await tick();
+      c.releaseAll();
+    }
+    await Promise.all(done);
+    expect(c.peak()).toBe(4);
+    expect(c.lists()).toBe(10);
+  });
+
+  it('a watch update syncs only when the spec or the deletion changed since the last sync', async () => {
+    const c = slowClient();
+    const sync = new EndpointSync({ client: c.client, node: 'n', address: '10.0.0.5', listReplicas: async () => [], logger: noopLogger });
+    const settle = async (p: Promise<void> | undefined): Promise<void> => {
+      await tick();
+      c.releaseAll();
+      await p;
+    };
+    await settle(sync.sync(ofUid('u-1', 1)));
+    expect(sync.syncOnSpecChange(ofUid('u-1', 1))).toBeUndefined(); // a status write's echo
+    await settle(sync.syncOnSpecChange(ofUid('u-1', 2)));
+    const deleting = { ...ofUid('u-1', 2), metadata: { ...ofUid('u-1', 2).metadata, deletionTimestamp: '2026-01-01T00:00:00Z' } };
+    await settle(sync.syncOnSpecChange(deleting));
+    expect(c.lists()).toBe(3);
   });
 });

@@ -130,6 +130,24 @@ describe('ResilientInformer', () => {
     await t.informer.stop();
   });
 
+  it('caches listed and watched objects without managedFields and the last-applied annotation, other annotations kept', async () => {
+    const t = setup();
+    const heavy = (name: string, rv: number, annotations: Record<string, string>): Obj =>
+      ({ ...obj(name, rv), metadata: { ...obj(name, rv).metadata, managedFields: [{ manager: 'kubectl' }], annotations } }) as Obj;
+    const applied = { 'kubectl.kubernetes.io/last-applied-configuration': '{"big":true}' };
+    t.setList([heavy('a', 10, applied)], 100);
+    t.informer.start();
+    await t.informer.waitForSync();
+    t.watch.current.send('ADDED', heavy('c', 101, { ...applied, team: 'x' }));
+    const a = t.informer.get('a', 'ns')?.metadata as Record<string, unknown>;
+    const c = t.informer.get('c', 'ns')?.metadata as Record<string, unknown>;
+    expect(a).not.toHaveProperty('managedFields');
+    expect(a).not.toHaveProperty('annotations'); // only the last-applied one was there
+    expect(c).not.toHaveProperty('managedFields');
+    expect(c.annotations).toEqual({ team: 'x' });
+    await t.informer.stop();
+  });
+
   it('delivers watch adds, updates and deletes and keeps the cache', async () => {
     const t = setup();
     t.informer.start();

@@ -540,6 +540,17 @@ describe('reconciler: more restart and engine cases', () => {
     expect(h.engine.ownedBy('uid-new')).toHaveLength(1);
   });
 
+  it('every resource runs the one machine definition (per-resource state is in each actor, not in a machine of its own)', async () => {
+    const h = createHarness();
+    await h.reconcile(resource({ name: 'a', uid: 'uid-a', replicas: 1 }));
+    await h.reconcile(resource({ name: 'b', uid: 'uid-b', replicas: 2 }));
+    const a = h.reconciler.snapshot('default/a');
+    const b = h.reconciler.snapshot('default/b');
+    expect(a?.machine).toBeDefined();
+    expect(a?.machine).toBe(b?.machine);
+    expect([a?.context.plan?.summary.ready, b?.context.plan?.summary.ready]).toEqual([1, 2]);
+  });
+
   it('logs every transition with structured fields and exposes the snapshot', async () => {
     const h = createHarness();
     await h.reconcile(resource({ replicas: 1 }));
