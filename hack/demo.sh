@@ -100,7 +100,8 @@ cat <<INFO
 
   kubectl:  export KUBECONFIG=$KUBECONFIG PATH=$KUBE_BIN_DIR:\$PATH
             kubectl -n $namespace get crs; kubectl -n $namespace describe crs app
-  docker:   DOCKER_HOST=$DOCKER_HOST docker ps --filter label=checkpoint.dev/owner-name=app
+  docker:   DOCKER_HOST=$DOCKER_HOST docker ps --filter label=checkpoint.dev/owner-name=app$([ "$nodes" = 1 ] ||
+  printf '\n            (node i > 1: DOCKER_HOST=unix://%s-n<i-1>/docker.sock)' "$CRS_DOCKER_RUN")
   metrics:  curl -s http://127.0.0.1:$port/metrics | grep ^crs_   (node i: port $port + i - 1)
   agent logs: ${agent_logs[*]}
 INFO
