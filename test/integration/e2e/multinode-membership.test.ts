@@ -14,7 +14,7 @@ import { eventually } from '../kube/helpers.js';
 import { type RunningAgent, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { nodeTestbeds } from '../support/nodes.js';
-import { checkpointedSource, containersWithLabel, dockerClient } from '../support/workload.js';
+import { checkpointedSource, containersWithLabel, dockerClient, removeTestContainers } from '../support/workload.js';
 import { type Testbed, testbed } from '../testbed.js';
 
 const REPLICAS = 5;
@@ -104,18 +104,8 @@ afterAll(async () => {
   await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
   for (const n of nodes) {
     await k('delete', 'node', n.name).catch(() => undefined);
-    const docker = dockerClient(n.bed);
-    for (const c of await containersWithLabel(n.bed, 'checkpoint.dev/owner-namespace', namespace)) {
-      await docker
-        .getContainer(c.id)
-        .remove({ force: true })
-        .catch(() => undefined);
-    }
-    await docker
-      .getContainer(sourceName)
-      .remove({ force: true })
-      .catch(() => undefined);
-    await docker
+    await removeTestContainers(n.bed, namespace, [sourceName]);
+    await dockerClient(n.bed)
       .getImage(partialImage)
       .remove()
       .catch(() => undefined);
