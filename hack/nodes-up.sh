@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings up N extra Docker engines for multi-node tests, one per simulated node, idempotently:
-#   hack/nodes-up.sh [N]          (default NODES or 3)
+#   hack/nodes-up.sh [N]          (default NODES or 4: multinode-membership.test.ts needs 4)
 # Node i gets its own dockerd (socket, data root, exec root, containerd tmp) under
 # $CRS_DOCKER_ROOT-n<i> / $CRS_DOCKER_RUN-n<i>, the sample image, and its own checkpoint "warm" of
 # the sample workload taken on that engine (container app-template; APP_MEMORY_MB default 16 to bound
@@ -9,7 +9,7 @@
 # Needs the control plane and the main engine (hack/testbed-up.sh) first: the image is copied from it.
 source "$(dirname "$0")/lib.sh"
 need_root "starting the node engines" "dockerd and CRIU (checkpoint/restore) only run as root"
-count="${1:-${NODES:-3}}"
+count="${1:-${NODES:-4}}"
 [[ "$count" =~ ^[1-9][0-9]?$ ]] || die "node count must be 1..99, got '$count'"
 image="${SAMPLE_IMAGE:-crs-sample-app:latest}"
 main_host="$CRS_DOCKER_HOST"

@@ -10,7 +10,7 @@ bash "$HACK_DIR/engine-up.sh" >/dev/null
 bash "$HACK_DIR/build-workload.sh"
 bash "$HACK_DIR/build-gitops-check.sh" >/dev/null # kstatus + Argo CD Lua, for the GitOps health tests
 # One engine per simulated node for the multi-node tests (NODES=0 skips them); writes .local/nodes.env.
-[ "${NODES:-3}" = 0 ] || bash "$HACK_DIR/nodes-up.sh" "${NODES:-3}"
+[ "${NODES:-4}" = 0 ] || bash "$HACK_DIR/nodes-up.sh" "${NODES:-4}"
 image="${SAMPLE_IMAGE:-crs-sample-app:latest}"
 cat > "$CRS_STATE_DIR/testbed.env" <<ENV
 export KUBECONFIG=$KUBECONFIG_PATH

@@ -11,7 +11,7 @@ import { eventually } from '../kube/helpers.js';
 import { type RunningAgent, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { nodeTestbeds } from '../support/nodes.js';
-import { checkpointedSource, containersWithLabel, dockerClient, watchInFlight } from '../support/workload.js';
+import { checkpointedSource, containersWithLabel, removeTestContainers, watchInFlight } from '../support/workload.js';
 import { type Testbed, testbed } from '../testbed.js';
 
 const REPLICAS = 45;
@@ -70,18 +70,7 @@ afterAll(async () => {
   await k('delete', 'namespace', namespace, '--wait=false').catch(() => undefined);
   for (const n of nodes) {
     await k('delete', 'node', n.name).catch(() => undefined);
-    const docker = dockerClient(n.bed);
-    for (const c of await containersWithLabel(n.bed, 'checkpoint.dev/owner-namespace', namespace)) {
-      await docker
-        .getContainer(c.id)
-        .remove({ force: true })
-        .catch(() => undefined);
-    }
-    for (const name of [sourceName, `${sourceName}-partial`])
-      await docker
-        .getContainer(name)
-        .remove({ force: true })
-        .catch(() => undefined);
+    await removeTestContainers(n.bed, namespace, [sourceName, `${sourceName}-partial`]);
   }
 }, 120_000);
 

@@ -1,7 +1,7 @@
 // The sample workload (hack/workload) as a checkpoint source for end-to-end tests: a running
 // container that counted a little, checkpointed under a name, allowed into the given namespaces.
 import Docker from 'dockerode';
-import { RESTORE_INTO_NAMESPACES } from '../../../controller/api/labels.js';
+import { OWNER_NAMESPACE, RESTORE_INTO_NAMESPACES } from '../../../controller/api/labels.js';
 import type { Testbed } from '../testbed.js';
 
 export interface SourceOptions {
@@ -113,6 +113,21 @@ export async function containersWithLabel(bed: Testbed, key: string, value?: str
     created: c.Created,
     labels: c.Labels,
   }));
+}
+
+/**
+ * After a test: force-removes the engine's replicas of every resource in `namespace` (by the agent's
+ * owner-namespace label) and the named source containers. Best effort: what is already gone is fine.
+ */
+export async function removeTestContainers(bed: Testbed, namespace: string, names: string[] = []): Promise<void> {
+  const docker = dockerClient(bed);
+  const replicas = await containersWithLabel(bed, OWNER_NAMESPACE, namespace);
+  for (const ref of [...replicas.map((c) => c.id), ...names]) {
+    await docker
+      .getContainer(ref)
+      .remove({ force: true })
+      .catch(() => undefined);
+  }
 }
 
 export interface DockerEvent {
