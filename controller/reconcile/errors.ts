@@ -63,6 +63,9 @@ export const PERMANENT_NOW: ReadonlySet<FailureReason> = new Set<FailureReason>(
   'InvalidSpec',
   // The node's operator caps this host; a later probe finds room once replicas go away.
   'QuotaExceeded',
+  // The app never got ready, or CRIU could not checkpoint it: a retry cold-starts it again, so only
+  // the Degraded probe's backoff (or a spec change) tries once more, never a storm of cold starts.
+  'BootstrapFailed',
 ]);
 
 /** Reasons about the checkpoint source: a probe re-checks the source before spending a restore. */

@@ -600,6 +600,7 @@ export function createReconcileMachine(deps: MachineDeps) {
           paused: context.desired.paused,
           progress: progressFor(params.phase, context, retryDelay(context)),
           degraded: context.degraded ? { reason: context.degraded.reason, message: context.degraded.message } : undefined,
+          bootstrap: context.resource?.spec.checkpoint.bootstrap ? ports.engine.bootstrapState?.(ref.uid) : undefined,
           previous: context.lastStatus,
           now: new Date(now()),
         });
@@ -621,6 +622,17 @@ export function createReconcileMachine(deps: MachineDeps) {
         enqueue(() => ports.metrics?.converged(ref, seconds));
         enqueue(() => logger.info('converged', { key: context.key, generation: ref.generation, seconds, replicas: context.plan?.summary.ready }));
         enqueue.assign({ convergedGeneration: ref.generation });
+        // The roll is over: no replica of an older template is left, so neither is a use for its checkpoint.
+        const templateHash = context.desired?.templateHash;
+        if (context.resource?.spec.checkpoint.bootstrap && templateHash)
+          enqueue(
+            () =>
+              void ports.engine
+                .reclaimBootstrap?.(ref.uid, templateHash)
+                .catch((error: unknown) =>
+                  logger.warn('reclaiming old bootstrap checkpoints failed; housekeeping retries', { key: context.key, error: String(error) }),
+                ),
+          );
       }),
     },
     guards: {
