@@ -26,7 +26,7 @@ import type { BootstrapState, FailureReason, ReplicaOwner } from './types.js';
 
 /** The folder under the Docker data root that holds every bootstrap checkpoint of this node. */
 export const BOOTSTRAP_FOLDER = 'crs-bootstrap';
-export const TMP_SUFFIX = '.tmp';
+const TMP_SUFFIX = '.tmp';
 
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
