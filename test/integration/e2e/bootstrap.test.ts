@@ -26,6 +26,8 @@ interface Extra {
   replicas: number;
   mark?: string;
   neverReady?: boolean;
+  warmupSeconds?: number;
+  paused?: boolean;
 }
 
 function manifest(name: string, extra: Extra): string {
@@ -35,7 +37,8 @@ function manifest(name: string, extra: Extra): string {
     metadata: { name, namespace },
     spec: {
       replicas: extra.replicas,
-      checkpoint: { bootstrap: { warmupSeconds: 3, timeoutSeconds: 30 } },
+      checkpoint: { bootstrap: { warmupSeconds: extra.warmupSeconds ?? 3, timeoutSeconds: 30 } },
+      ...(extra.paused ? { paused: true } : {}),
       template: {
         image: bed.sampleImage,
         env: [
@@ -162,7 +165,9 @@ describe('checkpoint bootstrap on a node that has only the image', () => {
     }
     // Restored at different moments, yet all continue from the one checkpoint: the same next number
     // (one tick apart at most), which the bootstrap replica itself passed through.
-    expect(Math.min(...firsts)).toBeGreaterThan(0);
+    // (0 is possible: without a readiness probe, a loaded host may still be in the sample's CPU
+    // warm-up when warmupSeconds ends; the restores then finish that same warm-up.)
+    expect(Math.min(...firsts)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...firsts) - Math.min(...firsts)).toBeLessThanOrEqual(1);
     expect(counters(await logsOf(boot.id))).toContain(Math.min(...firsts));
 
@@ -236,5 +241,39 @@ describe('checkpoint bootstrap on a node that has only the image', () => {
     const uidNever = (await get('never')).metadata.uid;
     expect((await byMode(uidNever)).filter((r) => r.state === 'running')).toEqual([]);
     expect(await entries(path.join(nsFolder(), 'never', uidNever))).toEqual([]);
+  });
+  it('an agent killed mid-bootstrap: the half-made checkpoint is discarded and redone, never restored; no duplicates', async () => {
+    await k.apply(manifest('restart', { replicas: 3, warmupSeconds: 8 }));
+    const id = (await get('restart')).metadata.uid;
+    const boot = await eventually('the bootstrap replica warming up', async () =>
+      (await byMode(id)).find((r) => r.mode === 'bootstrap' && r.state === 'running'),
+    );
+    await agent!.kill('SIGKILL');
+    // What a kill in the middle of `docker checkpoint create` leaves: a .tmp with part of a checkpoint.
+    const half = path.join(nsFolder(), 'restart', id, `${boot.hash}.tmp`);
+    await fs.mkdir(half, { recursive: true });
+    await fs.writeFile(path.join(half, 'inventory.img'), 'half-made');
+    const kubeconfig = await serviceAccountKubeconfig(bed, k);
+    agent = await startAgent(bed, { nodeName: node, namespace, kubeconfig });
+    await agent.ready();
+    await k('-n', namespace, 'wait', 'crs/restart', '--for=condition=Ready', '--timeout=180s');
+    const replicas = (await byMode(id)).filter((r) => r.state === 'running');
+    expect(replicas).toHaveLength(3);
+    expect(await entries(path.join(nsFolder(), 'restart', id))).toEqual([boot.hash]);
+    expect((await get('restart')).status?.nodes?.[0]?.bootstrap?.phase).toBe('Ready');
+    // The restores came from the new, complete checkpoint (the half-made one would fail in CRIU).
+    for (const r of replicas.filter((x) => x.mode === 'restore')) expect(await logsOf(r.id)).not.toContain('allocated');
+  });
+
+  it('paused: nothing bootstraps; unpaused: it does; scale up restores from the existing checkpoint', async () => {
+    await k.apply(manifest('paused', { replicas: 2, paused: true }));
+    const id = (await get('paused')).metadata.uid;
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await byMode(id)).toEqual([]);
+    await k.apply(manifest('paused', { replicas: 2 }));
+    await k('-n', namespace, 'wait', 'crs/paused', '--for=condition=Ready', '--timeout=180s');
+    await k('-n', namespace, 'scale', 'crs/paused', '--replicas=4');
+    await eventually('4 ready', async () => ((await get('paused')).status?.readyReplicas === 4 ? true : undefined), 120_000);
+    expect((await byMode(id)).map((r) => r.mode).sort()).toEqual(['bootstrap', 'restore', 'restore', 'restore']);
   });
 });
