@@ -746,8 +746,10 @@ export class DockerEngine implements RestoreEngine {
       source = await this.resolveSource(spec.owner, spec.checkpoint, signal, spec.templateHash);
       releaseDisk = await this.reserveDisk(source.files.bytes * (this.options.diskSpaceFactor ?? 3), signal);
     }
-    // A bootstrap runs the template's own image, like any container the tenant could ask for.
-    const sourceImageId = source ? source.imageId : mode === 'bootstrap' ? undefined : await this.coldStartImage(spec.owner, spec.checkpoint, signal);
+    // A bootstrap source's replicas run the template's own image, like any container the tenant
+    // could ask for (the bootstrap itself, and the ColdStart fallback).
+    const ownImage = mode === 'bootstrap' || spec.checkpoint.bootstrap !== undefined;
+    const sourceImageId = source ? source.imageId : ownImage ? undefined : await this.coldStartImage(spec.owner, spec.checkpoint, signal);
     await this.requireImage(spec, mode, sourceImageId, signal);
     const networkMode = source?.networkMode ?? this.options.networkMode;
     const createOptions = buildCreateOptions({ spec, mode, ...(networkMode ? { networkMode } : {}) });
