@@ -13,7 +13,8 @@ import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
 import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
 import { DepartedNodeSweeper } from './kube/departed-nodes.js';
-import { createKubeLayer, keyOf, splitKey, type KubeLayer } from './kube/index.js';
+import { bootstrapEventOf, createKubeLayer, keyOf, splitKey, type KubeLayer } from './kube/index.js';
+import { refOf } from './reconcile/desired.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
 import {
@@ -161,6 +162,13 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
     };
     connected.onEvent((event) => {
       if (event.type === 'restore.succeeded' || event.type === 'coldstart.succeeded') syncEndpointsOf(event.owner.uid);
+    });
+    // spec.checkpoint.bootstrap (issue 16): started, done and failed as Events on the resource.
+    connected.onEvent((event) => {
+      const told = bootstrapEventOf(event);
+      if (!told || !('owner' in event) || !('namespace' in event.owner)) return;
+      const owner = kube.resources.list().find((r) => r.metadata.uid === event.owner.uid);
+      if (owner) kube.events.record(refOf(owner), told.type, told.reason, `node ${config.nodeName}: ${told.message}`);
     });
     kube.resources.on({
       add: (o) => void endpoints.sync(o),

@@ -14,8 +14,11 @@ export const NODE = 'checkpoint.dev/node';
 export const REPLICA_ID = 'checkpoint.dev/replica-id';
 /** 1-based attempt number that created this container. */
 export const ATTEMPT = 'checkpoint.dev/attempt';
-/** 'restore' (started from the checkpoint) or 'cold' (fallback: started without it). */
+/**
+ * 'restore' (started from the checkpoint), 'cold' (fallback: started without it) or 'bootstrap'
+ * (started cold to be checkpointed: spec.checkpoint.bootstrap; it stays a replica afterwards).
+ */
 export const START_MODE = 'checkpoint.dev/start-mode';
-export type StartMode = 'restore' | 'cold';
+export type StartMode = 'restore' | 'cold' | 'bootstrap';
 /** Label on the SOURCE container: comma-separated namespaces it may be restored into, or '*'. */
 export const RESTORE_INTO_NAMESPACES = 'checkpoint.dev/restore-into-namespaces';

@@ -363,7 +363,7 @@ export const checkpointReplicaSetSchema: SchemaNode = {
         checkpoint: {
           type: 'object',
           'x-ts-name': 'CheckpointSource',
-          description: 'Exactly one of `container` (with `name`) or `path` is set (the schema enforces it).',
+          description: 'Exactly one of `container` (with `name`), `path` or `bootstrap` is set (the schema enforces it).',
           properties: {
             container: {
               type: 'string',
@@ -393,12 +393,40 @@ export const checkpointReplicaSetSchema: SchemaNode = {
               description: "Absolute host directory holding CRIU image files (under the agent's checkpoint root).",
               'x-kubernetes-validations': absolutePathRules('spec.checkpoint.path'),
             },
+            bootstrap: {
+              type: 'object',
+              'x-ts-name': 'BootstrapSource',
+              description:
+                'Or: each node makes the checkpoint itself. When the node has none for the current template, the agent starts one replica cold, waits for its readinessProbe and then warmupSeconds, checkpoints it without stopping it (it stays one of the replicas) into a folder only the agent writes, and restores the others from it. Reclaimed when the template changes or the resource is deleted.',
+              properties: {
+                warmupSeconds: intRange(
+                  'spec.checkpoint.bootstrap.warmupSeconds',
+                  0,
+                  3600,
+                  'Seconds to wait after the readiness probe passes (or, without one, after the start) before the checkpoint. Default 0.',
+                  0,
+                ),
+                timeoutSeconds: intRange(
+                  'spec.checkpoint.bootstrap.timeoutSeconds',
+                  1,
+                  86400,
+                  'Bound on the cold start until the replica is ready (BootstrapFailed past it); the warm-up and the checkpoint come on top. Default 300.',
+                  300,
+                ),
+              },
+            },
           },
           'x-kubernetes-validations': [
             {
-              rule: 'has(self.container) || has(self.path)',
-              message: 'spec.checkpoint must name a source: container and name, or path',
+              rule: 'has(self.container) || has(self.path) || has(self.bootstrap)',
+              message: 'spec.checkpoint must name a source: container and name, path, or bootstrap',
               reason: 'FieldValueRequired',
+            },
+            {
+              rule: '!(has(self.bootstrap) && (has(self.container) || has(self.name) || has(self.path)))',
+              message: 'spec.checkpoint.bootstrap excludes container, name and path: name exactly one source',
+              fieldPath: '.bootstrap',
+              reason: 'FieldValueForbidden',
             },
             {
               rule: '!(has(self.path) && (has(self.container) || has(self.name)))',
@@ -672,6 +700,25 @@ export const checkpointReplicaSetSchema: SchemaNode = {
                 description: 'Ready replicas that run a cold start (fallback), not a restore.',
               },
               conditions: { ...conditionList, description: "This node's Ready, Reconciling, Stalled, Progressing and Degraded." },
+              bootstrap: {
+                type: 'object',
+                'x-ts-name': 'NodeBootstrapStatus',
+                description: "This node's own checkpoint (spec.checkpoint.bootstrap only).",
+                required: ['phase'],
+                properties: {
+                  phase: {
+                    type: 'string',
+                    'x-ts-name': 'BootstrapPhase',
+                    enum: ['Bootstrapping', 'Ready', 'Failed'],
+                    description:
+                      'Bootstrapping: a replica is warming up to be checkpointed. Ready: the checkpoint exists. Failed: see message (reason BootstrapFailed).',
+                  },
+                  templateHash: { type: 'string', maxLength: 64, description: 'The template hash the checkpoint is (being) made for.' },
+                  checkpointCreated: { type: 'string', format: 'date-time', description: 'When the checkpoint was made (its age).' },
+                  checkpointSizeBytes: { type: 'integer', format: 'int64', minimum: 0, description: 'Bytes of the checkpoint on disk.' },
+                  message: { type: 'string', maxLength: 4096, description: "What happened, with the engine's or CRIU's message on failure." },
+                },
+              },
               lastUpdateTime: { type: 'string', format: 'date-time', description: 'When this entry last changed.' },
             },
           },

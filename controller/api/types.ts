@@ -20,7 +20,28 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
 }
 
-/** Exactly one of `container` (with `name`) or `path` is set (the schema enforces it). */
+/**
+ * Or: each node makes the checkpoint itself. When the node has none for the current template, the
+ * agent starts one replica cold, waits for its readinessProbe and then warmupSeconds, checkpoints
+ * it without stopping it (it stays one of the replicas) into a folder only the agent writes, and
+ * restores the others from it. Reclaimed when the template changes or the resource is deleted.
+ */
+export interface BootstrapSource {
+  /**
+   * Seconds to wait after the readiness probe passes (or, without one, after the start) before the
+   * checkpoint. Default 0.
+   */
+  warmupSeconds: number;
+  /**
+   * Bound on the cold start until the replica is ready (BootstrapFailed past it); the warm-up and
+   * the checkpoint come on top. Default 300.
+   */
+  timeoutSeconds: number;
+}
+
+/**
+ * Exactly one of `container` (with `name`), `path` or `bootstrap` is set (the schema enforces it).
+ */
 export interface CheckpointSource {
   /** Name or id of a container on the node that holds the checkpoint. */
   container?: string;
@@ -28,6 +49,7 @@ export interface CheckpointSource {
   name?: string;
   /** Absolute host directory holding CRIU image files (under the agent's checkpoint root). */
   path?: string;
+  bootstrap?: BootstrapSource;
 }
 
 export interface EnvVar {
@@ -198,6 +220,25 @@ export interface Condition {
   observedGeneration?: number;
 }
 
+/**
+ * Bootstrapping: a replica is warming up to be checkpointed. Ready: the checkpoint exists. Failed:
+ * see message (reason BootstrapFailed).
+ */
+export type BootstrapPhase = 'Bootstrapping' | 'Ready' | 'Failed';
+
+/** This node's own checkpoint (spec.checkpoint.bootstrap only). */
+export interface NodeBootstrapStatus {
+  phase: BootstrapPhase;
+  /** The template hash the checkpoint is (being) made for. */
+  templateHash?: string;
+  /** When the checkpoint was made (its age). */
+  checkpointCreated?: string;
+  /** Bytes of the checkpoint on disk. */
+  checkpointSizeBytes?: number;
+  /** What happened, with the engine's or CRIU's message on failure. */
+  message?: string;
+}
+
 /** One node's part of the status; a list-map keyed by `node` so agents never clobber each other. */
 export interface NodeStatus {
   /** The Node this entry is about. */
@@ -216,6 +257,7 @@ export interface NodeStatus {
   coldStartedReplicas?: number;
   /** This node's Ready, Reconciling, Stalled, Progressing and Degraded. */
   conditions?: Condition[];
+  bootstrap?: NodeBootstrapStatus;
   /** When this entry last changed. */
   lastUpdateTime?: string;
 }

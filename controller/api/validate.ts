@@ -63,14 +63,19 @@ export function assertValidSpec(spec: CheckpointReplicaSetSpec, agent: AgentLimi
 }
 
 function checkCheckpointSource(spec: CheckpointReplicaSetSpec, agent: AgentLimits): SpecProblem[] {
-  const { container, name, path: source } = spec.checkpoint ?? {};
+  const { container, name, path: source, bootstrap } = spec.checkpoint ?? {};
   const hasContainer = container !== undefined && container !== '';
   const hasPath = source !== undefined && source !== '';
+  if (bootstrap !== undefined) {
+    return hasContainer || hasPath || (name !== undefined && name !== '')
+      ? [problem('spec.checkpoint.bootstrap', 'Forbidden', 'excludes container, name and path: name exactly one source')]
+      : [];
+  }
   if (hasContainer && hasPath) {
     return [problem('spec.checkpoint', 'Forbidden', 'name exactly one source: either container and name, or path, not both')];
   }
   if (!hasContainer && !hasPath) {
-    return [problem('spec.checkpoint', 'Required', 'name a source: container and name, or path')];
+    return [problem('spec.checkpoint', 'Required', 'name a source: container and name, path, or bootstrap')];
   }
   if (hasContainer) {
     return name === undefined || name === '' ? [problem('spec.checkpoint.name', 'Required', 'the checkpoint to restore from the container must be named')] : [];

@@ -22,6 +22,7 @@ import {
   type CheckpointFiles,
   type Marker,
 } from './checkpoint-placement.js';
+import { BootstrapStore, bootstrapBudgetMs, bootstrapFailureReason } from './bootstrap.js';
 import { linkedController, systemClock, withDeadline, type Clock } from './clock.js';
 import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from './container-spec.js';
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
@@ -31,7 +32,17 @@ import { awaitReadiness, execProbeOnce, hostPortFor, httpGetOnce, runPostRestore
 import { findReplicaCopies } from './replica-copies.js';
 import { watchContainers } from './events-stream.js';
 import { FairLimiter, abortedError } from './limiter.js';
-import type { ContainerWatchEvent, EngineEvent, HygieneIgnoredReason, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
+import type {
+  BootstrapState,
+  ContainerWatchEvent,
+  EngineEvent,
+  HygieneIgnoredReason,
+  Replica,
+  ReplicaOwner,
+  ReplicaSpec,
+  RestoreEngine,
+  RestoreOptions,
+} from './types.js';
 
 /** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
 const MAX_CONCURRENCY = 10;
@@ -111,7 +122,7 @@ function describeOwner(owner: ReplicaOwner): string {
 }
 
 function describeSpec(spec: ReplicaSpec, mode: StartMode): string {
-  const what = mode === 'cold' ? 'cold start' : 'restore';
+  const what = mode === 'cold' ? 'cold start' : mode === 'bootstrap' ? 'bootstrap cold start' : 'restore';
   return `${what} of ${describeOwner(spec.owner)} replica ${spec.replicaId} (attempt ${spec.attempt})`;
 }
 
@@ -169,6 +180,8 @@ export async function createDockerEngine(options: DockerEngineOptions): Promise<
   const engine = new DockerEngine(options);
   await engine.ping();
   if (options.sweepOnStart ?? true) await engine.sweep();
+  // A bootstrap an agent was killed in left a .tmp: discarded here, redone by the next restore.
+  await engine.bootstraps.recover();
   return engine;
 }
 
@@ -198,6 +211,8 @@ export class DockerEngine implements RestoreEngine {
   private outstanding = 0;
   private lastAnswerAt: Date | undefined;
   private reachable = true;
+  /** spec.checkpoint.bootstrap: this node's own checkpoints (./bootstrap.ts). */
+  readonly bootstraps: BootstrapStore;
 
   constructor(private readonly options: DockerEngineOptions) {
     this.concurrencyLimit = validateOptions(options).concurrencyLimit;
@@ -207,6 +222,7 @@ export class DockerEngine implements RestoreEngine {
     this.diskReserve = options.diskReserveBytes ?? 2 ** 30;
     this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.cleanupTimeoutMs = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
+    this.bootstraps = new BootstrapStore(options.dockerRoot);
   }
 
   get health(): EngineHealth {
@@ -343,10 +359,41 @@ export class DockerEngine implements RestoreEngine {
   // ---------------------------------------------------------------- sources
 
   async checkSource(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal): Promise<void> {
+    // A bootstrap source is made on demand: nothing to check before the first restore.
+    if (source.bootstrap !== undefined) return;
     await this.resolveSource(owner, source, signal);
   }
 
-  private async resolveSource(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal): Promise<ResolvedSource> {
+  /** The finished bootstrap checkpoint of this template, read like a path source (regular files only). */
+  private async resolveBootstrap(owner: ReplicaOwner, templateHash: string | undefined): Promise<ResolvedSource> {
+    const dir = templateHash === undefined ? undefined : await this.bootstraps.ready(owner, templateHash);
+    if (dir === undefined || templateHash === undefined)
+      throw new EngineError('CheckpointNotFound', `checkpoint.bootstrap: node ${this.options.node} has no checkpoint of this template yet`);
+    const files = await listCheckpointFiles(dir, 'checkpoint.bootstrap');
+    const resolved: ResolvedSource = { dir, files, description: `bootstrap checkpoint ${templateHash}` };
+    const imageId = await recordedSourceImage(dir, 'checkpoint.bootstrap');
+    if (imageId) resolved.imageId = imageId;
+    if (this.options.networkMode) resolved.networkMode = this.options.networkMode;
+    this.emit({ type: 'checkpoint.sized', owner, bytes: files.bytes, at: this.clock.now() });
+    return resolved;
+  }
+
+  bootstrapState(ownerUid: string): BootstrapState | undefined {
+    return this.bootstraps.state(ownerUid);
+  }
+
+  async reclaimBootstrap(ownerUid: string, keepTemplateHash?: string): Promise<number> {
+    const bytes = await this.bootstraps.reclaim(ownerUid, keepTemplateHash);
+    if (bytes > 0) this.emit({ type: 'hygiene.reclaimed', bytes, paths: 1, at: this.clock.now() });
+    return bytes;
+  }
+
+  bootstrapOwners(): Promise<string[]> {
+    return this.bootstraps.owners();
+  }
+
+  private async resolveSource(owner: ReplicaOwner, source: CheckpointSource, signal?: AbortSignal, templateHash?: string): Promise<ResolvedSource> {
+    if (source.bootstrap !== undefined) return this.resolveBootstrap(owner, templateHash);
     const hasContainer = source.container !== undefined && source.container !== '';
     const hasPath = source.path !== undefined && source.path !== '';
     if (hasContainer === hasPath)
@@ -515,10 +562,108 @@ export class DockerEngine implements RestoreEngine {
     if (this.closing.signal.aborted) throw new EngineError('EngineUnavailable', 'the restore engine is closed (the agent is shutting down)');
     const link = linkedController([this.closing.signal, options.signal]);
     try {
+      if (mode === 'restore' && spec.checkpoint.bootstrap) return await this.restoreOrBootstrap(spec, options, link.controller.signal);
       return await this.startLinked(spec, options, mode, link.controller.signal);
     } finally {
       link.unlink();
     }
+  }
+
+  /**
+   * A restore of a bootstrap source: from this node's checkpoint of the template when it exists,
+   * else this replica becomes the one that makes it. One at a time per resource: the others wait
+   * (within their queue bound) and then restore from what it made.
+   */
+  private async restoreOrBootstrap(spec: ReplicaSpec, options: RestoreOptions, outer: AbortSignal): Promise<Replica> {
+    const unlock = await this.bootstraps.lock(spec.owner.uid, outer, options.queueTimeoutMs ?? options.timeoutMs).catch((err: unknown) => {
+      throw this.toEngineError(err, { operation: describeSpec(spec, 'restore') }, outer);
+    });
+    try {
+      if (await this.bootstraps.ready(spec.owner, spec.templateHash)) {
+        unlock();
+        return await this.startLinked(spec, options, 'restore', outer);
+      }
+      return await this.bootstrapReplica(spec, options, outer);
+    } finally {
+      unlock();
+    }
+  }
+
+  /** Start this replica cold, warm it up and checkpoint it (runOnce, mode 'bootstrap'); reports the outcome. */
+  private async bootstrapReplica(spec: ReplicaSpec, options: RestoreOptions, outer: AbortSignal): Promise<Replica> {
+    const bootstrap = spec.checkpoint.bootstrap!;
+    const { owner, templateHash } = spec;
+    const t0 = this.clock.now().getTime();
+    const seconds = (): number => (this.clock.now().getTime() - t0) / 1000;
+    this.emit({ type: 'bootstrap.started', owner, templateHash, at: this.clock.now() });
+    this.bootstraps.setState(owner.uid, { phase: 'Bootstrapping', templateHash, message: `replica ${spec.replicaId} started cold to be checkpointed` });
+    try {
+      const replica = await this.startLinked(spec, { ...options, timeoutMs: bootstrapBudgetMs(bootstrap, options.timeoutMs) }, 'bootstrap', outer);
+      const state = this.bootstraps.state(owner.uid);
+      this.emit({ type: 'bootstrap.succeeded', owner, templateHash, bytes: state?.bytes ?? 0, durationSeconds: seconds(), at: this.clock.now() });
+      return replica;
+    } catch (err) {
+      await this.bootstraps.discard(owner, templateHash).catch(() => undefined);
+      const e = err instanceof EngineError ? err : this.toEngineError(err, { operation: describeSpec(spec, 'bootstrap') }, outer);
+      const reason = bootstrapFailureReason(e.code);
+      const failed = reason === e.code ? e : new EngineError(reason, `checkpoint.bootstrap: ${e.message}`, { cause: e });
+      this.bootstraps.setState(owner.uid, { phase: 'Failed', templateHash, message: `${failed.code}: ${failed.message}` });
+      this.emit({ type: 'bootstrap.failed', owner, templateHash, message: failed.message, durationSeconds: seconds(), at: this.clock.now() });
+      throw failed;
+    }
+  }
+
+  /**
+   * The bootstrap replica is ready (its probe passed): wait warmupSeconds, checkpoint it into a
+   * .tmp folder without stopping it, then publish the folder by rename. No host slot is held.
+   */
+  private async checkpointWarm(spec: ReplicaSpec, containerId: string, signal: AbortSignal): Promise<void> {
+    const what = describeSpec(spec, 'bootstrap');
+    const warmup = spec.checkpoint.bootstrap?.warmupSeconds ?? 0;
+    if (warmup > 0) await this.clock.sleep(warmup * 1000, signal);
+    const { parent, id } = await this.bootstraps.prepare(spec.owner, spec.templateHash);
+    const container = this.docker.getContainer(containerId);
+    const info = await this.call(`${what}: inspecting before the checkpoint`, signal, (s) => container.inspect({ abortSignal: s }));
+    if (!info.State.Running)
+      throw new EngineError(
+        'Unknown',
+        `${what}: the container stopped while warming up (exit code ${info.State.ExitCode}); see docker logs ${containerId.slice(0, 12)}`,
+      );
+    try {
+      // Bounded by the bootstrap's deadline: a large process takes a while to dump.
+      await this.call(`${what}: checkpointing`, signal, (s) => this.createCheckpoint(containerId, parent, id, s), 'caller');
+    } catch (err) {
+      const e = this.toEngineError(err, { operation: `${what}: checkpointing` }, signal);
+      throw e.code === 'Aborted' || e.code === 'EngineUnavailable'
+        ? e
+        : new EngineError('CriuFailed', `${what}: docker checkpoint create failed: ${e.message}`, { cause: e });
+    }
+    const bytes = await this.bootstraps.commit(spec.owner, spec.templateHash, info.Image);
+    this.bootstraps.setState(spec.owner.uid, {
+      phase: 'Ready',
+      templateHash: spec.templateHash,
+      created: this.clock.now(),
+      bytes,
+      message: `checkpoint of replica ${spec.replicaId} made on this node`,
+    });
+    this.emit({ type: 'checkpoint.sized', owner: spec.owner, bytes, at: this.clock.now() });
+  }
+
+  /** POST /containers/{id}/checkpoints with a checkpoint folder of our own, through the modem so the signal reaches the request. */
+  private createCheckpoint(containerId: string, dir: string, id: string, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.docker.modem.dial(
+        {
+          path: `/containers/${containerId}/checkpoints`,
+          method: 'POST',
+          abortSignal: signal,
+          allowEmpty: true,
+          statusCodes: { 200: true, 201: true, 204: true, 404: 'no such container', 500: 'server error' },
+          options: { CheckpointID: id, CheckpointDir: dir, Exit: false },
+        },
+        (err: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()),
+      );
+    });
   }
 
   /** startReplica, under `outer`: the caller's signal or the engine's closing, whichever fires first. */
@@ -598,10 +743,13 @@ export class DockerEngine implements RestoreEngine {
     let source: ResolvedSource | undefined;
     let releaseDisk = (): void => undefined;
     if (mode === 'restore') {
-      source = await this.resolveSource(spec.owner, spec.checkpoint, signal);
+      source = await this.resolveSource(spec.owner, spec.checkpoint, signal, spec.templateHash);
       releaseDisk = await this.reserveDisk(source.files.bytes * (this.options.diskSpaceFactor ?? 3), signal);
     }
-    const sourceImageId = source ? source.imageId : await this.coldStartImage(spec.owner, spec.checkpoint, signal);
+    // A bootstrap source's replicas run the template's own image, like any container the tenant
+    // could ask for (the bootstrap itself, and the ColdStart fallback).
+    const ownImage = mode === 'bootstrap' || spec.checkpoint.bootstrap !== undefined;
+    const sourceImageId = source ? source.imageId : ownImage ? undefined : await this.coldStartImage(spec.owner, spec.checkpoint, signal);
     await this.requireImage(spec, mode, sourceImageId, signal);
     const networkMode = source?.networkMode ?? this.options.networkMode;
     const createOptions = buildCreateOptions({ spec, mode, ...(networkMode ? { networkMode } : {}) });
@@ -663,6 +811,10 @@ export class DockerEngine implements RestoreEngine {
           `${what}: the container ${info.Name.replace(/^\//, '')} is ${info.State.Status} right after its start (exit code ${info.State.ExitCode}${info.State.Error ? `, ${info.State.Error}` : ''}); see docker logs ${containerId.slice(0, 12)}`,
         );
       await this.proveServing(spec, mode, info, signal, release);
+      if (mode === 'bootstrap') {
+        release(); // warm-up and checkpoint need no containerd start slot
+        await this.checkpointWarm(spec, containerId, signal);
+      }
       const id = containerId;
       const listed = await this.call(`${what}: listing the started container`, signal, (s) =>
         this.docker.listContainers({ all: true, filters: { id: [id] }, abortSignal: s }),

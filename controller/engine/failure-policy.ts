@@ -37,6 +37,9 @@ export const FAILURE_POLICY: Readonly<Record<FailureReason, FailureMeaning>> = {
   InvalidSpec: PERMANENT,
   // The node's operator caps this host; a later probe finds room once replicas go away.
   QuotaExceeded: PERMANENT,
+  // The app never got ready, or CRIU could not checkpoint it: a retry cold-starts it again, so only
+  // the Degraded probe's backoff (or a spec change) tries once more, never a storm of cold starts.
+  BootstrapFailed: PERMANENT,
   ReadinessTimeout: SPEND,
   PostRestoreFailed: SPEND,
   Aborted: { retry: false, permanent: false, source: false, spendsAttempt: false, aborted: true },

@@ -23,8 +23,9 @@ export function replicaFromContainer(info: Docker.ContainerInfo): Replica | unde
   if (!ownerUid) return undefined;
   const attempt = Number(labels[ATTEMPT]);
   const modeLabel = labels[START_MODE];
-  const startMode: StartMode = modeLabel === 'cold' ? 'cold' : 'restore';
-  const wellFormed = (modeLabel === 'restore' || modeLabel === 'cold') && Number.isInteger(attempt) && attempt >= 1 && !!labels[REPLICA_ID];
+  const startMode: StartMode = modeLabel === 'cold' || modeLabel === 'bootstrap' ? modeLabel : 'restore';
+  const wellFormed =
+    (modeLabel === 'restore' || modeLabel === 'cold' || modeLabel === 'bootstrap') && Number.isInteger(attempt) && attempt >= 1 && !!labels[REPLICA_ID];
   const state = (STATES.has(info.State) ? info.State : 'dead') as ReplicaState;
   return {
     containerId: info.Id,

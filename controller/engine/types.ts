@@ -70,6 +70,8 @@ export const FAILURE_REASONS = [
   'ReadinessTimeout',
   /** spec.template.postRestore exited non-zero or outlived its timeoutSeconds. */
   'PostRestoreFailed',
+  /** spec.checkpoint.bootstrap: the cold replica never got ready within timeoutSeconds, or its checkpoint failed. */
+  'BootstrapFailed',
   'Aborted',
   'Unknown',
 ] as const;
@@ -113,7 +115,20 @@ export type EngineEvent =
   | { type: 'hygiene.ignored'; reason: HygieneIgnoredReason; path: string; at: Date }
   /** The checkpoint a resource restores from was read (on every source check and restore): its size on disk. */
   | { type: 'checkpoint.sized'; owner: ReplicaOwner; bytes: number; at: Date }
-  | { type: 'disk.waiting'; neededBytes: number; availableBytes: number; path: string; at: Date };
+  | { type: 'disk.waiting'; neededBytes: number; availableBytes: number; path: string; at: Date }
+  /** spec.checkpoint.bootstrap: a cold replica is warming up to be checkpointed on this node. */
+  | { type: 'bootstrap.started'; owner: ReplicaOwner; templateHash: string; at: Date }
+  | { type: 'bootstrap.succeeded'; owner: ReplicaOwner; templateHash: string; bytes: number; durationSeconds: number; at: Date }
+  | { type: 'bootstrap.failed'; owner: ReplicaOwner; templateHash: string; message: string; durationSeconds: number; at: Date };
+
+/** This node's bootstrap checkpoint of one resource, as status.nodes[].bootstrap shows it. */
+export interface BootstrapState {
+  phase: 'Bootstrapping' | 'Ready' | 'Failed';
+  templateHash: string;
+  created?: Date;
+  bytes?: number;
+  message: string;
+}
 
 /** Container actions the engine follows for replicas (Docker's /events, type container). */
 export type ContainerAction = 'start' | 'die' | 'oom' | 'destroy' | 'health_status';
@@ -175,6 +190,15 @@ export interface RestoreEngine {
   readonly concurrencyLimit: number;
   /** Remove leaked checkpoint copies of restores this engine finished or that a crash left; returns bytes reclaimed. */
   sweep(signal?: AbortSignal): Promise<number>;
+  /** spec.checkpoint.bootstrap: the state of this node's checkpoint of the resource (undefined: none known). */
+  bootstrapState?(ownerUid: string): BootstrapState | undefined;
+  /**
+   * Delete this node's bootstrap checkpoints of ownerUid except the one of keepTemplateHash (none
+   * kept when undefined); returns bytes reclaimed. Never while that resource's bootstrap runs.
+   */
+  reclaimBootstrap?(ownerUid: string, keepTemplateHash?: string): Promise<number>;
+  /** Owner uids that hold bootstrap checkpoints on this node (housekeeping of deleted resources). */
+  bootstrapOwners?(): Promise<string[]>;
   /** Free bytes on the disks that restores write to. */
   diskHeadroomBytes(): Promise<number>;
   ping(signal?: AbortSignal): Promise<void>;

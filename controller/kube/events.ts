@@ -11,6 +11,7 @@ import { EventAggregator, type AggregatorOptions } from './event-aggregator.js';
 import { FIELD_MANAGER } from './client.js';
 import { realClock, type Clock } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
+import type { EngineEvent } from '../engine/types.js';
 import type { EventRecorder, EventType, ResourceRef } from './ports.js';
 
 const REPORTING_COMPONENT = 'crs-controller';
@@ -248,4 +249,26 @@ function kubeTimestamp(ms: number): string {
 function truncate(message: string): string {
   const m = String(message ?? '');
   return m.length <= MAX_EVENT_MESSAGE ? m : `${m.slice(0, MAX_EVENT_MESSAGE - 3)}...`;
+}
+
+/**
+ * The Event a bootstrap step of the engine is told with (spec.checkpoint.bootstrap): started, done
+ * (with the checkpoint's size), failed (with the engine's or CRIU's message); undefined for others.
+ */
+export function bootstrapEventOf(event: EngineEvent): { type: EventType; reason: string; message: string } | undefined {
+  const hash = (e: { templateHash: string }): string => `template ${e.templateHash}`;
+  switch (event.type) {
+    case 'bootstrap.started':
+      return { type: 'Normal', reason: 'BootstrapStarted', message: `started a replica cold to checkpoint it on this node (${hash(event)})` };
+    case 'bootstrap.succeeded':
+      return {
+        type: 'Normal',
+        reason: 'BootstrapSucceeded',
+        message: `checkpoint made in ${event.durationSeconds.toFixed(1)} s, ${(event.bytes / 2 ** 20).toFixed(1)} MiB (${hash(event)}); restoring the other replicas from it`,
+      };
+    case 'bootstrap.failed':
+      return { type: 'Warning', reason: 'BootstrapFailed', message: `${hash(event)}: ${event.message}` };
+    default:
+      return undefined;
+  }
 }

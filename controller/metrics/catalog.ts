@@ -119,6 +119,15 @@ export const CATALOG = {
     labels: ['node'],
     meaning: "The agent's per-host cap (at most 10, where containerd's own limit begins).",
   },
+  bootstrapDuration: {
+    name: 'crs_bootstrap_duration_seconds',
+    kind: 'histogram',
+    help: 'Time one bootstrap took on this node: cold start, readiness, warm-up and checkpoint (spec.checkpoint.bootstrap).',
+    labels: ['outcome'],
+    buckets: CONVERGE_DURATION_BUCKETS,
+    meaning:
+      'outcome is success or failure (BootstrapFailed, or cut short). One observation per cold start made to be checkpointed; a failed bootstrap is retried only on the Degraded probe backoff (30 s doubling to 10 min), so failures here stay few.',
+  },
   convergeDuration: {
     name: 'crs_converge_duration_seconds',
     kind: 'histogram',

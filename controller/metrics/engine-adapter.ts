@@ -46,12 +46,20 @@ function recordEngineEvent(metrics: CrsMetrics, node: string, event: EngineEvent
     case 'checkpoint.sized':
       metrics.checkpointSize(event.owner, node, event.bytes);
       return;
+    case 'bootstrap.succeeded':
+      metrics.bootstrapFinished('success', event.durationSeconds);
+      metrics.checkpointSize(event.owner, node, event.bytes);
+      return;
+    case 'bootstrap.failed':
+      metrics.bootstrapFinished('failure', event.durationSeconds);
+      return;
     // Not restores (cold starts are counted by the reconciler as ready replicas) or no metric of
     // their own: queued restores show in crs_replicas_restoring, removals in crs_replicas_ready.
     case 'restore.queued':
     case 'coldstart.succeeded':
     case 'replica.removed':
     case 'disk.waiting':
+    case 'bootstrap.started':
       return;
     default: {
       const unexpected: never = event;

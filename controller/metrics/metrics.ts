@@ -45,6 +45,8 @@ export interface CrsMetrics {
   restoreFinished(resource: NamedResource, outcome: RestoreOutcome, durationSeconds: number): void;
   restoresInFlight(node: string, count: number): void;
   concurrencyLimit(node: string, limit: number): void;
+  /** One bootstrap (cold start to checkpoint) ended: crs_bootstrap_duration_seconds. */
+  bootstrapFinished(outcome: 'success' | 'failure', seconds: number): void;
   /** A new generation of `resource` became Ready after `seconds`. */
   converged(resource: NamedResource, seconds: number): void;
   reconciled(result: ReconcileResult, seconds: number): void;
@@ -84,6 +86,7 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
   const restoresInFlight = gauge(CATALOG.restoresInFlight);
   const restoreConcurrencyLimit = gauge(CATALOG.restoreConcurrencyLimit);
   const convergeDuration = histogram(CATALOG.convergeDuration);
+  const bootstrapDuration = histogram(CATALOG.bootstrapDuration);
   const reconcileTotal = counter(CATALOG.reconcileTotal);
   const reconcileDuration = histogram(CATALOG.reconcileDuration);
   const workqueueDepth = gauge(CATALOG.workqueueDepth);
@@ -185,6 +188,10 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
     },
     concurrencyLimit(node, limit) {
       restoreConcurrencyLimit.set({ node: label('node', node) }, count('limit', limit));
+    },
+    bootstrapFinished(outcome, seconds) {
+      if (outcome !== 'success' && outcome !== 'failure') throw new MetricsError('InvalidLabel', `outcome: "${String(outcome)}" is not success or failure`);
+      bootstrapDuration.observe({ outcome }, nonNegative('seconds', seconds));
     },
     converged(resource, seconds) {
       label('resource.namespace', resource.namespace);

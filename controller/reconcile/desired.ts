@@ -56,8 +56,11 @@ export function validateForReconcile(resource: CheckpointReplicaSet, agent: Agen
   const source = spec.checkpoint;
   if (!source) {
     errors.push({ field: 'spec.checkpoint', reason: 'is missing' });
-  } else if ((source.path === undefined) === (source.container === undefined)) {
-    errors.push({ field: 'spec.checkpoint', reason: 'exactly one of container (with name) or path must be set' });
+  } else if ([source.path, source.container, source.bootstrap].filter((v) => v !== undefined).length !== 1) {
+    errors.push({ field: 'spec.checkpoint', reason: 'exactly one of container (with name), path or bootstrap must be set' });
+  } else if (source.bootstrap !== undefined) {
+    integerIn(source.bootstrap.warmupSeconds, 'spec.checkpoint.bootstrap.warmupSeconds', 0, 3600, errors);
+    integerIn(source.bootstrap.timeoutSeconds, 'spec.checkpoint.bootstrap.timeoutSeconds', 1, 86_400, errors);
   } else if (source.container !== undefined && !source.name) {
     errors.push({ field: 'spec.checkpoint.name', reason: 'is required with spec.checkpoint.container' });
   }

@@ -23,3 +23,14 @@ export function findOrphans(input: OrphanInput): Replica[] {
     (r) => r.ownerUid !== '' && !input.knownUids.has(r.ownerUid) && !input.activeUids.has(r.ownerUid) && input.now - r.createdAt.getTime() >= input.minAgeMs,
   );
 }
+
+/**
+ * Owners of bootstrap checkpoints on this node whose resource no longer exists and who hold no
+ * container any more (their orphans are removed first): their checkpoints serve nothing.
+ */
+export function orphanCheckpointOwners(
+  owners: readonly string[],
+  input: Pick<OrphanInput, 'knownUids' | 'activeUids'> & { replicaOwners: ReadonlySet<string> },
+): string[] {
+  return owners.filter((uid) => !input.knownUids.has(uid) && !input.activeUids.has(uid) && !input.replicaOwners.has(uid));
+}

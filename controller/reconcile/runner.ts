@@ -18,7 +18,7 @@ import { ReconcileError } from './errors.js';
 import { DEFAULT_MACHINE_OPTIONS, type MachineOptions } from './machine/types.js';
 import { createReconcileMachine, isResting, outcomeOf, restingDelayMs, stateName, type ReconcileActor, type ReconcileSnapshot } from './machine/machine.js';
 import type { NodeSelection } from './node-selection.js';
-import { findOrphans } from './orphans.js';
+import { findOrphans, orphanCheckpointOwners } from './orphans.js';
 import type { Clock, ReconcileOutcome, ReconcilePorts } from './ports.js';
 
 /**
@@ -230,6 +230,21 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
     return settle(entry);
   }
 
+  /** Bootstrap checkpoints of resources that no longer exist (deleted while no agent ran). */
+  const reclaimOrphanCheckpoints = async (knownUids: ReadonlySet<string>, activeUids: ReadonlySet<string>): Promise<void> => {
+    const owners = (await ports.engine.bootstrapOwners?.()) ?? [];
+    if (owners.length === 0) return;
+    const replicaOwners = new Set((await ports.engine.listAllReplicas()).map((r) => r.ownerUid));
+    for (const uid of orphanCheckpointOwners(owners, { knownUids, activeUids, replicaOwners })) {
+      if (stopping) return;
+      const bytes = await ports.engine.reclaimBootstrap?.(uid).catch((error: unknown) => {
+        logger.warn('orphan bootstrap checkpoint removal failed', { ownerUid: uid, error: error instanceof Error ? error.message : String(error) });
+        return 0;
+      });
+      logger.info('orphan bootstrap checkpoint removed', { ownerUid: uid, bytes });
+    }
+  };
+
   return {
     async reconcile(resource, key) {
       const started = performance.now();
@@ -291,6 +306,7 @@ export function createReconciler(ports: ReconcilePorts, options: ReconcilerOptio
           });
         }
       }
+      await reclaimOrphanCheckpoints(knownUids, activeUids);
       return { removed, failed };
     },
 

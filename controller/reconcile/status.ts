@@ -3,7 +3,8 @@
 // kstatus, Flux and Argo CD read them: README.md, "Status and health".
 
 import { kubeTime } from '../api/conditions.js';
-import type { Condition, ConditionStatus, ConditionType, NodeStatus } from '../api/types.js';
+import type { Condition, ConditionStatus, ConditionType, NodeBootstrapStatus, NodeStatus } from '../api/types.js';
+import type { BootstrapState } from '../engine/types.js';
 import type { PlanSummary } from './planner.js';
 import type { ReplicaCounts } from './ports.js';
 
@@ -32,7 +33,20 @@ export interface NodeStatusInput {
   progress: Progress;
   degraded?: DegradedCause;
   previous?: NodeStatus;
+  /** spec.checkpoint.bootstrap: the engine's state of this node's checkpoint. */
+  bootstrap?: BootstrapState;
   now: Date;
+}
+
+/** status.nodes[].bootstrap from the engine's state (message capped to the schema's 4096). */
+export function bootstrapStatus(state: BootstrapState): NodeBootstrapStatus {
+  return {
+    phase: state.phase,
+    templateHash: state.templateHash,
+    ...(state.created ? { checkpointCreated: kubeTime(state.created) } : {}),
+    ...(state.bytes !== undefined ? { checkpointSizeBytes: state.bytes } : {}),
+    message: state.message.slice(0, 4096),
+  };
 }
 
 export function allReady(summary: PlanSummary): boolean {
@@ -124,6 +138,7 @@ export function computeNodeStatus(input: NodeStatusInput): NodeStatus {
     failedReplicas: counts.failed,
     coldStartedReplicas: counts.coldStarted,
     conditions: [readyCondition, ...abnormal, progressing, degraded],
+    ...(input.bootstrap ? { bootstrap: bootstrapStatus(input.bootstrap) } : {}),
     lastUpdateTime: kubeTime(now),
   };
 }

@@ -149,7 +149,11 @@ export function createActors(deps: MachineDeps) {
         canary: false,
       });
       if (work.removes.length === 0) {
-        if (observed.length === 0) return removed;
+        if (observed.length === 0) {
+          // Every container is gone: so is any use for this node's bootstrap checkpoint of the resource.
+          await engine.reclaimBootstrap?.(input.uid);
+          return removed;
+        }
         // Only containers Docker is already removing are left: look again next round.
         continue;
       }
@@ -160,7 +164,10 @@ export function createActors(deps: MachineDeps) {
       if (failed && !failed.ok) throw Object.assign(new Error(`remove ${failed.containerId}: ${failed.failure.message}`), { code: failed.failure.reason });
     }
     const left = await engine.listReplicas(input.uid, signal);
-    if (left.length === 0) return removed;
+    if (left.length === 0) {
+      await engine.reclaimBootstrap?.(input.uid);
+      return removed;
+    }
     throw Object.assign(new Error(`${left.length} container(s) still present after removal: ${left.map((r) => r.containerName).join(', ')}`), {
       code: 'Unknown',
     });

@@ -122,7 +122,8 @@ export function setupReconcile(deps: MachineDeps) {
         logger.info('window closed', say.windowClosedLog(context.key, result));
       },
       report: enqueueActions(({ context, enqueue }, params: { phase: Phase }) => {
-        const next = statusToReport(context, params.phase, { node, retryMs: delayMs('retryDelay', context, options), now: now() });
+        const bootstrap = context.resource?.spec.checkpoint.bootstrap && context.ref ? engine.bootstrapState?.(context.ref.uid) : undefined;
+        const next = statusToReport(context, params.phase, { node, retryMs: delayMs('retryDelay', context, options), now: now(), bootstrap });
         const { ref, plan } = context;
         if (!next || !ref || !plan) return;
         enqueue.assign({ lastStatus: next.status });
@@ -140,6 +141,15 @@ export function setupReconcile(deps: MachineDeps) {
         enqueue(() => ports.metrics?.converged(ref, seconds));
         enqueue(() => logger.info('converged', { key: context.key, generation: ref.generation, seconds, replicas: context.plan?.summary.ready }));
         enqueue.assign({ convergedGeneration: ref.generation });
+        // The roll is over: no replica of an older template is left, so neither is a use for its checkpoint.
+        const templateHash = context.desired?.templateHash;
+        if (context.resource?.spec.checkpoint.bootstrap && templateHash)
+          enqueue(
+            () =>
+              void engine
+                .reclaimBootstrap?.(ref.uid, templateHash)
+                .catch((error: unknown) => logger.warn('reclaiming old bootstrap checkpoints failed; housekeeping retries', { key: context.key, error: say.errorText(error) })),
+          );
       }),
       /** Once per holding spell (the status already says NodeUnknown on later entries). */
       announceNodeUnknown: ({ context }) => {

@@ -2,6 +2,7 @@
 // reason and message), and whether there is anything new to report.
 
 import type { NodeStatus } from '../../api/types.js';
+import type { BootstrapState } from '../../engine/types.js';
 import { computeNodeStatus, sameNodeStatus, type Progress } from '../status.js';
 import type { ReconcileContext } from './types.js';
 
@@ -59,7 +60,7 @@ function progressFor(phase: Phase, ctx: ReconcileContext, retryMs: number): Prog
 export function statusToReport(
   ctx: ReconcileContext,
   phase: Phase,
-  env: { node: string; retryMs: number; now: number },
+  env: { node: string; retryMs: number; now: number; bootstrap?: BootstrapState | undefined },
 ): { status: NodeStatus; restoringNow: number } | undefined {
   const { ref, plan, desired } = ctx;
   if (!ref || !plan || !desired) return undefined;
@@ -73,6 +74,7 @@ export function statusToReport(
     paused: desired.paused,
     progress: progressFor(phase, ctx, env.retryMs),
     degraded: ctx.degraded ? { reason: ctx.degraded.reason, message: ctx.degraded.message } : undefined,
+    bootstrap: env.bootstrap,
     previous: ctx.lastStatus,
     now: new Date(env.now),
   });

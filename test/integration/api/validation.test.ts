@@ -61,7 +61,22 @@ const badSpecs: BadSpec[] = [
   {
     title: 'no checkpoint source',
     spec: { checkpoint: {}, template: { image } },
-    expect: ['spec.checkpoint: Required value', 'must name a source: container and name, or path'],
+    expect: ['spec.checkpoint: Required value', 'must name a source: container and name, path, or bootstrap'],
+  },
+  {
+    title: 'bootstrap and a container source',
+    spec: { checkpoint: { ...source, bootstrap: {} }, template: { image } },
+    expect: ['spec.checkpoint.bootstrap: Forbidden', 'spec.checkpoint.bootstrap excludes container, name and path'],
+  },
+  {
+    title: 'bootstrap and a path source',
+    spec: { checkpoint: { path: '/var/lib/crs-checkpoints/warm', bootstrap: { warmupSeconds: 5 } }, template: { image } },
+    expect: ['spec.checkpoint.bootstrap: Forbidden', 'name exactly one source'],
+  },
+  {
+    title: 'a negative bootstrap warm-up',
+    spec: { checkpoint: { bootstrap: { warmupSeconds: -1 } }, template: { image } },
+    expect: ['spec.checkpoint.bootstrap.warmupSeconds: Invalid value', 'must be between 0 and 3600'],
   },
   {
     title: 'container without a checkpoint name',

@@ -9,6 +9,7 @@ interface DraftCheckpointSource {
   container?: string;
   name?: string;
   path?: string;
+  bootstrap?: { warmupSeconds: number; timeoutSeconds: number };
 }
 interface DraftEnvVar {
   name: string;
@@ -67,6 +68,13 @@ interface DraftNodeStatus {
   failedReplicas: number;
   coldStartedReplicas?: number;
   conditions?: DraftCondition[];
+  bootstrap?: {
+    phase: 'Bootstrapping' | 'Ready' | 'Failed';
+    templateHash?: string;
+    checkpointCreated?: string;
+    checkpointSizeBytes?: number;
+    message?: string;
+  };
   lastUpdateTime?: string;
 }
 interface DraftStatus {

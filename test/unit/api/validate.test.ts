@@ -20,6 +20,10 @@ describe('validateSpec', () => {
     expect(() => assertValidSpec(spec(), agent)).not.toThrow();
   });
 
+  it('accepts a bootstrap source, even without a checkpoint root', () => {
+    expect(validateSpec(spec({ checkpoint: { bootstrap: { warmupSeconds: 20, timeoutSeconds: 300 } } }), {})).toEqual([]);
+  });
+
   it('accepts a path below the checkpoint root', () => {
     expect(validateSpec(spec({ checkpoint: { path: '/var/lib/crs/checkpoints/app/warm' } }), agent)).toEqual([]);
   });
@@ -34,6 +38,20 @@ describe('validateSpec', () => {
     ],
     ['both sources', { checkpoint: { container: 'a', name: 'w', path: '/var/lib/crs/checkpoints/x' } }, agent, 'spec.checkpoint', 'Forbidden'],
     ['no source', { checkpoint: {} }, agent, 'spec.checkpoint', 'Required'],
+    [
+      'bootstrap and a container',
+      { checkpoint: { container: 'a', name: 'w', bootstrap: { warmupSeconds: 0, timeoutSeconds: 300 } } },
+      agent,
+      'spec.checkpoint.bootstrap',
+      'Forbidden',
+    ],
+    [
+      'bootstrap and a path',
+      { checkpoint: { path: '/var/lib/crs/checkpoints/x', bootstrap: { warmupSeconds: 0, timeoutSeconds: 300 } } },
+      agent,
+      'spec.checkpoint.bootstrap',
+      'Forbidden',
+    ],
     ['container without name', { checkpoint: { container: 'a' } }, agent, 'spec.checkpoint.name', 'Required'],
     ['relative path', { checkpoint: { path: 'checkpoints/x' } }, agent, 'spec.checkpoint.path', 'Invalid'],
     ['.. in path', { checkpoint: { path: '/var/lib/crs/checkpoints/../../etc' } }, agent, 'spec.checkpoint.path', 'Invalid'],

@@ -22,6 +22,7 @@ const CONTRACT: [string, string, string[]][] = [
   ['crs_restores_in_flight', 'gauge', ['node']],
   ['crs_restore_concurrency_limit', 'gauge', ['node']],
   ['crs_converge_duration_seconds', 'histogram', []],
+  ['crs_bootstrap_duration_seconds', 'histogram', ['outcome']],
   ['crs_reconcile_total', 'counter', ['result']],
   ['crs_reconcile_duration_seconds', 'histogram', []],
   ['workqueue_depth', 'gauge', ['name']],
