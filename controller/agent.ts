@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { AgentConfig } from './config.js';
 import { systemClock } from './engine/clock.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
@@ -35,7 +36,8 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-const ENGINE_RETRY_MAX_MS = 30_000;
+/** Waiting for an unreachable Docker engine at start: 0.5 s doubling to 30 s. */
+const ENGINE_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 30_000 };
 const SWEEP_INTERVAL_MS = 60_000;
 /** EndpointSlices are re-checked this often besides the events that move them (a missed event heals). */
 const ENDPOINTS_RESYNC_MS = 30_000;
@@ -98,7 +100,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         if (stopping) throw err;
         // Only an unreachable engine is worth waiting for; a bad data root or limit is a config error.
         if (!(err instanceof EngineError) || err.code !== 'EngineUnavailable') throw err;
-        const delay = Math.min(ENGINE_RETRY_MAX_MS, 500 * 2 ** attempt);
+        const delay = backoffDelay(ENGINE_RETRY, attempt + 1);
         logger.warn('Docker engine not reachable; retrying', { socket: config.dockerSocket, retryInMs: delay, err });
         await systemClock.sleep(delay, stopSignal.signal).catch(() => undefined);
         if (stopping) throw err;

@@ -22,6 +22,7 @@ import {
   type CheckpointFiles,
   type Marker,
 } from './checkpoint-placement.js';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import { linkedController, systemClock, withDeadline, type Clock } from './clock.js';
 import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from './container-spec.js';
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
@@ -35,6 +36,8 @@ import type { ContainerWatchEvent, EngineEvent, HygieneIgnoredReason, Replica, R
 
 /** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
 const MAX_CONCURRENCY = 10;
+/** Removing a half-made container the daemon is still busy with: 0.5 s doubling to 2 s, five tries. */
+const DISCARD_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 2_000 };
 
 export interface DockerEngineOptions {
   /** Path of the Docker engine's unix socket, e.g. /run/crs-docker/docker.sock. */
@@ -801,7 +804,7 @@ export class DockerEngine implements RestoreEngine {
             this.pendingRemovals.set(containerId, errorShape(err).message);
             break;
           }
-          await this.clock.sleep(500 * attempt, deadline.signal).catch(() => undefined);
+          await this.clock.sleep(backoffDelay(DISCARD_RETRY, attempt), deadline.signal).catch(() => undefined);
         }
       }
     } finally {

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { GROUP, NODE_FINALIZER_PREFIX } from '../api/types.js';
 import { isApiError } from './api-error.js';
-import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import type { CrsClient, JsonPatchOp } from './client.js';
 import { realClock, sleep, type Clock } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';

@@ -23,7 +23,7 @@ import { CONDITION_TYPES } from '../api/schema.js';
 import type { CheckpointReplicaSet, NodeStatus } from '../api/types.js';
 import { aggregate, canonicalJson, normaliseEntry, removeNodeStatus, sameStatus, summaryFields } from './aggregate.js';
 import { ApiError, isApiError } from './api-error.js';
-import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, validateBackoff, type BackoffPolicy } from '../backoff.js';
 import { nodeHash } from './finalizers.js';
 import type { CrsClient } from './client.js';
 import { realClock, sleep, type Clock, type TimerHandle } from './clock.js';

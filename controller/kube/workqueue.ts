@@ -7,7 +7,7 @@
 //  - addAfter(key, ms) for requeues the handler asks for.
 // Time comes from an injected Clock, so unit tests drive it without sleeping.
 
-import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, validateBackoff, type BackoffPolicy } from '../backoff.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
 import { noopWorkQueueMetrics, type WorkQueueMetricsSink } from './workqueue-metrics.js';
