@@ -13,7 +13,7 @@ import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
 import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
 import { DepartedNodeSweeper } from './kube/departed-nodes.js';
-import { createKubeLayer, keyOf, splitKey, type KubeLayer } from './kube/index.js';
+import { createKubeLayer, type KubeLayer } from './kube/index.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
 import {
@@ -29,6 +29,7 @@ import { nodeLabels, selectsNode } from './reconcile/node-selection.js';
 import { runPeriodically } from './periodic.js';
 import { createReconciler } from './reconcile/runner.js';
 import { VERSION } from './version.js';
+import { keyOf, splitKey } from './vocabulary.js';
 
 export interface Agent {
   /** Resolves once the caches synced and the workers run. */

@@ -8,6 +8,7 @@ import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
+import { MAX_CONCURRENT_RESTORES } from '../api/schema.js';
 import type { CheckpointSource } from '../api/types.js';
 import { OWNER_NAME, OWNER_NAMESPACE, OWNER_UID, RESTORE_INTO_NAMESPACES, type StartMode } from '../api/labels.js';
 import {
@@ -34,8 +35,6 @@ import { watchContainers } from './events-stream.js';
 import { FairLimiter, abortedError } from './limiter.js';
 import type { ContainerWatchEvent, EngineEvent, HygieneIgnoredReason, Replica, ReplicaOwner, ReplicaSpec, RestoreEngine, RestoreOptions } from './types.js';
 
-/** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
-const MAX_CONCURRENCY = 10;
 /** Removing a half-made container the daemon is still busy with: 0.5 s doubling to 2 s, five tries. */
 const DISCARD_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 2_000 };
 
@@ -119,11 +118,11 @@ function describeSpec(spec: ReplicaSpec, mode: StartMode): string {
 }
 
 function validateOptions(o: DockerEngineOptions): Required<Pick<DockerEngineOptions, 'concurrencyLimit'>> {
-  const limit = o.concurrencyLimit ?? MAX_CONCURRENCY;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CONCURRENCY)
+  const limit = o.concurrencyLimit ?? MAX_CONCURRENT_RESTORES;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CONCURRENT_RESTORES)
     throw new EngineError(
       'InvalidSpec',
-      `concurrencyLimit: ${String(limit)} must be a whole number from 1 to ${MAX_CONCURRENCY} (containerd starts at most ${MAX_CONCURRENCY} containers at once; more concurrent restores time out)`,
+      `concurrencyLimit: ${String(limit)} must be a whole number from 1 to ${MAX_CONCURRENT_RESTORES} (containerd starts at most ${MAX_CONCURRENT_RESTORES} containers at once; more concurrent restores time out)`,
     );
   for (const key of ['dockerSocket', 'dockerRoot', 'containerdTmp'] as const) {
     if (!o[key] || !path.isAbsolute(o[key])) throw new EngineError('InvalidSpec', `${key}: ${JSON.stringify(o[key])} must be an absolute path`);
