@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
+import { backoffDelay, type BackoffPolicy } from './backoff.js';
 import type { AgentConfig } from './config.js';
 import { systemClock } from './engine/clock.js';
 import { createDockerEngine, type DockerEngine } from './engine/docker-engine.js';
@@ -13,7 +14,7 @@ import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
 import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
 import { DepartedNodeSweeper } from './kube/departed-nodes.js';
-import { bootstrapEventOf, createKubeLayer, keyOf, splitKey, type KubeLayer } from './kube/index.js';
+import { bootstrapEventOf, createKubeLayer, type KubeLayer } from './kube/index.js';
 import { refOf } from './reconcile/desired.js';
 import type { Logger } from './log.js';
 import { createMetricsAuthorizer } from './kube/metrics-auth.js';
@@ -30,6 +31,7 @@ import { nodeLabels, selectsNode } from './reconcile/node-selection.js';
 import { runPeriodically } from './periodic.js';
 import { createReconciler } from './reconcile/runner.js';
 import { VERSION } from './version.js';
+import { keyOf, splitKey } from './vocabulary.js';
 
 export interface Agent {
   /** Resolves once the caches synced and the workers run. */
@@ -37,7 +39,8 @@ export interface Agent {
   stop(): Promise<void>;
 }
 
-const ENGINE_RETRY_MAX_MS = 30_000;
+/** Waiting for an unreachable Docker engine at start: 0.5 s doubling to 30 s. */
+const ENGINE_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 30_000 };
 /** Housekeeping runs this long after engine work (restores, removals) ... */
 const SWEEP_AFTER_WORK_MS = 60_000;
 /** ... and this often when nothing happens (the safety net: an idle agent has nothing to sweep). */
@@ -104,7 +107,7 @@ export async function startAgent(config: AgentConfig, logger: Logger): Promise<A
         if (stopping) throw err;
         // Only an unreachable engine is worth waiting for; a bad data root or limit is a config error.
         if (!(err instanceof EngineError) || err.code !== 'EngineUnavailable') throw err;
-        const delay = Math.min(ENGINE_RETRY_MAX_MS, 500 * 2 ** attempt);
+        const delay = backoffDelay(ENGINE_RETRY, attempt + 1);
         logger.warn('Docker engine not reachable; retrying', { socket: config.dockerSocket, retryInMs: delay, err });
         await systemClock.sleep(delay, stopSignal.signal).catch(() => undefined);
         if (stopping) throw err;

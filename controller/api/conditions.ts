@@ -13,6 +13,11 @@ export function kubeTime(now: Date): string {
   return now.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** The Kubernetes transition rule: lastTransitionTime moves only when the status flips. */
+export function transitionTime(before: Pick<Condition, 'status' | 'lastTransitionTime'> | undefined, status: ConditionStatus, now: Date): string {
+  return before !== undefined && before.status === status ? before.lastTransitionTime : kubeTime(now);
+}
+
 /**
  * Returns `list` with `update` applied: a new condition gets `now` as its lastTransitionTime; an existing
  * one keeps its lastTransitionTime unless its status changes. Never mutates `list`. When nothing
@@ -22,8 +27,7 @@ export function setCondition(list: readonly Condition[] | undefined, update: Con
   const current = list ?? [];
   const index = current.findIndex((c) => c.type === update.type);
   const existing = index === -1 ? undefined : current[index];
-  const lastTransitionTime = existing !== undefined && existing.status === update.status ? existing.lastTransitionTime : kubeTime(now);
-  const next: Condition = { ...update, lastTransitionTime };
+  const next: Condition = { ...update, lastTransitionTime: transitionTime(existing, update.status, now) };
   if (update.observedGeneration === undefined) delete next.observedGeneration;
   if (existing !== undefined && sameCondition(existing, next) && list !== undefined) return list as Condition[];
   if (existing === undefined) return [...current, next];

@@ -29,7 +29,10 @@ export const CRD_NAME = `${PLURAL}.${GROUP}`;
 /** Every node's finalizer starts with this; the node name (or its hashed form) follows (kube/finalizers.ts). */
 export const NODE_FINALIZER_PREFIX = `${GROUP}/cleanup-`;
 
-/** The most restores one node runs at once for one resource: containerd starts at most 10 containers at a time. */
+/**
+ * The most restores in flight at once, per resource and per Docker host: containerd starts at most
+ * 10 containers at a time (more time out, moby 29369). The one cap the CRD, the planner and the engine share.
+ */
 export const MAX_CONCURRENT_RESTORES = 10;
 
 /**

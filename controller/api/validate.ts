@@ -11,6 +11,7 @@ import { LABEL_PREFIX } from './labels.js';
 import { QuantityError, memoryBytes, nanoCpus } from './quantity.js';
 import { MAX_CONCURRENT_RESTORES } from './schema.js';
 import type { CheckpointReplicaSetSpec } from './types.js';
+import { canonicalJson } from '../vocabulary.js';
 
 type SpecProblemCode = 'Required' | 'Invalid' | 'Forbidden' | 'OutOfRange';
 
@@ -181,20 +182,6 @@ function problem(field: string, code: SpecProblemCode, message: string): SpecPro
 }
 
 // ---- template hash ---------------------------------------------------------------------------
-
-/**
- * JSON with object keys sorted at every level and undefined members left out, so two specs that
- * mean the same thing serialise to the same text whatever order their keys came in. Array order
- * is kept: it is meaningful (command, args).
- */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
 
 /** Length of templateHash's result: 10 hex characters, 40 bits, ample for telling generations apart. */
 const TEMPLATE_HASH_LENGTH = 10;

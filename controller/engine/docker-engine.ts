@@ -8,6 +8,7 @@ import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
+import { MAX_CONCURRENT_RESTORES } from '../api/schema.js';
 import type { CheckpointSource } from '../api/types.js';
 import { OWNER_NAME, OWNER_NAMESPACE, OWNER_UID, RESTORE_INTO_NAMESPACES, type StartMode } from '../api/labels.js';
 import {
@@ -23,6 +24,7 @@ import {
   type Marker,
 } from './checkpoint-placement.js';
 import { BootstrapStore, bootstrapBudgetMs, bootstrapFailureReason } from './bootstrap.js';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import { linkedController, systemClock, withDeadline, type Clock } from './clock.js';
 import { buildCreateOptions, replicaContainerName, validateReplicaSpec } from './container-spec.js';
 import { EngineError, classifyError, errorShape, isNoSuchContainer, isNotModified } from './errors.js';
@@ -44,8 +46,8 @@ import type {
   RestoreOptions,
 } from './types.js';
 
-/** containerd starts at most 10 containers at once; more concurrent restores time out (moby 29369). */
-const MAX_CONCURRENCY = 10;
+/** Removing a half-made container the daemon is still busy with: 0.5 s doubling to 2 s, five tries. */
+const DISCARD_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 2_000 };
 
 export interface DockerEngineOptions {
   /** Path of the Docker engine's unix socket, e.g. /run/crs-docker/docker.sock. */
@@ -127,11 +129,11 @@ function describeSpec(spec: ReplicaSpec, mode: StartMode): string {
 }
 
 function validateOptions(o: DockerEngineOptions): Required<Pick<DockerEngineOptions, 'concurrencyLimit'>> {
-  const limit = o.concurrencyLimit ?? MAX_CONCURRENCY;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CONCURRENCY)
+  const limit = o.concurrencyLimit ?? MAX_CONCURRENT_RESTORES;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_CONCURRENT_RESTORES)
     throw new EngineError(
       'InvalidSpec',
-      `concurrencyLimit: ${String(limit)} must be a whole number from 1 to ${MAX_CONCURRENCY} (containerd starts at most ${MAX_CONCURRENCY} containers at once; more concurrent restores time out)`,
+      `concurrencyLimit: ${String(limit)} must be a whole number from 1 to ${MAX_CONCURRENT_RESTORES} (containerd starts at most ${MAX_CONCURRENT_RESTORES} containers at once; more concurrent restores time out)`,
     );
   for (const key of ['dockerSocket', 'dockerRoot', 'containerdTmp'] as const) {
     if (!o[key] || !path.isAbsolute(o[key])) throw new EngineError('InvalidSpec', `${key}: ${JSON.stringify(o[key])} must be an absolute path`);
@@ -953,7 +955,7 @@ export class DockerEngine implements RestoreEngine {
             this.pendingRemovals.set(containerId, errorShape(err).message);
             break;
           }
-          await this.clock.sleep(500 * attempt, deadline.signal).catch(() => undefined);
+          await this.clock.sleep(backoffDelay(DISCARD_RETRY, attempt), deadline.signal).catch(() => undefined);
         }
       }
     } finally {

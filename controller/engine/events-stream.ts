@@ -10,6 +10,7 @@
 
 import type Docker from 'dockerode';
 import { OWNER_NAME, OWNER_NAMESPACE, OWNER_UID, REPLICA_ID } from '../api/labels.js';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import { systemClock, type Clock } from './clock.js';
 import { errorShape } from './errors.js';
 import type { ContainerAction, ContainerWatchEvent, ReplicaChange } from './types.js';
@@ -22,7 +23,7 @@ export interface ContainerWatchOptions {
   docker: Pick<Docker, 'getEvents'>;
   listener: (event: ContainerWatchEvent) => void;
   /** Delay before resubscribing after the n-th failure in a row: base doubling to max. Default 250 ms to 2 s. */
-  retry?: { baseMs: number; maxMs: number };
+  retry?: BackoffPolicy;
   clock?: Clock;
 }
 
@@ -35,7 +36,7 @@ export interface ContainerWatch {
 
 // Short: a failed subscribe on a dead socket costs nothing, and every second here is a second
 // before an engine that came back gets its replicas restored.
-const DEFAULT_RETRY = { baseMs: 250, maxMs: 2_000 };
+const DEFAULT_RETRY: BackoffPolicy = { initialMs: 250, maxMs: 2_000 };
 
 /** One line of /events as a ReplicaChange, or undefined for any event that is not one of ours. */
 export function parseEventLine(line: string): ReplicaChange | undefined {
@@ -147,7 +148,7 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
         emit({ type: 'lost', at: lostAt, reason: why });
       }
       failures++;
-      const delay = Math.min(retry.maxMs, retry.baseMs * 2 ** Math.min(failures - 1, 20));
+      const delay = backoffDelay(retry, failures);
       await clock.sleep(delay, stopping.signal).catch(() => undefined);
     }
   };

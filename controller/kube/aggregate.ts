@@ -5,6 +5,7 @@
 import { OWNER_UID } from '../api/labels.js';
 import { kubeTime, removeCondition, setCondition } from '../api/conditions.js';
 import type { CheckpointReplicaSetStatus, Condition, ConditionType, NodeStatus } from '../api/types.js';
+import { canonicalJson } from '../vocabulary.js';
 
 export interface ObjectIdentity {
   uid: string;
@@ -226,20 +227,6 @@ function withoutUpdateTime(n: NodeStatus): NodeStatus {
 const MAX_MESSAGE = 32_768;
 function truncate(message: string): string {
   return message.length <= MAX_MESSAGE ? message : `${message.slice(0, MAX_MESSAGE - 3)}...`;
-}
-
-/** JSON with object keys sorted and undefined dropped: equal documents give equal strings. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      return Object.fromEntries(
-        Object.entries(v as Record<string, unknown>)
-          .filter(([, x]) => x !== undefined)
-          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-      );
-    }
-    return v;
-  });
 }
 
 /** Deep equality of two statuses as the apiserver would store them. */

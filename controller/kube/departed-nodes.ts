@@ -15,7 +15,7 @@ import { NODE_FINALIZER_PREFIX, type CheckpointReplicaSet } from '../api/types.j
 import type { Clock } from './clock.js';
 import { finalizerFor } from './finalizers.js';
 import { noopLogger, type Logger } from './logger.js';
-import type { ResourceRef } from './ports.js';
+import type { ResourceRef } from '../vocabulary.js';
 
 export interface DepartedNodeSweeperOptions {
   /** This agent's node: never swept by itself. */

@@ -12,7 +12,7 @@ import { FIELD_MANAGER } from './client.js';
 import { realClock, type Clock } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
 import type { EngineEvent } from '../engine/types.js';
-import type { EventRecorder, EventType, ResourceRef } from './ports.js';
+import type { EventType, EventsPort, ResourceRef } from '../vocabulary.js';
 
 const REPORTING_COMPONENT = 'crs-controller';
 /** Longest message written; longer ones are cut (events.k8s.io's limit). */
@@ -82,7 +82,7 @@ interface Job {
 
 const REASON = /^[A-Z][A-Za-z0-9]{0,127}$/;
 
-export class KubeEventRecorder implements EventRecorder {
+export class KubeEventRecorder implements EventsPort {
   private readonly sink: EventSink;
   private readonly node: string;
   private readonly component: string;

@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { GROUP, NODE_FINALIZER_PREFIX } from '../api/types.js';
 import { isApiError } from './api-error.js';
-import { backoffDelay, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import type { CrsClient, JsonPatchOp } from './client.js';
 import { realClock, sleep, type Clock } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
-import type { FinalizerManager, ResourceRef } from './ports.js';
+import type { FinalizerPort, ResourceRef } from '../vocabulary.js';
 
 /** The name part of a qualified name (after the slash) is at most 63 characters. */
 const MAX_NAME_PART = 63;
@@ -60,7 +60,7 @@ export interface NodeFinalizerOptions {
   random?: () => number;
 }
 
-export class NodeFinalizer implements FinalizerManager {
+export class NodeFinalizer implements FinalizerPort {
   /** The finalizer string this node adds and removes. */
   readonly finalizer: string;
   /** 409 Conflicts answered by a re-read (for tests and debugging). */

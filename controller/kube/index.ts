@@ -11,7 +11,8 @@ import { NodeFinalizer } from './finalizers.js';
 import { createCrsInformer, createNodeInformer, type ResilientInformer } from './informer.js';
 import { noopLogger, type Logger } from './logger.js';
 import { StatusWriter } from './status-writer.js';
-import { WorkQueue, keyOf, type WorkHandler } from './workqueue.js';
+import { keyOf } from '../vocabulary.js';
+import { WorkQueue, type WorkHandler } from './workqueue.js';
 import type { WorkQueueMetricsSink } from './workqueue-metrics.js';
 
 export * from './api-error.js';
@@ -19,7 +20,6 @@ export * from './client.js';
 export * from './events.js';
 export * from './finalizers.js';
 export * from './informer.js';
-export * from './ports.js';
 export * from './status-writer.js';
 export * from './workqueue.js';
 export interface KubeLayerOptions {

@@ -14,7 +14,7 @@
 import { CoreV1Api, ListWatch, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
 import type { CheckpointReplicaSet } from '../api/types.js';
 import { toApiError } from './api-error.js';
-import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, validateBackoff, type BackoffPolicy } from '../backoff.js';
 import { createCrsClient, crsPath } from './client.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';

@@ -21,15 +21,14 @@
 
 import { CONDITION_TYPES } from '../api/schema.js';
 import type { CheckpointReplicaSet, NodeStatus } from '../api/types.js';
-import { aggregate, canonicalJson, normaliseEntry, removeNodeStatus, sameStatus, summaryFields } from './aggregate.js';
+import { aggregate, normaliseEntry, removeNodeStatus, sameStatus, summaryFields } from './aggregate.js';
 import { ApiError, isApiError } from './api-error.js';
-import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, validateBackoff, type BackoffPolicy } from '../backoff.js';
 import { nodeHash } from './finalizers.js';
 import type { CrsClient } from './client.js';
 import { realClock, sleep, type Clock, type TimerHandle } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
-import type { ResourceRef, StatusReporter } from './ports.js';
-import { keyOf } from './workqueue.js';
+import { canonicalJson, keyOf, type ResourceRef, type StatusPort } from '../vocabulary.js';
 
 export interface StatusWriterOptions {
   client: Pick<CrsClient, 'get' | 'replaceStatus' | 'applyStatus'>;
@@ -117,7 +116,7 @@ export function entryFieldManager(node: string): string {
   return plain.length <= 128 ? plain : `crs-agent/${node.slice(0, 100)}-${nodeHash(node)}`;
 }
 
-export class StatusWriter implements StatusReporter {
+export class StatusWriter implements StatusPort {
   readonly node: string;
   private readonly client: Pick<CrsClient, 'get' | 'replaceStatus' | 'applyStatus'>;
   private readonly fieldManager: string;

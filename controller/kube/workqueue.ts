@@ -7,7 +7,7 @@
 //  - addAfter(key, ms) for requeues the handler asks for.
 // Time comes from an injected Clock, so unit tests drive it without sleeping.
 
-import { backoffDelay, validateBackoff, type BackoffPolicy } from './backoff.js';
+import { backoffDelay, validateBackoff, type BackoffPolicy } from '../backoff.js';
 import { realClock, type Clock, type TimerHandle } from './clock.js';
 import { noopLogger, type Logger } from './logger.js';
 import { noopWorkQueueMetrics, type WorkQueueMetricsSink } from './workqueue-metrics.js';
@@ -252,18 +252,4 @@ export class WorkQueue {
     }
     this.pump();
   }
-}
-
-/** The queue key of a namespaced object. */
-export function keyOf(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
-}
-
-/** Splits a queue key; throws a clear error on a malformed one. */
-export function splitKey(key: string): { namespace: string; name: string } {
-  const slash = key.indexOf('/');
-  if (slash <= 0 || slash === key.length - 1 || key.indexOf('/', slash + 1) !== -1) {
-    throw new RangeError(`work queue key must be "namespace/name", got ${JSON.stringify(key)}`);
-  }
-  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }

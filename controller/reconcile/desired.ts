@@ -3,10 +3,10 @@
 // etcd write) must not crash the loop or be half-applied: it sets Degraded InvalidSpec instead,
 // with the field and the reason.
 
+import { MAX_CONCURRENT_RESTORES } from '../api/schema.js';
 import type { CheckpointReplicaSet } from '../api/types.js';
 import { validateSpec, type AgentLimits } from '../api/validate.js';
 import type { DesiredState } from './planner.js';
-import { MAX_IN_FLIGHT } from './planner.js';
 import type { ResourceRef } from './ports.js';
 import { templateHash } from './template-hash.js';
 
@@ -41,7 +41,7 @@ export function validateForReconcile(resource: CheckpointReplicaSet, agent: Agen
   if (!restore) {
     errors.push({ field: 'spec.restore', reason: 'is missing (the CRD fills defaults; is the CRD installed at the current version?)' });
   } else {
-    integerIn(restore.maxConcurrent, 'spec.restore.maxConcurrent', 1, MAX_IN_FLIGHT, errors);
+    integerIn(restore.maxConcurrent, 'spec.restore.maxConcurrent', 1, MAX_CONCURRENT_RESTORES, errors);
     integerIn(restore.maxAttempts, 'spec.restore.maxAttempts', 1, 100, errors);
     if (typeof restore.timeoutSeconds !== 'number' || !(restore.timeoutSeconds > 0)) {
       errors.push({ field: 'spec.restore.timeoutSeconds', reason: `must be a positive number, got ${JSON.stringify(restore.timeoutSeconds)}` });
@@ -76,7 +76,7 @@ export function formatFieldErrors(errors: readonly FieldError[]): string {
 export function desiredState(resource: CheckpointReplicaSet | undefined, gone: boolean, agent: AgentLimits = {}, selected = true): DesiredResult {
   if (!resource) {
     return {
-      desired: { replicas: 0, templateHash: '', maxConcurrent: MAX_IN_FLIGHT, maxAttempts: 1, fallback: 'None', paused: false, deleting: true },
+      desired: { replicas: 0, templateHash: '', maxConcurrent: MAX_CONCURRENT_RESTORES, maxAttempts: 1, fallback: 'None', paused: false, deleting: true },
       errors: [],
     };
   }

@@ -26,12 +26,10 @@
 
 import type { RestoreFallback } from '../api/types.js';
 import type { StartMode } from '../api/labels.js';
+import { MAX_CONCURRENT_RESTORES } from '../api/schema.js';
 import type { FailureReason, Replica, ReplicaState } from '../engine/types.js';
 import { countDeath, type FailureCounting } from './forgiveness.js';
 import { allocateSlotIds, compareSlotIds } from './slots.js';
-
-/** The hard cap of restores in flight at once per Docker host (containerd's historical limit). */
-export const MAX_IN_FLIGHT = 10;
 
 export interface DesiredState {
   replicas: number;
@@ -183,7 +181,7 @@ export function startsAllowed(input: Pick<PlannerInput, 'engineInFlight' | 'engi
 }
 
 export function concurrencyBound(desired: Pick<DesiredState, 'maxConcurrent'>): number {
-  return Math.max(1, Math.min(MAX_IN_FLIGHT, desired.maxConcurrent));
+  return Math.max(1, Math.min(MAX_CONCURRENT_RESTORES, desired.maxConcurrent));
 }
 
 /** Removal order: not-ready before ready, then newest first; ties by attempt, then slot id. */

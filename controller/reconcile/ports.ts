@@ -2,41 +2,18 @@
 // Prometheus) is reached only via these small interfaces, so the reconcile logic is testable with
 // fakes and a simulated clock.
 
-import type { NodeStatus } from '../api/types.js';
 import type { RestoreEngine } from '../engine/types.js';
+import type { EventsPort as SharedEventsPort, FinalizerPort, ResourceRef, StatusPort } from '../vocabulary.js';
 
-/** Identifies one resource (and the generation of its spec the caller is acting on). */
-export interface ResourceRef {
-  namespace: string;
-  name: string;
-  uid: string;
-  generation: number;
-}
+export type { EventType, FinalizerPort, ResourceRef, StatusPort } from '../vocabulary.js';
 
-/** Writes THIS node's entry of status.nodes; the kube layer coalesces and aggregates over nodes. */
-export interface StatusPort {
-  report(ref: ResourceRef, node: NodeStatus): Promise<void>;
-}
-
-export type EventType = 'Normal' | 'Warning';
-
-/** Records a Kubernetes Event on the resource. Must not throw (the kube recorder logs failures). */
-export interface EventsPort {
-  record(ref: ResourceRef, type: EventType, reason: EventReason, message: string): void;
-}
+/** Records a Kubernetes Event on the resource, with one of the reconciler's reasons. */
+export type EventsPort = SharedEventsPort<EventReason>;
 
 /** The few Event reasons the reconciler emits (CamelCase, stable: people grep for them). */
 export type EventReason =
   /** A restore window opened (once per window, not per replica). */
   'RestoresStarted' | 'RestoresFinished' | 'RestoreFailed' | 'FallbackUsed' | 'RemoveFailed' | 'Degraded' | 'Recovered';
-
-/** The per-node finalizer; the kube layer owns the finalizer string. */
-export interface FinalizerPort {
-  /** Adds this node's finalizer before the first container is created (idempotent). */
-  ensure(ref: ResourceRef): Promise<void>;
-  /** Removes it once every container of this node for the resource is gone. */
-  release(ref: ResourceRef): Promise<void>;
-}
 
 export type { LogFields } from '../log.js';
 import type { LogSink as Logger } from '../log.js';

@@ -2,7 +2,7 @@
 // phase. The kube layer aggregates node entries into the top-level status. The conditions and how
 // kstatus, Flux and Argo CD read them: README.md, "Status and health".
 
-import { kubeTime } from '../api/conditions.js';
+import { kubeTime, transitionTime } from '../api/conditions.js';
 import type { Condition, ConditionStatus, ConditionType, NodeBootstrapStatus, NodeStatus } from '../api/types.js';
 import type { BootstrapState } from '../engine/types.js';
 import type { PlanSummary } from './planner.js';
@@ -83,9 +83,7 @@ function condition(
   now: Date,
 ): Condition {
   const before = previous?.conditions?.find((c) => c.type === type);
-  // lastTransitionTime moves only when the status flips (the Kubernetes convention).
-  const lastTransitionTime = before && before.status === status ? before.lastTransitionTime : kubeTime(now);
-  return { type, status, reason, message, lastTransitionTime, observedGeneration: generation };
+  return { type, status, reason, message, lastTransitionTime: transitionTime(before, status, now), observedGeneration: generation };
 }
 
 /**

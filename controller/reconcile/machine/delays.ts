@@ -1,7 +1,7 @@
 // The machine's timed rests: how long each waits before it looks again. The machine's `after`
 // timers and the runner's requeue hint both read this one function, named by the state's meta.
 
-import { backoffDelay } from '../backoff.js';
+import { backoffDelay } from '../../backoff.js';
 import type { MachineOptions, ReconcileContext } from './types.js';
 
 /** The delays a resting state can name in its `meta.delay`. */

@@ -4,7 +4,7 @@ import type { CheckpointReplicaSet, CheckpointSource, ContainerTemplate, NodeSta
 import type { AgentLimits } from '../../api/validate.js';
 import type { FairLimiter } from '../../engine/limiter.js';
 import type { DegradedReason, FailureReason, Replica } from '../../engine/types.js';
-import type { BackoffPolicy } from '../backoff.js';
+import type { BackoffPolicy } from '../../backoff.js';
 import type { FieldError } from '../desired.js';
 import type { ClassifiedFailure } from '../errors.js';
 import type { EngineOutage } from '../forgiveness.js';
@@ -32,8 +32,8 @@ export interface MachineOptions {
 }
 
 export const DEFAULT_MACHINE_OPTIONS: MachineOptions = {
-  backoff: { baseMs: 1_000, maxMs: 60_000 },
-  probe: { baseMs: 30_000, maxMs: 600_000 },
+  backoff: { initialMs: 1_000, maxMs: 60_000 },
+  probe: { initialMs: 30_000, maxMs: 600_000 },
   minProbeIntervalMs: 30_000,
   waitingRecheckMs: 5_000,
   expectationsTtlMs: 300_000,

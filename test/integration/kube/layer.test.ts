@@ -2,7 +2,8 @@
 // changes reach the handler as queue keys, the ports write status/events/finalizers, stop() is clean.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeStatus } from '../../../controller/api/types.js';
-import { createKubeLayer, type ResourceRef } from '../../../controller/kube/index.js';
+import { createKubeLayer } from '../../../controller/kube/index.js';
+import type { ResourceRef } from '../../../controller/vocabulary.js';
 import { createResource, eventually, installCrd, k, kubeConfig, testNamespace } from './helpers.js';
 
 let ns: Awaited<ReturnType<typeof testNamespace>>;

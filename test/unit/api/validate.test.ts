@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidSpecError, assertValidSpec, canonicalJson, templateHash, validateSpec } from '../../../controller/api/validate.js';
+import { InvalidSpecError, assertValidSpec, templateHash, validateSpec } from '../../../controller/api/validate.js';
+import { canonicalJson } from '../../../controller/vocabulary.js';
 import type { CheckpointReplicaSetSpec } from '../../../controller/api/types.js';
 
 function spec(overrides: Partial<CheckpointReplicaSetSpec> = {}): CheckpointReplicaSetSpec {

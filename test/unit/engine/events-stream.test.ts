@@ -72,7 +72,7 @@ describe('watchContainers', () => {
   it('filters on the owner label, passes replica changes split across chunks, and reports lost then resumed once subscribed again', async () => {
     const docker = fakeDocker();
     const seen: ContainerWatchEvent[] = [];
-    const watch = watchContainers({ docker: docker as never, listener: (e) => seen.push(e), retry: { baseMs: 5, maxMs: 20 } });
+    const watch = watchContainers({ docker: docker as never, listener: (e) => seen.push(e), retry: { initialMs: 5, maxMs: 20 } });
     await until(() => docker.streams.length === 1);
     expect(docker.calls[0]).toMatchObject({ filters: { type: ['container'], label: ['checkpoint.dev/owner-uid'] } });
     expect(watch.connected).toBe(true);
@@ -115,7 +115,7 @@ describe('watchContainers', () => {
         seen.push(e.type);
         throw new Error('listener bug');
       },
-      retry: { baseMs: 5, maxMs: 5 },
+      retry: { initialMs: 5, maxMs: 5 },
     });
     await until(() => docker.streams.length === 1);
     docker.streams[0]!.write(DIE + '\n');

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { WorkQueue, keyOf, splitKey, type WorkResult } from '../../../controller/kube/workqueue.js';
+import { WorkQueue, type WorkResult } from '../../../controller/kube/workqueue.js';
+import { keyOf, splitKey } from '../../../controller/vocabulary.js';
 import type { WorkQueueMetricsSink } from '../../../controller/kube/workqueue-metrics.js';
 import { ManualClock, flush } from './manual-clock.js';
 

@@ -1,7 +1,7 @@
 // Unit tests of the small pure modules: decision, status, expectations, orphans, desired, errors.
 import { describe, expect, it } from 'vitest';
 import { EngineError } from '../../../controller/engine/errors.js';
-import { backoffDelay } from '../../../controller/reconcile/backoff.js';
+import { backoffDelay } from '../../../controller/backoff.js';
 import { desiredState, validateForReconcile } from '../../../controller/reconcile/desired.js';
 import { classifyFailure } from '../../../controller/reconcile/errors.js';
 import { expectCreated, expectRemoved, settleExpectations } from '../../../controller/reconcile/expectations.js';
@@ -210,7 +210,7 @@ describe('classifyFailure and backoff', () => {
   });
 
   it('backoff doubles and caps', () => {
-    const policy = { baseMs: 1000, maxMs: 60_000 };
+    const policy = { initialMs: 1000, maxMs: 60_000 };
     expect([1, 2, 3, 6, 7, 50].map((n) => backoffDelay(policy, n))).toEqual([1000, 2000, 4000, 32_000, 60_000, 60_000]);
   });
 });

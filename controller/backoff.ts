@@ -1,4 +1,6 @@
-// Exponential backoff, capped, optionally jittered. Pure: the random source is a parameter.
+// The agent's one backoff: exponential, capped, optionally jittered. Pure: the random source is a
+// parameter. Without jitter it is deterministic, so a per-resource retry schedule (the reconcile
+// machine's) can be stated exactly; the work queue and the informers add jitter where many retry together.
 
 export interface BackoffPolicy {
   /** Delay after the first failure. */
