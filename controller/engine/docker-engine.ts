@@ -205,6 +205,8 @@ export class DockerEngine implements RestoreEngine {
   /** Host-cap checks run one at a time, and count creates that passed the check but are not listed yet. */
   private hostSlotQueue: Promise<unknown> = Promise.resolve();
   private creating = 0;
+  /** The host's replica count as last listed, plus the creates finished since (reserveHostSlot). */
+  private hostCount: HostCount | undefined;
   /** Disk promised to restores that passed the disk check and have not finished. */
   private diskPromised = 0;
   private readonly callTimeoutMs: number;
@@ -892,13 +894,20 @@ export class DockerEngine implements RestoreEngine {
   /**
    * The operator's cap on replica containers on this host (--max-replicas-per-host). Checks run one
    * at a time and count creates in flight, so concurrent restores cannot together pass the cap. The
-   * message gives the tenant the cap and the count, nothing about other tenants' resources.
+   * count is listed again only when the estimate reaches the cap or is old (mustRecount): listing
+   * every replica of the host for every create made 1000 creates read about a million containers.
+   * The message gives the tenant the cap and the count, nothing about other tenants' resources.
    */
   private async reserveHostSlot(signal: AbortSignal): Promise<() => void> {
     const cap = this.options.maxReplicasPerHost ?? 0;
     if (cap === 0) return () => undefined;
     const turn = this.hostSlotQueue.then(async () => {
-      const held = (await this.list(undefined, signal)).length + this.creating;
+      if (mustRecount(this.hostCount, cap, this.creating, this.clock.now().getTime())) {
+        const listed = (await this.list(undefined, signal)).length;
+        this.hostCount = { listed, since: 0, at: this.clock.now().getTime() };
+      }
+      const count = this.hostCount!;
+      const held = count.listed + count.since + this.creating;
       if (held >= cap)
         throw new EngineError(
           'QuotaExceeded',
@@ -911,8 +920,11 @@ export class DockerEngine implements RestoreEngine {
     await turn;
     let released = false;
     return () => {
-      if (!released) this.creating--;
+      if (released) return;
       released = true;
+      this.creating--;
+      // Counted as made whether it succeeded or not: a failed one only makes the next check recount sooner.
+      if (this.hostCount) this.hostCount.since++;
     };
   }
 
@@ -1157,4 +1169,25 @@ function inspectPorts(info: Docker.ContainerInspectInfo): Docker.Port[] {
     for (const b of bindings ?? []) out.push({ IP: b.HostIp, PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: type ?? 'tcp' });
   }
   return out;
+}
+
+/** The host's replica count from the last list, the creates finished since, and when it was listed. */
+export interface HostCount {
+  listed: number;
+  since: number;
+  at: number;
+}
+
+/** How old a host count may get before a create lists the host again (containers made or removed by hand). */
+const HOST_COUNT_MAX_AGE_MS = 30_000;
+
+/**
+ * Whether a create must list the host's replicas before the cap check. The estimate (listed + made
+ * since + in flight) only errs high (removals are not subtracted), so below the cap it is safe to
+ * trust; at the cap it must be confirmed by a list, and it is refreshed anyway once it is old.
+ */
+export function mustRecount(count: HostCount | undefined, cap: number, creating: number, now: number): boolean {
+  if (!count) return true; // never listed
+  if (now - count.at >= HOST_COUNT_MAX_AGE_MS) return true; // what others did on the host is seen this often
+  return count.listed + count.since + creating >= cap; // at the cap only an exact count may refuse
 }
