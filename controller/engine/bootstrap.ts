@@ -110,6 +110,10 @@ export class BootstrapStore {
     this.states.set(uid, state);
   }
 
+  forget(uid: string): void {
+    this.states.delete(uid);
+  }
+
   /** Waits for the resource's turn to look for (and maybe make) its checkpoint. */
   lock(uid: string, signal: AbortSignal, maxWaitMs: number): Promise<() => void> {
     let lock = this.locks.get(uid);

@@ -611,8 +611,12 @@ export class DockerEngine implements RestoreEngine {
       const e = err instanceof EngineError ? err : this.toEngineError(err, { operation: describeSpec(spec, 'bootstrap') }, outer);
       const reason = bootstrapFailureReason(e.code);
       const failed = reason === e.code ? e : new EngineError(reason, `checkpoint.bootstrap: ${e.message}`, { cause: e });
-      this.bootstraps.setState(owner.uid, { phase: 'Failed', templateHash, message: `${failed.code}: ${failed.message}` });
-      this.emit({ type: 'bootstrap.failed', owner, templateHash, message: failed.message, durationSeconds: seconds(), at: this.clock.now() });
+      // Cancelled (scale-down, deletion, shutdown): nothing failed; the next restore bootstraps again.
+      if (failed.code === 'Aborted') this.bootstraps.forget(owner.uid);
+      else {
+        this.bootstraps.setState(owner.uid, { phase: 'Failed', templateHash, message: `${failed.code}: ${failed.message}` });
+        this.emit({ type: 'bootstrap.failed', owner, templateHash, message: failed.message, durationSeconds: seconds(), at: this.clock.now() });
+      }
       throw failed;
     }
   }

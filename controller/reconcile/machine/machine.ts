@@ -152,6 +152,9 @@ export function createReconcileMachine(deps: MachineDeps) {
         on: {
           CREATED: { actions: ['absorbReport', 'refill', { type: 'report', params: { phase: 'restoring' } }] },
           REMOVED: { actions: ['absorbReport', 'refill', { type: 'report', params: { phase: 'restoring' } }] },
+          // A container started or died mid-window (a bootstrap replica warming up, for one): the
+          // status may have moved without a create finishing.
+          ENGINE: { actions: ['noteEngine', { type: 'report', params: { phase: 'restoring' } }] },
           // Deletion stops the window (leaving the state stops its executor, which aborts its work).
           SPEC: [{ guard: 'isDeletion', target: 'observing', actions: 'takeResource' }, { actions: ['takeResource', 'cancelUnwanted', 'refill'] }],
           GONE: { target: 'observing', actions: 'markGone' },

@@ -248,6 +248,12 @@ describe('checkpoint bootstrap on a node that has only the image', () => {
     const boot = await eventually('the bootstrap replica warming up', async () =>
       (await byMode(id)).find((r) => r.mode === 'bootstrap' && r.state === 'running'),
     );
+    // Status says so while it warms up (8 s).
+    await eventually(
+      'status bootstrap phase Bootstrapping',
+      async () => ((await get('restart')).status?.nodes?.[0]?.bootstrap?.phase === 'Bootstrapping' ? true : undefined),
+      7_000,
+    );
     await agent!.kill('SIGKILL');
     // What a kill in the middle of `docker checkpoint create` leaves: a .tmp with part of a checkpoint.
     const half = path.join(nsFolder(), 'restart', id, `${boot.hash}.tmp`);
