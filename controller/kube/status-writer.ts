@@ -2,6 +2,10 @@
 // clobbering other nodes, at 100 nodes on one resource (docs/benchmarks.md, "Status at 100 nodes"):
 //  - reports are coalesced per resource: the latest entry wins, written after a debounce window
 //    (250 ms default) and at most once per second per resource (minIntervalMs), one write in flight;
+//    with many nodes on one resource, at most once per nodeCount x perNodeIntervalMs (50 ms default;
+//    nodeCount is the number of entries the last answer held), so all agents together write about
+//    1000 / perNodeIntervalMs rounds a second to one object whatever the node count (the apiserver
+//    serializes writes to one object; docs/benchmarks.md "Status at 100 nodes: paced");
 //  - the entry is written by server-side apply under this node's own field manager
 //    (`crs-agent/<node>`, force): status.nodes is a list-map keyed by node, so the apiserver merges
 //    entries and nodes never conflict with each other (no read-modify-write, no 409 storm);
@@ -38,6 +42,8 @@ export interface StatusWriterOptions {
   debounceMs?: number;
   /** Least time between two write rounds of one resource. Default 1000 ms. */
   minIntervalMs?: number;
+  /** Per node on the resource, least time between two rounds (see roundInterval). Default 50 ms. */
+  perNodeIntervalMs?: number;
   /** An unchanged entry is compared with the stored object again after this long. Default 60 s. */
   refreshMs?: number;
   /** Re-read-and-retry rounds after 409 Conflict within one write. Default 8. */
@@ -99,11 +105,23 @@ interface KeyState {
   failures: number;
   /** When the last write round started (clock ms), for minIntervalMs. */
   lastRoundAt?: number;
+  /** How many entries status.nodes held in the last object read or written, for roundInterval. */
+  nodeCount?: number;
   written?: Written;
 }
 
 const DEFAULT_STATUS_DEBOUNCE_MS = 250;
 const DEFAULT_STATUS_MIN_INTERVAL_MS = 1000;
+const DEFAULT_STATUS_PER_NODE_INTERVAL_MS = 50;
+
+/**
+ * Least time between two write rounds of one resource by one agent: minIntervalMs, stretched to
+ * nodeCount x perNodeMs, because every node's rounds land on the same object and the apiserver
+ * serializes them; this caps the object at ~1000 / perNodeMs rounds a second at any node count.
+ */
+export function roundInterval(minIntervalMs: number, perNodeMs: number, nodeCount: number): number {
+  return Math.max(minIntervalMs, nodeCount * perNodeMs);
+}
 /** The one field manager of the summary fields, shared by every agent. */
 const SUMMARY_FIELD_MANAGER = 'crs-controller';
 
@@ -122,6 +140,7 @@ export class StatusWriter implements StatusPort {
   private readonly fieldManager: string;
   private readonly debounceMs: number;
   private readonly minIntervalMs: number;
+  private readonly perNodeIntervalMs: number;
   private readonly refreshMs: number;
   private readonly maxConflictRetries: number;
   private readonly conflictBackoff: BackoffPolicy;
@@ -142,6 +161,8 @@ export class StatusWriter implements StatusPort {
     if (!(this.debounceMs >= 0)) throw new RangeError(`status writer: debounceMs must be >= 0, got ${this.debounceMs}`);
     this.minIntervalMs = options.minIntervalMs ?? DEFAULT_STATUS_MIN_INTERVAL_MS;
     if (!(this.minIntervalMs >= 0)) throw new RangeError(`status writer: minIntervalMs must be >= 0, got ${this.minIntervalMs}`);
+    this.perNodeIntervalMs = options.perNodeIntervalMs ?? DEFAULT_STATUS_PER_NODE_INTERVAL_MS;
+    if (!(this.perNodeIntervalMs >= 0)) throw new RangeError(`status writer: perNodeIntervalMs must be >= 0, got ${this.perNodeIntervalMs}`);
     this.refreshMs = options.refreshMs ?? 60_000;
     if (!(this.refreshMs >= 0)) throw new RangeError(`status writer: refreshMs must be >= 0, got ${this.refreshMs}`);
     this.maxConflictRetries = options.maxConflictRetries ?? 8;
@@ -236,9 +257,9 @@ export class StatusWriter implements StatusPort {
 
   private schedule(key: string, state: KeyState, delayMs: number): void {
     if (state.timer || state.inFlight || this.stopped) return; // the running round reschedules
-    // At most one round per minIntervalMs: reports in between are coalesced into the next one.
+    // At most one round per interval: reports in between are coalesced into the next one.
     const sinceLast = state.lastRoundAt === undefined ? Infinity : this.clock.now() - state.lastRoundAt;
-    delayMs = Math.max(delayMs, this.minIntervalMs - sinceLast);
+    delayMs = Math.max(delayMs, roundInterval(this.minIntervalMs, this.perNodeIntervalMs, state.nodeCount ?? 0) - sinceLast);
     state.timer = this.clock.setTimeout(() => {
       state.timer = undefined;
       void this.writeRound(key);
@@ -308,6 +329,7 @@ export class StatusWriter implements StatusPort {
       }
       // Same name, new object: this report was about the deleted one.
       if (stored.metadata.uid !== ref.uid) return 'gone';
+      state.nodeCount = stored.status?.nodes?.length;
     }
     const previous = fresh?.entry ?? stored?.status?.nodes?.find((n) => n.node === this.node);
     const entry = normaliseEntry(previous, change.entry, now);
@@ -330,6 +352,7 @@ export class StatusWriter implements StatusPort {
       this.stats_.writes++;
       // The apiserver does not check a uid on a status apply: the answer tells whose it was.
       if (answer.metadata.uid !== ref.uid) return 'gone';
+      state.nodeCount = answer.status?.nodes?.length;
     }
     state.written = { uid: ref.uid, json, entry, at: this.clock.now() };
     const summaryWritten = await this.writeSummary(ref, answer, now);

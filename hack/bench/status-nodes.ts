@@ -1,7 +1,9 @@
 // Status at many nodes, measured: N simulated agents (no Docker), each with the real StatusWriter
 // (controller/kube/status-writer.ts, default debounce and conflict backoff), all reporting progress
 // on ONE resource every second against the real apiserver of the test bed. A benchmark, not a test.
-//   npm run bench:status -- [--nodes 100] [--seconds 120]
+//   npm run bench:status -- [--nodes 100] [--seconds 120] [--per-node-ms 50]
+// --per-node-ms sets the writers' perNodeIntervalMs (default: the writer's own); 0 turns the pacing
+// by node count off (one round per second per node at any count), for a before/after comparison.
 // Prints writes/s, conflicts, apiserver latency (GET, PUT and apply of /status as the writer sees them), and
 // the delay from the last report until the stored summary is right. Run after hack/testbed-up.sh.
 import { execFileSync } from 'node:child_process';
@@ -14,8 +16,14 @@ import { StatusWriter } from '../../controller/kube/status-writer.js';
 import { parseEnvFile } from '../../test/integration/support/testbed-env.js';
 
 const { values } = parseArgs({
-  options: { nodes: { type: 'string', default: '100' }, seconds: { type: 'string', default: '120' }, replicas: { type: 'string', default: '45' } },
+  options: {
+    nodes: { type: 'string', default: '100' },
+    seconds: { type: 'string', default: '120' },
+    replicas: { type: 'string', default: '45' },
+    'per-node-ms': { type: 'string' },
+  },
 });
+const perNodeIntervalMs = values['per-node-ms'] === undefined ? undefined : Number(values['per-node-ms']);
 const nodes = Number(values.nodes);
 const seconds = Number(values.seconds);
 const desired = Number(values.replicas);
@@ -55,7 +63,7 @@ const client: Pick<CrsClient, 'get' | 'replaceStatus' | 'applyStatus'> = {
 const obj = await real.get(namespace, 'many');
 const ref = { namespace, name: 'many', uid: obj.metadata.uid ?? '', generation: obj.metadata.generation ?? 1 };
 const names = Array.from({ length: nodes }, (_, i) => `sim-${String(i).padStart(3, '0')}`);
-const writers = names.map((node) => new StatusWriter({ client, node }));
+const writers = names.map((node) => new StatusWriter({ client, node, ...(perNodeIntervalMs === undefined ? {} : { perNodeIntervalMs }) }));
 
 function entry(node: string, ready: number): NodeStatus {
   const done = ready === desired;
@@ -130,6 +138,7 @@ console.log(
   JSON.stringify(
     {
       nodes,
+      perNodeIntervalMs: perNodeIntervalMs ?? 'default',
       seconds: Number(wall.toFixed(1)),
       reportsPerNodePerSecond: 1,
       writes: totals.writes,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../../controller/kube/api-error.js';
-import { InvalidNodeStatusError, StatusWriter, entryFieldManager } from '../../../controller/kube/status-writer.js';
+import { InvalidNodeStatusError, StatusWriter, entryFieldManager, roundInterval } from '../../../controller/kube/status-writer.js';
 import type { Condition, NodeStatus } from '../../../controller/api/types.js';
 import { FakeCrsStore, sampleResource } from './fake-crs-store.js';
 import { ManualClock, flush } from './manual-clock.js';
@@ -84,6 +84,29 @@ describe('StatusWriter', () => {
     expect(clock.pendingDelays()).toEqual([750]);
     await settle(clock, next, 750);
     expect(store.peek('ns', 'web')?.status?.readyReplicas).toBe(4);
+  });
+
+  it('paces rounds by the node count it sees: 40 entries on the resource stretch the interval to 40 x 50 ms', async () => {
+    const { clock, store, ref, writer } = setup();
+    const obj = store.peek('ns', 'web')!;
+    const others = Array.from({ length: 39 }, (_, i) => entry(`node-${i}`, 12));
+    store.put({ ...obj, status: { ...obj.status, nodes: others } });
+    await settle(clock, writer.report(ref, entry('node-a', 1)));
+    expect(store.peek('ns', 'web')?.status?.nodes).toHaveLength(40);
+    const next = writer.report(ref, entry('node-a', 2));
+    await clock.advance(250);
+    expect(clock.pendingDelays()).toEqual([1750]); // 2000 ms after the last round began, not 1000
+    await clock.advance(1000);
+    expect(store.peek('ns', 'web')?.status?.nodes?.find((n) => n.node === 'node-a')?.readyReplicas).toBe(1);
+    await settle(clock, next, 750);
+    expect(store.peek('ns', 'web')?.status?.nodes?.find((n) => n.node === 'node-a')?.readyReplicas).toBe(2);
+  });
+
+  it('roundInterval: minIntervalMs for few nodes, nodeCount x perNodeMs beyond', () => {
+    expect(roundInterval(1000, 50, 0)).toBe(1000);
+    expect(roundInterval(1000, 50, 20)).toBe(1000);
+    expect(roundInterval(1000, 50, 100)).toBe(5000);
+    expect(roundInterval(1000, 0, 100)).toBe(1000);
   });
 
   it('writes nothing for an unchanged entry, and checks against the stored object again after refreshMs', async () => {
