@@ -214,7 +214,7 @@ async function main(): Promise<void> {
   const text = `## The agent's footprint as shipped
 
 Produced by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. The shipped bundle
-(${values['plain-node'] ? "\`node dist/crs-agent.mjs\`: plain node, WITHOUT the image's node flags and ENV" : '\`node --max-semi-space-size=2 dist/crs-agent.mjs\` with MALLOC_ARENA_MAX=2, as the image runs it'}) with the shipped defaults (log level info, resync 300 s, 4 workers)
+(${values['plain-node'] ? "`node dist/crs-agent.mjs`: plain node, WITHOUT the image's node flags and ENV" : '`node --max-semi-space-size=2 dist/crs-agent.mjs` with MALLOC_ARENA_MAX=2, as the image runs it'}) with the shipped defaults (log level info, resync 300 s, 4 workers)
 watching one namespace, against the test bed's real apiserver and engine. RSS from /proc (VmRSS; peak = VmHWM),
 CPU = user + system time of the agent process. Status writes: the apiserver's own \`apiserver_request_total\` for
 \`checkpointreplicasets/status\`. Load average (1/5/15 min) when it began: ${loadStart}; the machine (below) may be
