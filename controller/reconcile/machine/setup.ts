@@ -141,9 +141,10 @@ export function setupReconcile(deps: MachineDeps) {
         enqueue(() => ports.metrics?.converged(ref, seconds));
         enqueue(() => logger.info('converged', { key: context.key, generation: ref.generation, seconds, replicas: context.plan?.summary.ready }));
         enqueue.assign({ convergedGeneration: ref.generation });
-        // The roll is over: no replica of an older template is left, so neither is a use for its checkpoint.
+        // The roll is over: no replica of an older template is left, so neither is a use for its
+        // checkpoint (also after a switch from bootstrap to another source: then none is kept).
         const templateHash = context.desired?.templateHash;
-        if (context.resource?.spec.checkpoint.bootstrap && templateHash)
+        if (templateHash)
           enqueue(
             () =>
               void engine

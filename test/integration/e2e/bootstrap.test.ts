@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNER_UID, START_MODE, TEMPLATE_HASH } from '../../../controller/api/labels.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { BOOTSTRAP_FOLDER } from '../../../controller/engine/bootstrap.js';
+import { eventually } from '../kube/helpers.js';
 import { type RunningAgent, sample, serviceAccountKubeconfig, startAgent } from '../support/agent.js';
 import { installCrd, kubectl } from '../support/kubectl.js';
 import { containersWithLabel, dockerClient, followEvents } from '../support/workload.js';
@@ -57,16 +58,6 @@ function manifest(name: string, extra: Extra): string {
 
 async function get(name: string): Promise<CheckpointReplicaSet> {
   return k.json<CheckpointReplicaSet>('-n', namespace, 'get', 'crs', name);
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
 }
 
 async function events(name: string): Promise<string> {
@@ -245,8 +236,10 @@ describe('checkpoint bootstrap on a node that has only the image', () => {
   it('an agent killed mid-bootstrap: the half-made checkpoint is discarded and redone, never restored; no duplicates', async () => {
     await k.apply(manifest('restart', { replicas: 3, warmupSeconds: 8 }));
     const id = (await get('restart')).metadata.uid;
-    const boot = await eventually('the bootstrap replica warming up', async () =>
-      (await byMode(id)).find((r) => r.mode === 'bootstrap' && r.state === 'running'),
+    const boot = await eventually(
+      'the bootstrap replica warming up',
+      async () => (await byMode(id)).find((r) => r.mode === 'bootstrap' && r.state === 'running'),
+      60_000,
     );
     // Status says so while it warms up (8 s).
     await eventually(
