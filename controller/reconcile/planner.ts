@@ -217,52 +217,50 @@ function waitingKind(entry: SlotHistory | undefined, desired: DesiredState): Wai
 
 const WAITING_DROP_ORDER: Record<WaitingKind, number> = { blocked: 0, exhausted: 1, cold: 2, retry: 3 };
 
-export function plan(input: PlannerInput): Plan {
-  const { desired, observed, expectations, history } = input;
-  // Ready replicas restored from this template's checkpoint prove it on this node, so an agent
-  // restarted mid-rollout (its counter lost) does not slow-start again.
-  const provenByObservation = observed.filter((r) => r.ready && r.startMode === 'restore' && r.templateHash === desired.templateHash).length;
-  const window = windowLimit({ ...input, successfulRestores: Math.max(input.successfulRestores, provenByObservation) });
-  const removingIds = new Set(expectations.removes.map((r) => r.containerId));
-  const visible = observed.filter((r) => r.state !== 'removing' && !removingIds.has(r.containerId));
+const removal = (r: Replica, cause: RemoveCause): PlannedRemove => ({
+  containerId: r.containerId,
+  replicaId: r.replicaId,
+  templateHash: r.templateHash,
+  cause,
+});
 
-  if (desired.deleting) {
-    return {
-      creates: [],
-      removes: visible.map((r) => ({ containerId: r.containerId, replicaId: r.replicaId, templateHash: r.templateHash, cause: 'deleting' })),
-      forget: [...history.keys()],
-      window,
-      summary: summarize(desired, visible, [], [], [], [], [], observed.length - visible.length),
-      converged: visible.length === 0,
-    };
-  }
-
-  if (desired.paused) {
-    const live = visible.filter((r) => !isLeftover(r));
-    const current = live.filter((r) => r.templateHash === desired.templateHash);
-    return {
-      creates: [],
-      removes: [],
-      forget: [],
-      window,
-      summary: summarize(desired, live, current, [], [], [], [], observed.length - visible.length),
-      converged: false,
-    };
-  }
-
-  const removes: PlannedRemove[] = [];
-  const remove = (r: Replica, cause: RemoveCause): void => {
-    removes.push({ containerId: r.containerId, replicaId: r.replicaId, templateHash: r.templateHash, cause });
+/** Rule 1. Deleting: remove every observed container, create nothing, forget every slot. */
+function planDeletion(
+  desired: DesiredState,
+  observed: readonly Replica[],
+  visible: readonly Replica[],
+  history: PlannerInput['history'],
+  window: number,
+): Plan {
+  return {
+    creates: [],
+    removes: visible.map((r) => removal(r, 'deleting')),
+    forget: [...history.keys()],
+    window,
+    summary: summarize(desired, visible, [], [], [], [], [], observed.length - visible.length),
+    converged: visible.length === 0,
   };
+}
 
-  const leftovers = visible.filter(isLeftover);
+/** Rule 2. Paused: change nothing, only count. */
+function planPaused(desired: DesiredState, observed: readonly Replica[], visible: readonly Replica[], window: number): Plan {
   const live = visible.filter((r) => !isLeftover(r));
-  const liveOld = live.filter((r) => r.templateHash !== desired.templateHash);
+  const current = live.filter((r) => r.templateHash === desired.templateHash);
+  return {
+    creates: [],
+    removes: [],
+    forget: [],
+    window,
+    summary: summarize(desired, live, current, [], [], [], [], observed.length - visible.length),
+    converged: false,
+  };
+}
 
-  // Rule 4: one container per slot.
+/** Rule 4. One container per slot of the current template: keep the best, the rest are duplicates. */
+function oneContainerPerSlot(live: readonly Replica[], templateHash: string): { kept: Replica[]; duplicates: Replica[] } {
   const bySlot = new Map<string, Replica[]>();
   for (const r of live) {
-    if (r.templateHash !== desired.templateHash) continue;
+    if (r.templateHash !== templateHash) continue;
     const list = bySlot.get(r.replicaId) ?? [];
     list.push(r);
     bySlot.set(r.replicaId, list);
@@ -274,125 +272,158 @@ export function plan(input: PlannerInput): Plan {
     if (best) kept.push(best);
     duplicates.push(...rest);
   }
+  return { kept, duplicates };
+}
+
+/** Rule 3. Slots of the current template that have no container (failed restores, leftovers), and what each waits for. */
+function slotsWithoutContainer(input: Pick<PlannerInput, 'desired' | 'history'>, leftovers: readonly Replica[], taken: ReadonlySet<string>): WaitingSlot[] {
+  const { desired, history } = input;
+  const ids = new Set<string>();
+  for (const [replicaId, entry] of history) {
+    if (entry.templateHash === desired.templateHash) ids.add(replicaId);
+  }
+  for (const r of leftovers) {
+    if (r.templateHash === desired.templateHash) ids.add(r.replicaId);
+  }
+  return [...ids]
+    .filter((id) => !taken.has(id))
+    .sort(compareSlotIds)
+    .map((replicaId) => ({ replicaId, kind: waitingKind(history.get(replicaId), desired) }));
+}
+
+/**
+ * Rule 5. Too many slots for spec.replicas: drop waiting slots first (blocked, exhausted, cold,
+ * retry; highest id first), then remove containers (not-ready before ready, newest first).
+ */
+function fitToReplicas(
+  replicas: number,
+  kept: readonly Replica[],
+  pending: number,
+  waiting: readonly WaitingSlot[],
+): { kept: Replica[]; waiting: WaitingSlot[]; victims: Replica[]; dropped: string[] } {
+  let excess = kept.length + pending + waiting.length - replicas;
+  if (excess <= 0) return { kept: [...kept], waiting: [...waiting], victims: [], dropped: [] };
+  const dropOrder = [...waiting].sort((a, b) => WAITING_DROP_ORDER[a.kind] - WAITING_DROP_ORDER[b.kind] || -compareSlotIds(a.replicaId, b.replicaId));
+  const dropped: string[] = [];
+  for (const w of dropOrder) {
+    if (excess === 0) break;
+    dropped.push(w.replicaId);
+    excess--;
+  }
+  const victims = [...kept].sort(byRemovalPreference).slice(0, excess);
+  const victimIds = new Set(victims.map((v) => v.containerId));
+  return {
+    kept: kept.filter((r) => !victimIds.has(r.containerId)),
+    waiting: waiting.filter((w) => !dropped.includes(w.replicaId)),
+    victims,
+    dropped,
+  };
+}
+
+/** Rule 6. An old-template replica goes once a ready new one can take its place (surge, never a gap). */
+function outdatedVictims(replicas: number, liveOld: readonly Replica[], kept: readonly Replica[]): Replica[] {
+  const readyCurrent = kept.filter((r) => r.ready).length;
+  const keepOld = Math.max(0, replicas - readyCurrent);
+  return [...liveOld].sort(byRemovalPreference).slice(0, Math.max(0, liveOld.length - keepOld));
+}
+
+/**
+ * Rule 8, then the order of creates: a canary probe retries blocked and exhausted slots first; a
+ * permanent failure blocks every other create; then retries and fallbacks, then new slots.
+ */
+function createCandidates(
+  input: Pick<PlannerInput, 'canary' | 'history' | 'observed'>,
+  waiting: readonly WaitingSlot[],
+  leftovers: readonly Replica[],
+  newSlots: readonly string[],
+): PlannedCreate[] {
+  const nextAttempt = (replicaId: string): number => {
+    let last = input.history.get(replicaId)?.lastAttempt ?? 0;
+    for (const r of input.observed) if (r.replicaId === replicaId) last = Math.max(last, r.attempt);
+    return last + 1;
+  };
+  const blocked = waiting.filter((w) => w.kind === 'blocked');
+  const candidates: PlannedCreate[] = [];
+  if (input.canary) {
+    for (const w of [...blocked, ...waiting.filter((x) => x.kind === 'exhausted')]) {
+      candidates.push({ replicaId: w.replicaId, attempt: nextAttempt(w.replicaId), mode: 'restore', cause: 'probe' });
+    }
+  }
+  if (blocked.length > 0 && !input.canary) return candidates;
+  for (const w of waiting) {
+    if (w.kind === 'retry') {
+      const hasLeftover = leftovers.some((r) => r.replicaId === w.replicaId);
+      candidates.push({ replicaId: w.replicaId, attempt: nextAttempt(w.replicaId), mode: 'restore', cause: hasLeftover ? 'replace' : 'retry' });
+    } else if (w.kind === 'cold') {
+      candidates.push({ replicaId: w.replicaId, attempt: nextAttempt(w.replicaId), mode: 'cold', cause: 'fallback' });
+    }
+  }
+  for (const replicaId of newSlots) candidates.push({ replicaId, attempt: 1, mode: 'restore', cause: 'new' });
+  return candidates;
+}
+
+/** Rule 7. How many creates may start now: the window's free places, and never above replicas + bound containers. */
+function createBudget(input: PlannerInput, window: number, containersAfterRemoves: number): number {
+  const totalCap = input.desired.replicas + concurrencyBound(input.desired);
+  return Math.max(0, Math.min(startsAllowed(input, window), totalCap - containersAfterRemoves));
+}
+
+export function plan(input: PlannerInput): Plan {
+  const { desired, observed, expectations, history } = input;
+  // Ready replicas restored from this template's checkpoint prove it on this node, so an agent
+  // restarted mid-rollout (its counter lost) does not slow-start again.
+  const provenByObservation = observed.filter((r) => r.ready && r.startMode === 'restore' && r.templateHash === desired.templateHash).length;
+  const window = windowLimit({ ...input, successfulRestores: Math.max(input.successfulRestores, provenByObservation) });
+  const removingIds = new Set(expectations.removes.map((r) => r.containerId));
+  const visible = observed.filter((r) => r.state !== 'removing' && !removingIds.has(r.containerId));
+  if (desired.deleting) return planDeletion(desired, observed, visible, history, window);
+  if (desired.paused) return planPaused(desired, observed, visible, window);
+
+  const leftovers = visible.filter(isLeftover);
+  const live = visible.filter((r) => !isLeftover(r));
+  const liveOld = live.filter((r) => r.templateHash !== desired.templateHash);
+  const { kept, duplicates } = oneContainerPerSlot(live, desired.templateHash);
   const keptSlots = new Set(kept.map((r) => r.replicaId));
   const observedIds = new Set(observed.map((r) => r.containerId));
   const pending = expectations.creates.filter((c) => c.templateHash === desired.templateHash && !observedIds.has(c.containerId) && !keptSlots.has(c.replicaId));
-  const pendingSlots = new Set(pending.map((c) => c.replicaId));
+  const taken = new Set([...keptSlots, ...pending.map((c) => c.replicaId)]);
+  const fit = fitToReplicas(desired.replicas, kept, pending.length, slotsWithoutContainer(input, leftovers, taken));
+  const { waiting } = fit;
+  // Old templates' history is of no use any more; nor are dropped slots and removed replicas'.
+  const oldHistory = [...history].filter(([, entry]) => entry.templateHash !== desired.templateHash).map(([id]) => id);
+  const forget = [...oldHistory, ...fit.dropped, ...fit.victims.map((v) => v.replicaId)];
 
-  // Slots of the current template that have no container: failed restores and leftovers.
-  const waitingIds = new Set<string>();
-  for (const [replicaId, entry] of history) {
-    if (entry.templateHash === desired.templateHash) waitingIds.add(replicaId);
-  }
-  for (const r of leftovers) {
-    if (r.templateHash === desired.templateHash) waitingIds.add(r.replicaId);
-  }
-  let waiting: WaitingSlot[] = [...waitingIds]
-    .filter((id) => !keptSlots.has(id) && !pendingSlots.has(id))
-    .sort(compareSlotIds)
-    .map((replicaId) => ({ replicaId, kind: waitingKind(history.get(replicaId), desired) }));
-
-  // Old templates' history is of no use any more.
-  const forget: string[] = [];
-  for (const [replicaId, entry] of history) {
-    if (entry.templateHash !== desired.templateHash) forget.push(replicaId);
-  }
-
-  // Rule 5: count slots against spec.replicas.
-  let slotCount = kept.length + pending.length + waiting.length;
-  let keptAfter = [...kept];
-  if (slotCount > desired.replicas) {
-    let excess = slotCount - desired.replicas;
-    const dropOrder = [...waiting].sort((a, b) => WAITING_DROP_ORDER[a.kind] - WAITING_DROP_ORDER[b.kind] || -compareSlotIds(a.replicaId, b.replicaId));
-    const dropped = new Set<string>();
-    for (const w of dropOrder) {
-      if (excess === 0) break;
-      dropped.add(w.replicaId);
-      forget.push(w.replicaId);
-      excess--;
-    }
-    waiting = waiting.filter((w) => !dropped.has(w.replicaId));
-    const victims = [...kept].sort(byRemovalPreference).slice(0, excess);
-    for (const v of victims) {
-      remove(v, 'scale-down');
-      forget.push(v.replicaId);
-    }
-    const victimIds = new Set(victims.map((v) => v.containerId));
-    keptAfter = kept.filter((r) => !victimIds.has(r.containerId));
-    slotCount = keptAfter.length + pending.length + waiting.length;
-  }
-
-  for (const r of leftovers) remove(r, 'leftover');
-  for (const r of duplicates) remove(r, 'duplicate');
-
-  // Rule 6: an old-template replica goes once a ready new one can take its place.
-  const readyCurrent = keptAfter.filter((r) => r.ready).length;
-  const keepOld = Math.max(0, desired.replicas - readyCurrent);
-  const oldVictims = [...liveOld].sort(byRemovalPreference).slice(0, Math.max(0, liveOld.length - keepOld));
-  for (const r of oldVictims) remove(r, 'outdated');
-
-  // Rule 7 and 8: what to create now.
-  const blocked = waiting.filter((w) => w.kind === 'blocked');
-  const exhausted = waiting.filter((w) => w.kind === 'exhausted');
+  const removes: PlannedRemove[] = [
+    ...fit.victims.map((r) => removal(r, 'scale-down')),
+    ...leftovers.map((r) => removal(r, 'leftover')),
+    ...duplicates.map((r) => removal(r, 'duplicate')),
+    ...outdatedVictims(desired.replicas, liveOld, fit.kept).map((r) => removal(r, 'outdated')),
+  ];
   const liveRemoved = removes.filter((r) => r.cause === 'scale-down' || r.cause === 'outdated' || r.cause === 'duplicate').length;
-  const totalAfterRemoves = live.length - liveRemoved + pending.length;
-  const totalCap = desired.replicas + concurrencyBound(desired);
-  const budget = Math.max(0, Math.min(startsAllowed(input, window), totalCap - totalAfterRemoves));
-
   const used = new Set<string>([
     ...observed.map((r) => r.replicaId),
     ...history.keys(),
     ...expectations.creates.map((c) => c.replicaId),
     ...expectations.removes.map((r) => r.replicaId),
   ]);
+  const slotCount = fit.kept.length + pending.length + waiting.length;
   const newSlots = allocateSlotIds(used, Math.max(0, desired.replicas - slotCount));
-
-  const nextAttempt = (replicaId: string): number => {
-    let last = history.get(replicaId)?.lastAttempt ?? 0;
-    for (const r of observed) if (r.replicaId === replicaId) last = Math.max(last, r.attempt);
-    return last + 1;
-  };
-
-  const candidates: PlannedCreate[] = [];
-  if (input.canary) {
-    for (const w of [...blocked, ...exhausted]) {
-      candidates.push({ replicaId: w.replicaId, attempt: nextAttempt(w.replicaId), mode: 'restore', cause: 'probe' });
-    }
-  }
-  if (blocked.length === 0 || input.canary) {
-    for (const w of waiting) {
-      if (w.kind === 'retry') {
-        const hasLeftover = leftovers.some((r) => r.replicaId === w.replicaId);
-        candidates.push({ replicaId: w.replicaId, attempt: nextAttempt(w.replicaId), mode: 'restore', cause: hasLeftover ? 'replace' : 'retry' });
-      } else if (w.kind === 'cold') {
-        candidates.push({ replicaId: w.replicaId, attempt: nextAttempt(w.replicaId), mode: 'cold', cause: 'fallback' });
-      }
-    }
-    for (const replicaId of newSlots) candidates.push({ replicaId, attempt: 1, mode: 'restore', cause: 'new' });
-  }
-  const creates = candidates.slice(0, budget);
+  const creates = createCandidates(input, waiting, leftovers, newSlots).slice(0, createBudget(input, window, live.length - liveRemoved + pending.length));
 
   const createdIds = new Set(creates.map((c) => c.replicaId));
-  const failedSlots = [...blocked, ...exhausted].map((w) => w.replicaId).filter((id) => !createdIds.has(id));
+  const blocked = waiting.filter((w) => w.kind === 'blocked').map((w) => w.replicaId);
+  const exhausted = waiting.filter((w) => w.kind === 'exhausted').map((w) => w.replicaId);
+  const failedSlots = [...blocked, ...exhausted].filter((id) => !createdIds.has(id));
   const waitingSlots = waiting.filter((w) => (w.kind === 'retry' || w.kind === 'cold') && !createdIds.has(w.replicaId)).map((w) => w.replicaId);
-  const summary = summarize(
-    desired,
-    live,
-    keptAfter,
-    pending,
-    failedSlots,
-    blocked.map((w) => w.replicaId),
-    waitingSlots,
-    observed.length - visible.length,
-  );
+  const summary = summarize(desired, live, fit.kept, pending, failedSlots, blocked, waitingSlots, observed.length - visible.length);
   const converged =
     creates.length === 0 &&
     removes.length === 0 &&
     pending.length === 0 &&
     waiting.length === 0 &&
     liveOld.length === 0 &&
-    keptAfter.length === desired.replicas &&
-    keptAfter.every((r) => r.ready);
+    fit.kept.length === desired.replicas &&
+    fit.kept.every((r) => r.ready);
   return { creates, removes, forget: [...new Set(forget)], window, summary, converged };
 }
 
