@@ -149,7 +149,9 @@ export function setupReconcile(deps: MachineDeps) {
             () =>
               void engine
                 .reclaimBootstrap?.(ref.uid, templateHash)
-                .catch((error: unknown) => logger.warn('reclaiming old bootstrap checkpoints failed; housekeeping retries', { key: context.key, error: say.errorText(error) })),
+                .catch((error: unknown) =>
+                  logger.warn('reclaiming old bootstrap checkpoints failed; housekeeping retries', { key: context.key, error: say.errorText(error) }),
+                ),
           );
       }),
       /** Once per holding spell (the status already says NodeUnknown on later entries). */
