@@ -1,8 +1,8 @@
 // The CheckpointReplicaSet API as ONE OpenAPI v3 structural schema: the single source of truth.
 //
-// hack/gen-api.ts turns this object into
-//   - crds/checkpoint.dev_checkpointreplicasets.yaml (the CRD, via ./crd.ts), and
-//   - controller/api/types.ts (the TypeScript types, via ./typegen.ts);
+// hack/gen/main.ts turns this object into
+//   - crds/checkpoint.dev_checkpointreplicasets.yaml (the CRD, via hack/gen/crd.ts), and
+//   - controller/api/types.ts (the TypeScript types, via hack/gen/typegen.ts);
 // test/unit/api/generated.test.ts fails when either committed file differs from what this generates.
 //
 // Keys starting with `x-ts-` steer the TypeScript generator only and are stripped from the CRD:

@@ -79,46 +79,8 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
   const clock = options.clock ?? systemClock;
   const retry = options.retry ?? DEFAULT_RETRY;
   const stopping = new AbortController();
+  const emit = guardedListener(options.listener);
   let connected = false;
-
-  const emit = (event: ContainerWatchEvent): void => {
-    try {
-      options.listener(event);
-    } catch {
-      // The listener owns its errors; the stream must go on.
-    }
-  };
-
-  /** Resolves when the stream ends (or is destroyed by stop()), whatever the cause. */
-  const consume = (stream: NodeJS.ReadableStream): Promise<string> =>
-    new Promise((resolve) => {
-      let buffer = '';
-      let done = false;
-      const finish = (why: string): void => {
-        if (done) return;
-        done = true;
-        stopping.signal.removeEventListener('abort', onStop);
-        resolve(why);
-      };
-      const onStop = (): void => {
-        (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-        finish('stopped');
-      };
-      stopping.signal.addEventListener('abort', onStop, { once: true });
-      stream.on('data', (chunk: Buffer | string) => {
-        buffer += chunk.toString();
-        let newline: number;
-        while ((newline = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, newline).trim();
-          buffer = buffer.slice(newline + 1);
-          const change = line ? parseEventLine(line) : undefined;
-          if (change) emit({ type: 'replica', change });
-        }
-      });
-      stream.on('end', () => finish('the engine closed the event stream'));
-      stream.on('close', () => finish('the event stream was closed'));
-      stream.on('error', (err: unknown) => finish(errorShape(err).message));
-    });
 
   const loop = async (): Promise<void> => {
     let failures = 0;
@@ -126,18 +88,14 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
     while (!stopping.signal.aborted) {
       let why: string;
       try {
-        // A label filter without a value matches every container that carries the label at all.
-        const stream = await options.docker.getEvents({
-          filters: { type: ['container'], label: [OWNER_UID] },
-          abortSignal: stopping.signal,
-        } as Docker.GetEventsOptions);
+        const stream = await subscribe(options.docker, stopping.signal);
         connected = true;
         failures = 0;
         if (lostAt) {
           emit({ type: 'resumed', at: clock.now(), lostAt });
           lostAt = undefined;
         }
-        why = await consume(stream);
+        why = await consumeEvents(stream, stopping.signal, emit);
       } catch (err) {
         why = errorShape(err).message;
       }
@@ -148,8 +106,7 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
         emit({ type: 'lost', at: lostAt, reason: why });
       }
       failures++;
-      const delay = backoffDelay(retry, failures);
-      await clock.sleep(delay, stopping.signal).catch(() => undefined);
+      await clock.sleep(backoffDelay(retry, failures), stopping.signal).catch(() => undefined);
     }
   };
 
@@ -163,4 +120,55 @@ export function watchContainers(options: ContainerWatchOptions): ContainerWatch 
       await running;
     },
   };
+}
+
+/** The listener, made unable to break the stream: it owns its errors. */
+function guardedListener(listener: (event: ContainerWatchEvent) => void): (event: ContainerWatchEvent) => void {
+  return (event) => {
+    try {
+      listener(event);
+    } catch {
+      // The listener owns its errors; the stream must go on.
+    }
+  };
+}
+
+function subscribe(docker: Pick<Docker, 'getEvents'>, signal: AbortSignal): Promise<NodeJS.ReadableStream> {
+  // A label filter without a value matches every container that carries the label at all.
+  return docker.getEvents({
+    filters: { type: ['container'], label: [OWNER_UID] },
+    abortSignal: signal,
+  } as Docker.GetEventsOptions);
+}
+
+/** Emits our replica changes from `stream`; resolves with why it ended (or `stopped` once `signal` aborts, destroying it). */
+function consumeEvents(stream: NodeJS.ReadableStream, signal: AbortSignal, emit: (event: ContainerWatchEvent) => void): Promise<string> {
+  return new Promise((resolve) => {
+    let buffer = '';
+    let done = false;
+    const finish = (why: string): void => {
+      if (done) return;
+      done = true;
+      signal.removeEventListener('abort', onStop);
+      resolve(why);
+    };
+    const onStop = (): void => {
+      (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      finish('stopped');
+    };
+    signal.addEventListener('abort', onStop, { once: true });
+    stream.on('data', (chunk: Buffer | string) => {
+      buffer += chunk.toString();
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, newline).trim();
+        buffer = buffer.slice(newline + 1);
+        const change = line ? parseEventLine(line) : undefined;
+        if (change) emit({ type: 'replica', change });
+      }
+    });
+    stream.on('end', () => finish('the engine closed the event stream'));
+    stream.on('close', () => finish('the event stream was closed'));
+    stream.on('error', (err: unknown) => finish(errorShape(err).message));
+  });
 }

@@ -84,77 +84,11 @@ export function aggregate(current: CheckpointReplicaSetStatus | undefined, nodes
 export function aggregateConditions(previous: Condition[] | undefined, nodes: readonly NodeStatus[], generation: number, now: Date): Condition[] {
   const sorted = [...nodes].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
   const stale = sorted.filter((n) => (n.observedGeneration ?? 0) < generation);
-  const cond = (n: NodeStatus, type: ConditionType) => n.conditions?.find((c) => c.type === type);
   const staleMessage = (n: NodeStatus) => `node ${n.node}: generation ${generation} not observed yet (last observed ${n.observedGeneration ?? 'none'})`;
 
-  let ready: Omit<Condition, 'lastTransitionTime'>;
-  const notReady = sorted.find((n) => (n.observedGeneration ?? 0) < generation || cond(n, 'Ready')?.status !== 'True');
-  if (sorted.length === 0) {
-    ready = { type: 'Ready', status: 'False', reason: 'NoNodeReported', message: 'no node agent has reported yet' };
-  } else if (notReady) {
-    const c = cond(notReady, 'Ready');
-    ready =
-      (notReady.observedGeneration ?? 0) < generation
-        ? { type: 'Ready', status: 'False', reason: 'GenerationNotObserved', message: staleMessage(notReady) }
-        : {
-            type: 'Ready',
-            status: 'False',
-            reason: c?.reason || 'NodeNotReady',
-            message: `node ${notReady.node}: ${c?.message || 'Ready is not True'}`,
-          };
-  } else {
-    const total = sorted.reduce((acc, n) => acc + n.readyReplicas, 0);
-    ready = {
-      type: 'Ready',
-      status: 'True',
-      reason: 'AllNodesReady',
-      message: `${total} replicas ready on ${sorted.length} node${sorted.length === 1 ? '' : 's'}`,
-    };
-  }
-
-  let degraded: Omit<Condition, 'lastTransitionTime'>;
-  const degradedNode = sorted.find((n) => cond(n, 'Degraded')?.status === 'True');
-  if (degradedNode) {
-    const c = cond(degradedNode, 'Degraded');
-    degraded = {
-      type: 'Degraded',
-      status: 'True',
-      reason: c?.reason || 'NodeDegraded',
-      message: `node ${degradedNode.node}: ${c?.message || 'degraded'}`,
-    };
-  } else {
-    degraded = { type: 'Degraded', status: 'False', reason: 'AsExpected', message: 'no node reports a failure' };
-  }
-
-  let progressing: Omit<Condition, 'lastTransitionTime'>;
-  const progressingNode = sorted.find((n) => cond(n, 'Progressing')?.status === 'True');
-  const firstStale = stale[0];
-  if (progressingNode) {
-    const c = cond(progressingNode, 'Progressing');
-    progressing = {
-      type: 'Progressing',
-      status: 'True',
-      reason: c?.reason || 'NodeProgressing',
-      message: `node ${progressingNode.node}: ${c?.message || 'progressing'}`,
-    };
-  } else if (firstStale) {
-    progressing = {
-      type: 'Progressing',
-      status: 'True',
-      reason: 'GenerationNotObserved',
-      message: staleMessage(firstStale),
-    };
-  } else {
-    const first = sorted[0];
-    const c = first ? cond(first, 'Progressing') : undefined;
-    progressing = {
-      type: 'Progressing',
-      status: 'False',
-      reason: c?.reason || (first ? 'Converged' : 'NoNodeReported'),
-      message: first ? 'no node is progressing' : 'no node agent has reported yet',
-    };
-  }
-
+  const ready = readyCondition(sorted, generation, staleMessage);
+  const degraded = degradedCondition(sorted);
+  const progressing = progressingCondition(sorted, stale, staleMessage);
   const abnormal = topKstatusCondition(sorted, stale, generation, staleMessage);
   let list = previous ?? [];
   for (const c of [ready, ...(abnormal ? [abnormal] : []), progressing, degraded]) {
@@ -164,6 +98,73 @@ export function aggregateConditions(previous: Condition[] | undefined, nodes: re
     if (abnormal?.type !== type) list = removeCondition(list, type);
   }
   return list;
+}
+
+type AggregateCondition = Omit<Condition, 'lastTransitionTime'>;
+
+const cond = (n: NodeStatus, type: ConditionType) => n.conditions?.find((c) => c.type === type);
+
+/** Ready: True only when every node observed `generation` and says Ready (see aggregateConditions). */
+function readyCondition(sorted: readonly NodeStatus[], generation: number, staleMessage: (n: NodeStatus) => string): AggregateCondition {
+  if (sorted.length === 0) return { type: 'Ready', status: 'False', reason: 'NoNodeReported', message: 'no node agent has reported yet' };
+  const notReady = sorted.find((n) => (n.observedGeneration ?? 0) < generation || cond(n, 'Ready')?.status !== 'True');
+  if (notReady) {
+    const c = cond(notReady, 'Ready');
+    return (notReady.observedGeneration ?? 0) < generation
+      ? { type: 'Ready', status: 'False', reason: 'GenerationNotObserved', message: staleMessage(notReady) }
+      : {
+          type: 'Ready',
+          status: 'False',
+          reason: c?.reason || 'NodeNotReady',
+          message: `node ${notReady.node}: ${c?.message || 'Ready is not True'}`,
+        };
+  }
+  const total = sorted.reduce((acc, n) => acc + n.readyReplicas, 0);
+  return {
+    type: 'Ready',
+    status: 'True',
+    reason: 'AllNodesReady',
+    message: `${total} replicas ready on ${sorted.length} node${sorted.length === 1 ? '' : 's'}`,
+  };
+}
+
+/**
+ * `type` True from the first node whose own `type` is True, with that node's reason and message
+ * (or the defaults when it left them empty); undefined when no node says so.
+ */
+function firstNodeSaying(sorted: readonly NodeStatus[], type: 'Degraded' | 'Progressing', reason: string, message: string): AggregateCondition | undefined {
+  const node = sorted.find((n) => cond(n, type)?.status === 'True');
+  if (!node) return undefined;
+  const c = cond(node, type);
+  return { type, status: 'True', reason: c?.reason || reason, message: `node ${node.node}: ${c?.message || message}` };
+}
+
+/** Degraded: True as soon as one node says so. */
+function degradedCondition(sorted: readonly NodeStatus[]): AggregateCondition {
+  return (
+    firstNodeSaying(sorted, 'Degraded', 'NodeDegraded', 'degraded') ?? {
+      type: 'Degraded',
+      status: 'False',
+      reason: 'AsExpected',
+      message: 'no node reports a failure',
+    }
+  );
+}
+
+/** Progressing: True while a node says so or has not observed the generation yet. */
+function progressingCondition(sorted: readonly NodeStatus[], stale: readonly NodeStatus[], staleMessage: (n: NodeStatus) => string): AggregateCondition {
+  const saying = firstNodeSaying(sorted, 'Progressing', 'NodeProgressing', 'progressing');
+  if (saying) return saying;
+  const firstStale = stale[0];
+  if (firstStale) return { type: 'Progressing', status: 'True', reason: 'GenerationNotObserved', message: staleMessage(firstStale) };
+  const first = sorted[0];
+  const c = first ? cond(first, 'Progressing') : undefined;
+  return {
+    type: 'Progressing',
+    status: 'False',
+    reason: c?.reason || (first ? 'Converged' : 'NoNodeReported'),
+    message: first ? 'no node is progressing' : 'no node agent has reported yet',
+  };
 }
 
 /** The top-level Reconciling or Stalled condition (see aggregateConditions), or none at rest. */

@@ -1,5 +1,5 @@
-// The metrics module's runtime API, for controller/agent.ts. (Build-time generators, generate.ts and
-// prometheus-rule.ts, are deliberately not exported: they use dev dependencies.)
+// The metrics module's runtime API, for controller/agent.ts. (The build-time generators live in
+// hack/gen/: they use dev dependencies.)
 export { createMetrics, type CrsMetrics } from './metrics.js';
 export { observeEngine } from './engine-adapter.js';
 export { startMetricsServer, type MetricsServer, type MetricsServerOptions } from './server.js';

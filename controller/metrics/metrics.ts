@@ -65,7 +65,15 @@ export interface CrsMetrics {
 export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const m = createInstruments(registry);
+  m.buildInfo.set({ version: label('version', options.version), node_version: process.version }, 1);
+  // Counters that alerts divide by exist from the start, so a ratio is 0, not "no data".
+  for (const result of RECONCILE_RESULTS) m.reconcileTotal.inc({ result }, 0);
+  return { registry, workQueue: workQueueSink(m), ...resourceMethods(m, createSeriesLedger()), ...nodeMethods(m) };
+}
 
+/** Every instrument of CATALOG on `registry` (a declarative table). */
+function createInstruments(registry: Registry) {
   const gauge = (def: MetricDefinition) => new Gauge({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
   const counter = (def: MetricDefinition) => new Counter({ name: def.name, help: def.help, labelNames: def.labels, registers: [registry] });
   const histogram = (def: MetricDefinition) =>
@@ -76,83 +84,111 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
       buckets: [...(def.buckets ?? [])],
       registers: [registry],
     });
-
-  const replicasDesired = gauge(CATALOG.replicasDesired);
-  const replicasReady = gauge(CATALOG.replicasReady);
-  const replicasRestoring = gauge(CATALOG.replicasRestoring);
-  const replicasFailed = gauge(CATALOG.replicasFailed);
-  const restoresTotal = counter(CATALOG.restoresTotal);
-  const restoreDuration = histogram(CATALOG.restoreDuration);
-  const restoresInFlight = gauge(CATALOG.restoresInFlight);
-  const restoreConcurrencyLimit = gauge(CATALOG.restoreConcurrencyLimit);
-  const convergeDuration = histogram(CATALOG.convergeDuration);
-  const bootstrapDuration = histogram(CATALOG.bootstrapDuration);
-  const reconcileTotal = counter(CATALOG.reconcileTotal);
-  const reconcileDuration = histogram(CATALOG.reconcileDuration);
-  const workqueueDepth = gauge(CATALOG.workqueueDepth);
-  const workqueueAdds = counter(CATALOG.workqueueAdds);
-  const workqueueRetries = counter(CATALOG.workqueueRetries);
-  const workqueueQueueDuration = histogram(CATALOG.workqueueQueueDuration);
-  const workqueueWorkDuration = histogram(CATALOG.workqueueWorkDuration);
-  const reclaimedBytes = counter(CATALOG.checkpointCopiesReclaimedBytes);
-  const diskHeadroom = gauge(CATALOG.diskHeadroom);
-  const hygieneIgnored = counter(CATALOG.hygieneIgnored);
-  const containerdTmpWorldWritable = gauge(CATALOG.containerdTmpWorldWritable);
-  const checkpointSize = gauge(CATALOG.checkpointSize);
-  const buildInfo = gauge(CATALOG.buildInfo);
-  const nodeObjectPresent = gauge(CATALOG.nodeObjectPresent);
-
-  buildInfo.set({ version: label('version', options.version), node_version: process.version }, 1);
-  // Counters that alerts divide by exist from the start, so a ratio is 0, not "no data".
-  for (const result of RECONCILE_RESULTS) reconcileTotal.inc({ result }, 0);
-
-  // prom-client deletes a series only given its full label set, so remember which ones a
-  // resource created: forget() must remove exactly those.
-  const seriesOf = new Map<string, { resource: NamedResource; nodes: Set<string>; outcomes: Set<string>; uids: Set<string> }>();
-  const track = (resource: NamedResource) => {
-    const key = `${resource.namespace}/${resource.name}`;
-    let entry = seriesOf.get(key);
-    if (!entry) {
-      entry = { resource: { namespace: resource.namespace, name: resource.name }, nodes: new Set(), outcomes: new Set(), uids: new Set() };
-      seriesOf.set(key, entry);
-    }
-    if (resource.uid) entry.uids.add(resource.uid);
-    return entry;
+  return {
+    replicasDesired: gauge(CATALOG.replicasDesired),
+    replicasReady: gauge(CATALOG.replicasReady),
+    replicasRestoring: gauge(CATALOG.replicasRestoring),
+    replicasFailed: gauge(CATALOG.replicasFailed),
+    restoresTotal: counter(CATALOG.restoresTotal),
+    restoreDuration: histogram(CATALOG.restoreDuration),
+    restoresInFlight: gauge(CATALOG.restoresInFlight),
+    restoreConcurrencyLimit: gauge(CATALOG.restoreConcurrencyLimit),
+    convergeDuration: histogram(CATALOG.convergeDuration),
+    bootstrapDuration: histogram(CATALOG.bootstrapDuration),
+    reconcileTotal: counter(CATALOG.reconcileTotal),
+    reconcileDuration: histogram(CATALOG.reconcileDuration),
+    workqueueDepth: gauge(CATALOG.workqueueDepth),
+    workqueueAdds: counter(CATALOG.workqueueAdds),
+    workqueueRetries: counter(CATALOG.workqueueRetries),
+    workqueueQueueDuration: histogram(CATALOG.workqueueQueueDuration),
+    workqueueWorkDuration: histogram(CATALOG.workqueueWorkDuration),
+    reclaimedBytes: counter(CATALOG.checkpointCopiesReclaimedBytes),
+    diskHeadroom: gauge(CATALOG.diskHeadroom),
+    hygieneIgnored: counter(CATALOG.hygieneIgnored),
+    containerdTmpWorldWritable: gauge(CATALOG.containerdTmpWorldWritable),
+    checkpointSize: gauge(CATALOG.checkpointSize),
+    buildInfo: gauge(CATALOG.buildInfo),
+    nodeObjectPresent: gauge(CATALOG.nodeObjectPresent),
   };
+}
+
+type Instruments = ReturnType<typeof createInstruments>;
+
+interface SeriesEntry {
+  resource: NamedResource;
+  nodes: Set<string>;
+  outcomes: Set<string>;
+  uids: Set<string>;
+}
+
+/**
+ * Which series each resource created, and which resources were forgotten. prom-client deletes a
+ * series only given its full label set, so forget() must know exactly those.
+ */
+function createSeriesLedger() {
+  const seriesOf = new Map<string, SeriesEntry>();
   // A restore aborted by the deletion, or the reconciler's last count, can arrive after forget():
   // recording it would re-create series that nothing deletes again (a slow leak per deleted resource).
   // Bounded: insertion order is age order, the oldest go first.
   const forgottenUids = new Set<string>();
-  const forgotten = (resource: NamedResource): boolean => resource.uid !== undefined && forgottenUids.has(resource.uid);
   const rememberForgotten = (uid: string): void => {
     forgottenUids.delete(uid);
     forgottenUids.add(uid);
     if (forgottenUids.size > FORGOTTEN_UIDS_KEPT) forgottenUids.delete(forgottenUids.values().next().value as string);
   };
-
-  const workQueue: WorkQueueMetricsSink = {
-    added(queue) {
-      workqueueAdds.inc({ name: label('queue', queue) });
+  return {
+    track(resource: NamedResource): SeriesEntry {
+      const key = `${resource.namespace}/${resource.name}`;
+      let entry = seriesOf.get(key);
+      if (!entry) {
+        entry = { resource: { namespace: resource.namespace, name: resource.name }, nodes: new Set(), outcomes: new Set(), uids: new Set() };
+        seriesOf.set(key, entry);
+      }
+      if (resource.uid) entry.uids.add(resource.uid);
+      return entry;
     },
-    depth(queue, depth) {
-      workqueueDepth.set({ name: label('queue', queue) }, count('depth', depth));
-    },
-    retried(queue) {
-      workqueueRetries.inc({ name: label('queue', queue) });
-    },
-    queued(queue, seconds) {
-      workqueueQueueDuration.observe({ name: label('queue', queue) }, nonNegative('seconds', seconds));
-    },
-    worked(queue, seconds) {
-      workqueueWorkDuration.observe({ name: label('queue', queue) }, nonNegative('seconds', seconds));
+    forgotten: (resource: NamedResource): boolean => resource.uid !== undefined && forgottenUids.has(resource.uid),
+    /** Ends tracking of `resource`; returns what it had created so the caller deletes those series. */
+    forget(resource: NamedResource): SeriesEntry | undefined {
+      const key = `${resource.namespace}/${resource.name}`;
+      const entry = seriesOf.get(key);
+      if (entry) {
+        for (const uid of entry.uids) rememberForgotten(uid);
+        seriesOf.delete(key);
+      }
+      if (resource.uid) rememberForgotten(resource.uid);
+      return entry;
     },
   };
+}
 
+type SeriesLedger = ReturnType<typeof createSeriesLedger>;
+
+function workQueueSink(m: Instruments): WorkQueueMetricsSink {
   return {
-    registry,
-    workQueue,
+    added(queue) {
+      m.workqueueAdds.inc({ name: label('queue', queue) });
+    },
+    depth(queue, depth) {
+      m.workqueueDepth.set({ name: label('queue', queue) }, count('depth', depth));
+    },
+    retried(queue) {
+      m.workqueueRetries.inc({ name: label('queue', queue) });
+    },
+    queued(queue, seconds) {
+      m.workqueueQueueDuration.observe({ name: label('queue', queue) }, nonNegative('seconds', seconds));
+    },
+    worked(queue, seconds) {
+      m.workqueueWorkDuration.observe({ name: label('queue', queue) }, nonNegative('seconds', seconds));
+    },
+  };
+}
+
+/** The methods whose series carry a resource's labels, and so must be deleted by forget(). */
+function resourceMethods(m: Instruments, ledger: SeriesLedger) {
+  return {
     replicaCounts(resource, node, counts) {
-      if (forgotten(resource)) return;
+      if (ledger.forgotten(resource)) return;
       const labels = resourceNodeLabels(resource, node);
       const values = {
         desired: count('counts.desired', counts.desired),
@@ -160,17 +196,17 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
         restoring: count('counts.restoring', counts.restoring),
         failed: count('counts.failed', counts.failed),
       };
-      replicasDesired.set(labels, values.desired);
-      replicasReady.set(labels, values.ready);
-      replicasRestoring.set(labels, values.restoring);
-      replicasFailed.set(labels, values.failed);
-      track(resource).nodes.add(labels.node);
+      m.replicasDesired.set(labels, values.desired);
+      m.replicasReady.set(labels, values.ready);
+      m.replicasRestoring.set(labels, values.restoring);
+      m.replicasFailed.set(labels, values.failed);
+      ledger.track(resource).nodes.add(labels.node);
     },
     restoreFinished(resource, outcome, durationSeconds) {
       const seconds = nonNegative('durationSeconds', durationSeconds);
       const reason = reasonLabel(outcome);
-      if (forgotten(resource)) {
-        restoreDuration.observe(seconds); // unlabelled by resource: still a restore this host made
+      if (ledger.forgotten(resource)) {
+        m.restoreDuration.observe(seconds); // unlabelled by resource: still a restore this host made
         return;
       }
       const labels = {
@@ -179,72 +215,71 @@ export function createMetrics(options: CreateMetricsOptions): CrsMetrics {
         result: outcome.result,
         reason,
       };
-      restoresTotal.inc(labels);
-      restoreDuration.observe(seconds);
-      track(resource).outcomes.add(JSON.stringify([outcome.result, reason]));
-    },
-    restoresInFlight(node, inFlight) {
-      restoresInFlight.set({ node: label('node', node) }, count('count', inFlight));
-    },
-    concurrencyLimit(node, limit) {
-      restoreConcurrencyLimit.set({ node: label('node', node) }, count('limit', limit));
-    },
-    bootstrapFinished(outcome, seconds) {
-      if (outcome !== 'success' && outcome !== 'failure') throw new MetricsError('InvalidLabel', `outcome: "${String(outcome)}" is not success or failure`);
-      bootstrapDuration.observe({ outcome }, nonNegative('seconds', seconds));
+      m.restoresTotal.inc(labels);
+      m.restoreDuration.observe(seconds);
+      ledger.track(resource).outcomes.add(JSON.stringify([outcome.result, reason]));
     },
     converged(resource, seconds) {
       label('resource.namespace', resource.namespace);
       label('resource.name', resource.name);
-      convergeDuration.observe(nonNegative('seconds', seconds));
+      m.convergeDuration.observe(nonNegative('seconds', seconds));
+    },
+    checkpointSize(resource, node, bytes) {
+      const labels = resourceNodeLabels(resource, node);
+      m.checkpointSize.set(labels, count('bytes', bytes));
+      ledger.track(resource).nodes.add(labels.node);
+    },
+    forget(resource) {
+      const entry = ledger.forget(resource);
+      if (!entry) return;
+      const { namespace, name } = entry.resource;
+      for (const node of entry.nodes) {
+        for (const g of [m.replicasDesired, m.replicasReady, m.replicasRestoring, m.replicasFailed, m.checkpointSize]) g.remove({ namespace, name, node });
+      }
+      for (const outcome of entry.outcomes) {
+        const [result, reason] = JSON.parse(outcome) as [string, string];
+        m.restoresTotal.remove({ namespace, name, result, reason });
+      }
+    },
+  } satisfies Partial<CrsMetrics>;
+}
+
+/** The methods labelled by node or outcome only. */
+function nodeMethods(m: Instruments) {
+  return {
+    restoresInFlight(node, inFlight) {
+      m.restoresInFlight.set({ node: label('node', node) }, count('count', inFlight));
+    },
+    concurrencyLimit(node, limit) {
+      m.restoreConcurrencyLimit.set({ node: label('node', node) }, count('limit', limit));
+    },
+    bootstrapFinished(outcome, seconds) {
+      if (outcome !== 'success' && outcome !== 'failure') throw new MetricsError('InvalidLabel', `outcome: "${String(outcome)}" is not success or failure`);
+      m.bootstrapDuration.observe({ outcome }, nonNegative('seconds', seconds));
     },
     reconciled(result, seconds) {
       if (!(RECONCILE_RESULTS as readonly string[]).includes(result)) {
         throw new MetricsError('InvalidLabel', `result: "${String(result)}" is not one of ${RECONCILE_RESULTS.join(', ')}`);
       }
-      reconcileTotal.inc({ result });
-      reconcileDuration.observe(nonNegative('seconds', seconds));
+      m.reconcileTotal.inc({ result });
+      m.reconcileDuration.observe(nonNegative('seconds', seconds));
     },
     checkpointCopiesReclaimed(node, bytes) {
-      reclaimedBytes.inc({ node: label('node', node) }, nonNegative('bytes', bytes));
+      m.reclaimedBytes.inc({ node: label('node', node) }, nonNegative('bytes', bytes));
     },
     nodeObjectPresent(node, present) {
-      nodeObjectPresent.set({ node: label('node', node) }, present ? 1 : 0);
+      m.nodeObjectPresent.set({ node: label('node', node) }, present ? 1 : 0);
     },
     diskHeadroom(node, bytes) {
-      diskHeadroom.set({ node: label('node', node) }, nonNegative('bytes', bytes));
+      m.diskHeadroom.set({ node: label('node', node) }, nonNegative('bytes', bytes));
     },
     hygieneIgnored(node, reason) {
-      hygieneIgnored.inc({ node: label('node', node), reason });
+      m.hygieneIgnored.inc({ node: label('node', node), reason });
     },
     containerdTmpWorldWritable(node, worldWritable) {
-      containerdTmpWorldWritable.set({ node: label('node', node) }, worldWritable ? 1 : 0);
+      m.containerdTmpWorldWritable.set({ node: label('node', node) }, worldWritable ? 1 : 0);
     },
-    checkpointSize(resource, node, bytes) {
-      const labels = resourceNodeLabels(resource, node);
-      checkpointSize.set(labels, count('bytes', bytes));
-      track(resource).nodes.add(labels.node);
-    },
-    forget(resource) {
-      const key = `${resource.namespace}/${resource.name}`;
-      const entry = seriesOf.get(key);
-      if (!entry) {
-        if (resource.uid) rememberForgotten(resource.uid);
-        return;
-      }
-      for (const node of entry.nodes) {
-        const labels = { namespace: entry.resource.namespace, name: entry.resource.name, node };
-        for (const g of [replicasDesired, replicasReady, replicasRestoring, replicasFailed, checkpointSize]) g.remove(labels);
-      }
-      for (const outcome of entry.outcomes) {
-        const [result, reason] = JSON.parse(outcome) as [string, string];
-        restoresTotal.remove({ namespace: entry.resource.namespace, name: entry.resource.name, result, reason });
-      }
-      for (const uid of entry.uids) rememberForgotten(uid);
-      if (resource.uid) rememberForgotten(resource.uid);
-      seriesOf.delete(key);
-    },
-  };
+  } satisfies Partial<CrsMetrics>;
 }
 
 function resourceNodeLabels(resource: NamedResource, node: string) {

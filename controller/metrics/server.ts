@@ -54,12 +54,15 @@ export interface MetricsServer {
 
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const address = typeof options.address === 'string' ? parseListenAddress(options.address) : options.address;
-  const probeTimeoutMs = options.probeTimeoutMs ?? 5_000;
-  const closeTimeoutMs = options.closeTimeoutMs ?? 5_000;
-  const health: Probe = options.health ?? (() => true);
-
+  const routes: Routes = {
+    registry: options.registry,
+    guard: options.guard,
+    ready: options.ready,
+    health: options.health ?? (() => true),
+    probeTimeoutMs: options.probeTimeoutMs ?? 5_000,
+  };
   const listener = (request: IncomingMessage, response: ServerResponse): void => {
-    void handle(request, response).catch((error: unknown) => {
+    void handle(routes, request, response).catch((error: unknown) => {
       // handle() answers every error itself; this only catches a failure to write the answer.
       if (!response.headersSent) respond(response, request, 500, `internal error: ${messageOf(error)}\n`);
       else response.destroy();
@@ -67,46 +70,70 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   };
   const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener) : createHttpServer(listener);
   server.keepAliveTimeout = 65_000; // longer than Prometheus' idle connections, so no reset races
+  await listen(server, address);
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? '/').split('?', 1)[0];
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.setHeader('Allow', 'GET, HEAD');
-      respond(response, request, 405, 'method not allowed\n');
+  const bound = server.address() as AddressInfo;
+  const reachableHost = bound.address === '::' || bound.address === '0.0.0.0' ? '127.0.0.1' : bound.address;
+  const urlHost = reachableHost.includes(':') ? `[${reachableHost}]` : reachableHost;
+  return {
+    address: { host: bound.address, port: bound.port },
+    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${bound.port}`,
+    close: closer(server, options.closeTimeoutMs ?? 5_000),
+  };
+}
+
+/** What the request handler needs, defaults applied. */
+interface Routes {
+  registry: Registry;
+  guard: MetricsGuard | undefined;
+  ready: Probe;
+  health: Probe;
+  probeTimeoutMs: number;
+}
+
+async function handle(routes: Routes, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const path = (request.url ?? '/').split('?', 1)[0];
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('Allow', 'GET, HEAD');
+    respond(response, request, 405, 'method not allowed\n');
+    return;
+  }
+  switch (path) {
+    case '/metrics':
+      return serveMetrics(routes, request, response);
+    case '/healthz':
+    case '/readyz': {
+      const verdict = await runProbe(path === '/healthz' ? routes.health : routes.ready, routes.probeTimeoutMs);
+      respond(response, request, verdict.ok ? 200 : verdict.status, verdict.ok ? 'ok\n' : `${verdict.reason}\n`);
       return;
     }
-    switch (path) {
-      case '/metrics': {
-        if (options.guard) {
-          const access = await options.guard(bearerToken(request));
-          if (!access.allowed) {
-            if (access.status === 401) response.setHeader('WWW-Authenticate', 'Bearer');
-            respond(response, request, access.status, `${access.reason}\n`);
-            return;
-          }
-        }
-        let body: string;
-        try {
-          body = await options.registry.metrics();
-        } catch (error) {
-          respond(response, request, 500, `collecting metrics failed: ${messageOf(error)}\n`);
-          return;
-        }
-        respond(response, request, 200, body, options.registry.contentType);
-        return;
-      }
-      case '/healthz':
-      case '/readyz': {
-        const verdict = await runProbe(path === '/healthz' ? health : options.ready, probeTimeoutMs);
-        respond(response, request, verdict.ok ? 200 : verdict.status, verdict.ok ? 'ok\n' : `${verdict.reason}\n`);
-        return;
-      }
-      default:
-        respond(response, request, 404, 'not found: this server serves /metrics, /healthz and /readyz\n');
+    default:
+      respond(response, request, 404, 'not found: this server serves /metrics, /healthz and /readyz\n');
+  }
+}
+
+async function serveMetrics(routes: Routes, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  if (routes.guard) {
+    const access = await routes.guard(bearerToken(request));
+    if (!access.allowed) {
+      if (access.status === 401) response.setHeader('WWW-Authenticate', 'Bearer');
+      respond(response, request, access.status, `${access.reason}\n`);
+      return;
     }
   }
+  let body: string;
+  try {
+    body = await routes.registry.metrics();
+  } catch (error) {
+    respond(response, request, 500, `collecting metrics failed: ${messageOf(error)}\n`);
+    return;
+  }
+  respond(response, request, 200, body, routes.registry.contentType);
+}
 
-  await new Promise<void>((resolve, reject) => {
+/** Binds `server`, turning a listen error into a MetricsError that says what to do. */
+function listen(server: Server, address: ListenAddress): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       reject(
         new MetricsError(
@@ -123,28 +150,23 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       resolve();
     });
   });
+}
 
-  const bound = server.address() as AddressInfo;
-  const reachableHost = bound.address === '::' || bound.address === '0.0.0.0' ? '127.0.0.1' : bound.address;
-  const urlHost = reachableHost.includes(':') ? `[${reachableHost}]` : reachableHost;
-
+/** An idempotent close(): stop accepting, let requests in progress finish, cut them after `closeTimeoutMs`. */
+function closer(server: Server, closeTimeoutMs: number): () => Promise<void> {
   let closing: Promise<void> | undefined;
-  return {
-    address: { host: bound.address, port: bound.port },
-    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${bound.port}`,
-    close() {
-      closing ??= new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.closeAllConnections(), closeTimeoutMs);
-        force.unref();
-        server.close(() => {
-          clearTimeout(force);
-          resolve();
-        });
-        // Keep-alive connections with no request in progress would otherwise hold close() open.
-        server.closeIdleConnections();
+  return () => {
+    closing ??= new Promise<void>((resolve) => {
+      const force = setTimeout(() => server.closeAllConnections(), closeTimeoutMs);
+      force.unref();
+      server.close(() => {
+        clearTimeout(force);
+        resolve();
       });
-      return closing;
-    },
+      // Keep-alive connections with no request in progress would otherwise hold close() open.
+      server.closeIdleConnections();
+    });
+    return closing;
   };
 }
 

@@ -2,7 +2,7 @@
 // defaults, printer columns, scale, the status subresource (and its list-map per node), kubectl wait.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCrd } from '../../../controller/api/crd.js';
+import { buildCrd } from '../../../hack/gen/crd.js';
 import { CRD_NAME } from '../../../controller/api/schema.js';
 import type { CheckpointReplicaSet } from '../../../controller/api/types.js';
 import { testbed } from '../testbed.js';

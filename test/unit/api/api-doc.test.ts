@@ -1,8 +1,8 @@
 // Every field is described (kubectl explain shows it), docs/api.md lists every field, and
 // `kubectl get crs -o wide` has its extra columns.
 import { describe, expect, it } from 'vitest';
-import { fields, renderApiDoc } from '../../../controller/api/api-doc.js';
-import { WIDE_COLUMNS, buildCrd } from '../../../controller/api/crd.js';
+import { fields, renderApiDoc } from '../../../hack/gen/api-doc.js';
+import { WIDE_COLUMNS, buildCrd } from '../../../hack/gen/crd.js';
 import { checkpointReplicaSetSchema } from '../../../controller/api/schema.js';
 
 const all = fields(checkpointReplicaSetSchema, '', []);

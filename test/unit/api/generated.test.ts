@@ -3,14 +3,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { buildCrd } from '../../../controller/api/crd.js';
-import { API_DOC_FILE, CRD_FILE, TYPES_FILE, generatedApiFiles } from '../../../controller/api/generated-files.js';
+import { buildCrd } from '../../../hack/gen/crd.js';
+import { API_DOC_FILE, CRD_FILE, TYPES_FILE, generatedApiFiles } from '../../../hack/gen/api-files.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 
 describe('files generated from the schema', () => {
   for (const file of generatedApiFiles()) {
-    it(`${file.path} is current (else run: npx tsx hack/gen-api.ts)`, () => {
+    it(`${file.path} is current (else run: npm run gen)`, () => {
       const committed = readFileSync(path.join(repoRoot, file.path), 'utf8');
       expect(committed).toBe(file.content);
     });

@@ -1,7 +1,7 @@
 // Structural properties of the schema that the apiserver would otherwise report one at a time, and
 // the rule that every CEL message names the field it is about.
 import { describe, expect, it } from 'vitest';
-import { buildCrd, openApiSchema } from '../../../controller/api/crd.js';
+import { buildCrd, openApiSchema } from '../../../hack/gen/crd.js';
 import { checkpointReplicaSetSchema, type SchemaNode } from '../../../controller/api/schema.js';
 
 interface Visited {

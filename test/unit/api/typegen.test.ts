@@ -1,6 +1,6 @@
 // The type generator's rules, on small schemas (the real schema's output is checked in generated.test.ts).
 import { describe, expect, it } from 'vitest';
-import { TypegenError, renderTypes } from '../../../controller/api/typegen.js';
+import { TypegenError, renderTypes } from '../../../hack/gen/typegen.js';
 import type { SchemaNode } from '../../../controller/api/schema.js';
 
 describe('renderTypes', () => {

@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeRegistry, renderMetricsDoc } from '../../../controller/metrics/metrics-doc.js';
+import { describeRegistry, renderMetricsDoc } from '../../../hack/gen/metrics-doc.js';
 import { createMetrics } from '../../../controller/metrics/metrics.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
 
 describe('docs/metrics.md', () => {
-  it('is exactly what the registry renders (regenerate: npx tsx controller/metrics/generate.ts)', () => {
+  it('is exactly what the registry renders (regenerate: npm run gen)', () => {
     const registry = createMetrics({ version: 'docs' }).registry;
     expect(read('docs/metrics.md')).toBe(renderMetricsDoc(registry));
   });

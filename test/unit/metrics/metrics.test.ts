@@ -1,7 +1,7 @@
 import { register as globalRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { MetricsError } from '../../../controller/metrics/errors.js';
-import { describeRegistry } from '../../../controller/metrics/metrics-doc.js';
+import { describeRegistry } from '../../../hack/gen/metrics-doc.js';
 import { createMetrics } from '../../../controller/metrics/metrics.js';
 import type { FailureReason } from '../../../controller/engine/types.js';
 import type { ReconcileMetricsPort, ReplicaCounts as ReconcileReplicaCounts } from '../../../controller/reconcile/ports.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { PROMETHEUS_RULE_FILE, RULES_FILE, parseRulesFile, renderPrometheusRule } from '../../../controller/metrics/prometheus-rule.js';
+import { PROMETHEUS_RULE_FILE, RULES_FILE, parseRulesFile, renderPrometheusRule } from '../../../hack/gen/prometheus-rule.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../../..');
 const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
@@ -34,7 +34,7 @@ function anchors(markdown: string): Set<string> {
 }
 
 describe('manifests/monitoring', () => {
-  it('prometheusrule.yaml embeds exactly the rules of alerts.rules.yaml (regenerate: npx tsx controller/metrics/generate.ts)', () => {
+  it('prometheusrule.yaml embeds exactly the rules of alerts.rules.yaml (regenerate: npm run gen)', () => {
     expect(read(PROMETHEUS_RULE_FILE)).toBe(renderPrometheusRule(read(RULES_FILE)));
     const manifest = parse(read(PROMETHEUS_RULE_FILE)) as { apiVersion: string; kind: string; spec: { groups: unknown } };
     expect(manifest.apiVersion).toBe('monitoring.coreos.com/v1');

@@ -35,7 +35,7 @@ export function renderPrometheusRule(rulesText: string): string {
     spec: { groups },
   };
   const header = [
-    `# GENERATED from ${RULES_FILE} by \`npx tsx controller/metrics/generate.ts\`. Do not edit:`,
+    `# GENERATED from ${RULES_FILE} by \`npm run gen\`. Do not edit:`,
     '# change the rules file and regenerate (test/unit/metrics/monitoring-manifests.test.ts checks it).',
   ].join('\n');
   return `${header}\n${stringify(manifest, { lineWidth: 0 })}`;

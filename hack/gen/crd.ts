@@ -1,7 +1,18 @@
 // The CustomResourceDefinition, built from the schema in ./schema.ts (the single source of truth).
 // Pure data, no YAML dependency, so the agent may use it at run time (e.g. to check the installed CRD);
-// ./generated-files.ts renders it to crds/checkpoint.dev_checkpointreplicasets.yaml.
-import { CRD_NAME, GROUP, KIND, LIST_KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, checkpointReplicaSetSchema, type SchemaNode } from './schema.js';
+// ./api-files.ts renders it to crds/checkpoint.dev_checkpointreplicasets.yaml.
+import {
+  CRD_NAME,
+  GROUP,
+  KIND,
+  LIST_KIND,
+  PLURAL,
+  SHORT_NAMES,
+  SINGULAR,
+  VERSION,
+  checkpointReplicaSetSchema,
+  type SchemaNode,
+} from '../../controller/api/schema.js';
 
 /** The schema without the x-ts-* keys, which only steer the TypeScript generator. */
 export function openApiSchema(node: SchemaNode = checkpointReplicaSetSchema): Record<string, unknown> {
