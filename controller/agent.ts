@@ -13,7 +13,6 @@ import type { EngineEvent } from './engine/types.js';
 import { isWorldWritable } from './engine/hygiene.js';
 import { createHealth } from './health.js';
 import { EndpointSync, createEndpointSliceClient } from './kube/endpoint-slices.js';
-import { reuseAgents } from './kube/agents.js';
 import { DepartedNodeSweeper } from './kube/departed-nodes.js';
 import { bootstrapEventOf, createKubeLayer, type KubeLayer } from './kube/index.js';
 import { refOf } from './reconcile/desired.js';
@@ -52,7 +51,7 @@ const SWEEP_AFTER: ReadonlySet<EngineEvent['type']> = new Set(['restore.succeede
 
 export async function startAgent(config: AgentConfig, logger: Logger): Promise<Agent> {
   // One keep-alive connection pool for every apiserver call, not a TLS handshake per call (kube/agents.ts).
-  const kc = reuseAgents(new k8s.KubeConfig());
+  const kc = new k8s.KubeConfig();
   if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
   else kc.loadFromCluster();
 
